@@ -1,0 +1,286 @@
+//! The error a task tree reports: what failed, where, and what else failed with it.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// A boxed error as returned by a task body (`E: Into<BoxError>`).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] reports.
+///
+/// More kinds may be added in later versions, so match with a `_` arm.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use taskward::{supervised, ErrorKind};
+///
+/// #[supervised]
+/// async fn boom() {
+///     panic!("boom");
+/// }
+///
+/// let err = taskward::run(boom()).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Panicked);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task body returned `Err`.
+    Failed,
+    /// The task body panicked; the panic was caught and turned into this error.
+    Panicked,
+    /// The task was stopped before it could deliver a result (its future was
+    /// dropped or aborted).
+    Cancelled,
+    /// The task ran past its deadline.
+    TimedOut,
+    /// A task was spawned on a scope whose task had already finished, so it
+    /// never ran.
+    ScopeClosed,
+    /// `run` was called outside a tokio runtime.
+    NoRuntime,
+    /// A [`Child`](crate::Child) was polled again after it had returned its result.
+    AlreadyTaken,
+}
+
+impl ErrorKind {
+    fn verb(self) -> &'static str {
+        match self {
+            ErrorKind::Failed => "failed",
+            ErrorKind::Panicked => "panicked",
+            ErrorKind::Cancelled => "was cancelled",
+            ErrorKind::TimedOut => "timed out",
+            ErrorKind::ScopeClosed => "was not started",
+            ErrorKind::NoRuntime => "was not started",
+            ErrorKind::AlreadyTaken => "was already awaited",
+        }
+    }
+}
+
+/// The failure of a task, with the path of the task where it started.
+///
+/// Whatever a body returns as its error (`std::io::Error`, `anyhow::Error`, a
+/// custom type) is kept inside and can be reached again with
+/// [`downcast_ref`](Error::downcast_ref), however many levels of tasks it
+/// travelled through. When a scope sees several failures, the first is the
+/// error and the others are in [`related`](Error::related).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use taskward::{Error, ErrorKind, Scope, Task};
+///
+/// let err: Error = taskward::run(
+///     taskward::task(|scope: Scope| async move {
+///         scope.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) });
+///         Ok::<_, Error>(())
+///     })
+///     .named("pipeline"),
+/// )
+/// .await
+/// .unwrap_err();
+///
+/// assert_eq!(err.kind(), ErrorKind::Failed);
+/// assert_eq!(err.task(), "pipeline/task#0");
+/// assert_eq!(err.to_string(), "task `pipeline/task#0` failed: disk full");
+/// assert!(err.downcast_ref::<std::io::Error>().is_some());
+/// # }
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    task: Arc<str>,
+    cause: Option<BoxError>,
+    message: Option<String>,
+    related: Vec<Error>,
+}
+
+impl Error {
+    fn new(kind: ErrorKind, task: Arc<str>, cause: Option<BoxError>, message: Option<String>) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                task,
+                cause,
+                message,
+                related: Vec::new(),
+            }),
+        }
+    }
+
+    /// The body of `task` returned `Err(cause)`. A cause that is already a
+    /// taskward `Error` (a child's failure passed on with `?`) is kept as it
+    /// is, so the path and kind of the original failure survive.
+    pub(crate) fn failed(task: Arc<str>, cause: BoxError) -> Self {
+        match cause.downcast::<Error>() {
+            Ok(err) => *err,
+            Err(cause) => Error::new(ErrorKind::Failed, task, Some(cause), None),
+        }
+    }
+
+    pub(crate) fn panicked(task: Arc<str>, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "non-string panic payload".to_owned()
+        };
+        Error::new(ErrorKind::Panicked, task, None, Some(message))
+    }
+
+    pub(crate) fn with_kind(kind: ErrorKind, task: Arc<str>, message: impl Into<String>) -> Self {
+        Error::new(kind, task, None, Some(message.into()))
+    }
+
+    /// Makes `self` the first failure of a scope and `rest` its related ones.
+    pub(crate) fn with_related(mut self, rest: impl IntoIterator<Item = Error>) -> Self {
+        self.inner.related.extend(rest);
+        self
+    }
+
+    /// What kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The path of the task where the failure started, such as
+    /// `pipeline/worker#3/split#1`.
+    #[must_use]
+    pub fn task(&self) -> &str {
+        &self.inner.task
+    }
+
+    /// Other failures of the same scope that came after this one (for
+    /// example siblings that failed while the scope was being cancelled).
+    #[must_use]
+    pub fn related(&self) -> &[Error] {
+        &self.inner.related
+    }
+
+    /// For a panic, the panic message; for the runtime's own errors, what
+    /// happened. `None` for a body's `Err`, whose cause is in `source()`.
+    #[must_use]
+    pub fn message(&self) -> Option<&str> {
+        self.inner.message.as_deref()
+    }
+
+    /// Whether this failure (not its related ones) is a caught panic.
+    #[must_use]
+    pub fn is_panic(&self) -> bool {
+        self.inner.kind == ErrorKind::Panicked
+    }
+
+    /// Whether this failure is a cancellation.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.kind == ErrorKind::Cancelled
+    }
+
+    /// The error the task body returned, found through any number of levels
+    /// of causes (`source()` chain), if one of them is an `E`.
+    #[must_use]
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        let mut next: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(err) = next {
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
+            }
+            next = err.source();
+        }
+        None
+    }
+
+    /// Takes the error the task body returned out of `self`, if it is an `E`,
+    /// looking through nested taskward errors. Gives `self` back otherwise.
+    ///
+    /// # Errors
+    ///
+    /// Returns `Err(self)`, unchanged, when no cause is an `E`.
+    pub fn downcast<E: StdError + Send + Sync + 'static>(mut self) -> Result<E, Self> {
+        if self.downcast_ref::<E>().is_none() {
+            return Err(self);
+        }
+        let cause = self.inner.cause.take();
+        let cause = match cause {
+            Some(cause) => cause,
+            None => return Err(self),
+        };
+        match cause.downcast::<E>() {
+            Ok(found) => Ok(*found),
+            Err(cause) => match cause.downcast::<Error>() {
+                Ok(nested) => match nested.downcast::<E>() {
+                    Ok(found) => Ok(found),
+                    Err(nested) => {
+                        self.inner.cause = Some(Box::new(nested));
+                        Err(self)
+                    }
+                },
+                Err(cause) => {
+                    // The `E` sits deeper in a foreign error's source chain,
+                    // where it can only be borrowed.
+                    self.inner.cause = Some(cause);
+                    Err(self)
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        write!(f, "task `{}` {}", inner.task, inner.kind.verb())?;
+        if let Some(cause) = &inner.cause {
+            write!(f, ": {cause}")?;
+        } else if let Some(message) = &inner.message {
+            write!(f, ": {message}")?;
+        }
+        if !f.alternate() {
+            return Ok(());
+        }
+        let mut source = inner.cause.as_deref().and_then(StdError::source);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        for related in &inner.related {
+            write!(f, "\n  also: {related}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut s = f.debug_struct("Error");
+        s.field("kind", &inner.kind).field("task", &&*inner.task);
+        if let Some(cause) = &inner.cause {
+            s.field("cause", cause);
+        }
+        if let Some(message) = &inner.message {
+            s.field("message", message);
+        }
+        if !inner.related.is_empty() {
+            s.field("related", &inner.related);
+        }
+        s.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .cause
+            .as_deref()
+            .map(|cause| cause as &(dyn StdError + 'static))
+    }
+}

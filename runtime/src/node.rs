@@ -1,0 +1,440 @@
+//! The bookkeeping behind a scope: one `Node` per task of the tree.
+//!
+//! A node counts its running children, keeps their abort handles (so that
+//! dropping the task aborts its subtree), and holds the failures routed to it
+//! until they are taken by `next_error` or escalate when the body ends.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::child::Slot;
+use crate::error::{Error, ErrorKind};
+use crate::policy::Policy;
+use crate::scope::Scope;
+use crate::task::{Task, TaskResult};
+
+/// What every node of one tree shares.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    pub(crate) runtime: Handle,
+}
+
+pub(crate) struct Node {
+    tree: Arc<Tree>,
+    parent: Option<Arc<Node>>,
+    name: Cow<'static, str>,
+    /// Position among the siblings of the same name, from 0.
+    index: u32,
+    /// Built on first use: most tasks never need their path.
+    path: OnceLock<Arc<str>>,
+    policy: Policy,
+    token: CancellationToken,
+    state: Mutex<State>,
+    /// Signalled when a child finishes or a failure is routed here.
+    changed: Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The body runs; failures wait in `pending` for `next_error`.
+    Body,
+    /// The body has ended; failures escalate into `failures`.
+    Joining,
+    /// Body and children are done: nothing can be spawned any more.
+    Closed,
+}
+
+struct State {
+    phase: Phase,
+    /// Set when the node's future was dropped before it finished.
+    aborted: bool,
+    running: usize,
+    next_id: u64,
+    /// Running children, with their abort handle once it is known.
+    children: HashMap<u64, Option<AbortHandle>>,
+    /// How many children of each name were spawned, for `name#index`.
+    names: HashMap<Cow<'static, str>, u32>,
+    pending: VecDeque<Error>,
+    failures: Vec<Error>,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            phase: Phase::Body,
+            aborted: false,
+            running: 0,
+            next_id: 0,
+            children: HashMap::new(),
+            names: HashMap::new(),
+            pending: VecDeque::new(),
+            failures: Vec::new(),
+        }
+    }
+}
+
+impl Node {
+    pub(crate) fn root(
+        tree: Arc<Tree>,
+        name: Cow<'static, str>,
+        policy: Policy,
+        token: CancellationToken,
+    ) -> Arc<Node> {
+        Arc::new(Node {
+            tree,
+            parent: None,
+            name,
+            index: 0,
+            path: OnceLock::new(),
+            policy,
+            token,
+            state: Mutex::new(State::new()),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No user code runs while the lock is held, so a poisoned lock can
+        // only come from a bug in this module; its data is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
+        self.parent.as_ref()
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The task's path from the root, such as `pipeline/worker#3`.
+    pub(crate) fn path(&self) -> &Arc<str> {
+        self.path.get_or_init(|| match &self.parent {
+            None => Arc::from(&*self.name),
+            Some(parent) => Arc::from(format!("{}/{}#{}", parent.path(), self.name, self.index)),
+        })
+    }
+
+    /// Starts `task` as a child of this node.
+    pub(crate) fn spawn<T: Task>(self: &Arc<Self>, task: T) -> crate::Child<T::Output> {
+        let parts = task.into_parts();
+        let slot = Arc::new(Slot::new());
+
+        let (id, index) = {
+            let mut state = self.lock();
+            if state.phase == Phase::Closed {
+                drop(state);
+                return self.refuse(parts.name, slot);
+            }
+            let index = {
+                let count = state.names.entry(parts.name.clone()).or_insert(0);
+                let index = *count;
+                *count += 1;
+                index
+            };
+            let id = state.next_id;
+            state.next_id += 1;
+            state.running += 1;
+            state.children.insert(id, None);
+            (id, index)
+        };
+
+        let node = Arc::new(Node {
+            tree: Arc::clone(&self.tree),
+            parent: Some(Arc::clone(self)),
+            name: parts.name.clone(),
+            index,
+            path: OnceLock::new(),
+            policy: parts.policy,
+            token: self.token.child_token(),
+            state: Mutex::new(State::new()),
+            changed: Notify::new(),
+        });
+        let scope = Scope::from_node(Arc::clone(&node));
+        let body = parts.into_body(&scope);
+        drop(scope);
+
+        let handle = self
+            .tree
+            .runtime
+            .spawn(drive_child(Arc::clone(&node), id, body, Arc::clone(&slot)));
+
+        let mut state = self.lock();
+        if state.aborted {
+            drop(state);
+            handle.abort();
+        } else if let Some(entry) = state.children.get_mut(&id) {
+            *entry = Some(handle.abort_handle());
+        }
+        crate::Child::new(node, slot)
+    }
+
+    /// The answer to a spawn on a finished scope: a handle that reports it.
+    fn refuse<T>(self: &Arc<Self>, name: Cow<'static, str>, slot: Arc<Slot<T>>) -> crate::Child<T> {
+        let node = Arc::new(Node {
+            tree: Arc::clone(&self.tree),
+            parent: None,
+            name: Cow::Owned(format!("{}/{}", self.path(), name)),
+            index: 0,
+            path: OnceLock::new(),
+            policy: Policy::FailFast,
+            token: CancellationToken::new(),
+            state: Mutex::new(State::new()),
+            changed: Notify::new(),
+        });
+        node.token.cancel();
+        node.lock().phase = Phase::Closed;
+        let err = Error::with_kind(
+            ErrorKind::ScopeClosed,
+            Arc::clone(node.path()),
+            format!(
+                "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
+                self.path()
+            ),
+        );
+        slot.complete(Err(err));
+        crate::Child::new(node, slot)
+    }
+
+    /// Runs a task body, then joins every child, and gives the task's result.
+    ///
+    /// If the future of this call is dropped before it finishes, the token is
+    /// cancelled and every child is aborted (and so, recursively, the subtree).
+    pub(crate) async fn run<B>(self: &Arc<Self>, body: B) -> Result<<B::Output as TaskResult>::Ok, Error>
+    where
+        B: Future<Output: TaskResult>,
+    {
+        let mut guard = AbortOnDrop {
+            node: self,
+            armed: true,
+        };
+
+        // The body future is dropped as soon as it completes, before the
+        // children are joined: whatever it captured (channel senders) is
+        // released now, so consumers see their channels close.
+        let outcome = {
+            let mut body = pin!(body);
+            poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
+                Ok(poll) => poll.map(Ok),
+                Err(payload) => std::task::Poll::Ready(Err(payload)),
+            })
+            .await
+        };
+        let (value, body_error) = match outcome {
+            Ok(out) => match out.into_task_result() {
+                Ok(value) => (Some(value), None),
+                Err(err) => (None, Some(Error::failed(Arc::clone(self.path()), err))),
+            },
+            Err(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
+        };
+        if body_error.is_some() {
+            // A task that failed has no use for the work of its children.
+            self.token.cancel();
+        }
+
+        {
+            let mut state = self.lock();
+            state.phase = Phase::Joining;
+            let pending: Vec<Error> = state.pending.drain(..).collect();
+            state.failures.extend(pending);
+            state.failures.extend(body_error);
+        }
+        // Wake `next_error` callers: nothing more will reach them.
+        self.changed.notify_waiters();
+
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().running == 0 {
+                break;
+            }
+            notified.await;
+        }
+
+        let failures = {
+            let mut state = self.lock();
+            state.phase = Phase::Closed;
+            std::mem::take(&mut state.failures)
+        };
+        guard.armed = false;
+        self.token.cancel();
+
+        let mut failures = failures.into_iter();
+        match (failures.next(), value) {
+            (Some(first), _) => Err(first.with_related(failures)),
+            (None, Some(value)) => Ok(value),
+            (None, None) => unreachable!("a body without a value has failed"),
+        }
+    }
+
+    /// Takes the next failure routed to this scope, waiting while children
+    /// still run.
+    pub(crate) async fn next_error(&self) -> Option<Error> {
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if let Some(err) = state.pending.pop_front() {
+                    return Some(err);
+                }
+                if state.running == 0 || state.phase != Phase::Body {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// A failure that nobody claimed through a handle.
+    pub(crate) fn route(&self, err: Error) {
+        {
+            let mut state = self.lock();
+            state.route(err, self);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Bookkeeping when child `id` has finished; `unclaimed` is its failure
+    /// if no handle took it.
+    fn child_done(&self, id: u64, unclaimed: Option<Error>) {
+        let notify = {
+            let mut state = self.lock();
+            if state.children.remove(&id).is_some() {
+                state.running -= 1;
+            }
+            let routed = unclaimed.is_some();
+            if let Some(err) = unclaimed {
+                state.route(err, self);
+            }
+            routed || state.running == 0
+        };
+        if notify {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Cancels the token and aborts every running child.
+    fn abort(&self) {
+        self.token.cancel();
+        let handles: Vec<AbortHandle> = {
+            let mut state = self.lock();
+            state.aborted = true;
+            state.phase = Phase::Closed;
+            state.children.drain().filter_map(|(_, handle)| handle).collect()
+        };
+        for handle in handles {
+            handle.abort();
+        }
+    }
+}
+
+impl State {
+    fn route(&mut self, err: Error, node: &Node) {
+        match self.phase {
+            Phase::Body => self.pending.push_back(err),
+            Phase::Joining => self.failures.push(err),
+            // The scope was torn down: its own future was dropped, and the
+            // failures of its aborted children have nowhere to go.
+            Phase::Closed if self.aborted => {}
+            // A `Child` handle outlived its scope and was dropped unawaited
+            // while holding a failure: the scope's result is already out, so
+            // the failure is reported the only way left.
+            Phase::Closed => tracing::error!(
+                scope = &**node.path(),
+                error = %err,
+                "a child's failure was dropped unawaited after its scope had finished"
+            ),
+        }
+    }
+}
+
+struct AbortOnDrop<'a> {
+    node: &'a Node,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.node.abort();
+        }
+    }
+}
+
+/// The tokio task of a child: run it, then deliver its result exactly once.
+async fn drive_child<B>(node: Arc<Node>, id: u64, body: B, slot: Arc<Slot<<B::Output as TaskResult>::Ok>>)
+where
+    B: Future<Output: TaskResult>,
+{
+    let mut finish = Finish {
+        node: &node,
+        id,
+        slot: &slot,
+        done: false,
+    };
+    let result = node.run(body).await;
+    finish.deliver(result);
+}
+
+/// Delivers a child's result; if the child is dropped (aborted) first, it
+/// delivers `Cancelled` instead, so no handle waits forever.
+struct Finish<'a, T> {
+    node: &'a Node,
+    id: u64,
+    slot: &'a Slot<T>,
+    done: bool,
+}
+
+impl<T> Finish<'_, T> {
+    fn deliver(&mut self, result: Result<T, Error>) {
+        self.done = true;
+        let Some(parent) = &self.node.parent else {
+            return;
+        };
+        let failed = result.is_err();
+        let unclaimed = self.slot.complete(result);
+        if failed && parent.policy == Policy::FailFast {
+            parent.token.cancel();
+        }
+        parent.child_done(self.id, unclaimed);
+    }
+}
+
+impl<T> Drop for Finish<'_, T> {
+    fn drop(&mut self) {
+        if !self.done {
+            let err = Error::with_kind(
+                ErrorKind::Cancelled,
+                Arc::clone(self.node.path()),
+                "aborted before it finished",
+            );
+            self.deliver(Err(err));
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("path", self.path())
+            .field("policy", &self.policy)
+            .field("cancelled", &self.token.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,322 @@
+//! Lazy units of work: what `Scope::spawn` and `run` accept.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::BoxError;
+use crate::policy::Policy;
+use crate::scope::Scope;
+
+/// A boxed, sendable future, as produced by `#[supervised]` functions.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a task body may return: `Result<T, E>` with an error convertible into
+/// `Box<dyn Error + Send + Sync>`, or `()`.
+///
+/// This is what lets `std::io::Result<T>`, `anyhow::Result<T>` and your own
+/// error types all work as the return type of a supervised function.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the result of a supervised task",
+    label = "return `Result<T, E>` here, where `E: Into<Box<dyn std::error::Error + Send + Sync>>`, or return nothing (`()`)",
+    note = "a task reports failure through `Err`, so that its parent receives it; `std::io::Result<T>`, `anyhow::Result<T>` and `Result<T, YourError>` all work"
+)]
+pub trait TaskResult: Send + 'static {
+    /// The value of a successful task.
+    type Ok: Send + 'static;
+
+    /// Splits the body's return value into success or a boxed failure.
+    ///
+    /// # Errors
+    ///
+    /// The body's own error, boxed.
+    fn into_task_result(self) -> Result<Self::Ok, BoxError>;
+}
+
+impl TaskResult for () {
+    type Ok = ();
+
+    fn into_task_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<T, E> TaskResult for Result<T, E>
+where
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    type Ok = T;
+
+    fn into_task_result(self) -> Result<T, BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A lazy unit of work that a [`Scope`] can own.
+///
+/// Nothing runs until the task is spawned ([`Scope::spawn`]) or run as the
+/// root of a tree ([`run`](crate::run)). Three kinds of values are tasks:
+///
+/// - the call of a `#[supervised]` function, such as `worker(3)`;
+/// - any `Send + 'static` future whose output is `Result<T, E>` or `()`,
+///   such as an `async move { ... }` block;
+/// - [`task(|scope| async move { ... })`](crate::task()), a closure that is
+///   handed the new task's scope.
+///
+/// ```
+/// use taskward::{Scope, Task};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), taskward::Error> {
+/// let total = taskward::run(
+///     taskward::task(|scope: Scope| async move {
+///         let a = scope.spawn(async { Ok::<_, std::io::Error>(20) });
+///         let b = scope.spawn(async { Ok::<_, std::io::Error>(22) }.named("b"));
+///         Ok::<_, taskward::Error>(a.await? + b.await?)
+///     })
+///     .named("sum"),
+/// )
+/// .await?;
+/// assert_eq!(total, 42);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Task: sealed::Sealed + Send + Sized + 'static {
+    /// The value the task produces when it succeeds.
+    type Output: Send + 'static;
+
+    #[doc(hidden)]
+    type Body: Future<Output: TaskResult<Ok = Self::Output>> + Send + 'static;
+
+    #[doc(hidden)]
+    fn into_parts(self) -> Parts<Self::Body>;
+
+    /// Gives the task a name, used in its path (`pipeline/<name>#3`), in
+    /// errors and in traces. By default a `#[supervised]` function is named
+    /// after the function and any other task is named `task`.
+    fn named(self, name: impl Into<Cow<'static, str>>) -> Configured<Self> {
+        Configured {
+            task: self,
+            name: Some(name.into()),
+            policy: None,
+        }
+    }
+
+    /// Chooses how this task's scope treats the failure of one of its
+    /// children (see [`Policy`]). The default is [`Policy::FailFast`].
+    fn policy(self, policy: Policy) -> Configured<Self> {
+        Configured {
+            task: self,
+            name: None,
+            policy: Some(policy),
+        }
+    }
+}
+
+/// How a task wants to be started: its name, its policy, and how to make its
+/// body once its scope exists.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Parts<B> {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) policy: Policy,
+    pub(crate) start: Start<B>,
+}
+
+#[doc(hidden)]
+pub(crate) enum Start<B> {
+    /// The body exists already (a plain future) and ignores its scope.
+    Ready(B),
+    /// The body needs its scope first.
+    WithScope(Box<dyn FnOnce(Scope) -> B + Send + 'static>),
+}
+
+impl<B> std::fmt::Debug for Start<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Start::Ready(_) => "Ready",
+            Start::WithScope(_) => "WithScope",
+        })
+    }
+}
+
+impl<B> Parts<B> {
+    pub(crate) fn into_body(self, scope: &Scope) -> B {
+        match self.start {
+            Start::Ready(body) => body,
+            Start::WithScope(make) => make(scope.clone()),
+        }
+    }
+}
+
+/// The task returned by calling a `#[supervised]` function whose body
+/// returns `R`.
+///
+/// It is a named type, not an `impl Trait`, so that a supervised function can
+/// spawn itself (recursion).
+#[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
+pub struct Supervised<R: TaskResult> {
+    name: &'static str,
+    policy: Policy,
+    make: Box<dyn FnOnce(Scope) -> BoxFuture<R> + Send + 'static>,
+}
+
+impl<R: TaskResult> Supervised<R> {
+    #[doc(hidden)]
+    pub fn new(name: &'static str, policy: Policy, make: impl FnOnce(Scope) -> BoxFuture<R> + Send + 'static) -> Self {
+        Supervised {
+            name,
+            policy,
+            make: Box::new(make),
+        }
+    }
+}
+
+impl<R: TaskResult> std::fmt::Debug for Supervised<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervised")
+            .field("name", &self.name)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: TaskResult> sealed::Sealed for Supervised<R> {}
+
+impl<R: TaskResult> Task for Supervised<R> {
+    type Output = R::Ok;
+    type Body = BoxFuture<R>;
+
+    fn into_parts(self) -> Parts<Self::Body> {
+        Parts {
+            name: Cow::Borrowed(self.name),
+            policy: self.policy,
+            start: Start::WithScope(self.make),
+        }
+    }
+}
+
+impl<F> sealed::Sealed for F where F: Future + Send + 'static {}
+
+impl<F> Task for F
+where
+    F: Future + Send + 'static,
+    F::Output: TaskResult,
+{
+    type Output = <F::Output as TaskResult>::Ok;
+    type Body = F;
+
+    fn into_parts(self) -> Parts<Self::Body> {
+        Parts {
+            name: Cow::Borrowed("task"),
+            policy: Policy::FailFast,
+            start: Start::Ready(self),
+        }
+    }
+}
+
+/// A task made from a closure that receives the new task's [`Scope`]; see
+/// [`task()`](crate::task()).
+#[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
+pub struct TaskFn<F> {
+    make: F,
+}
+
+impl<F> std::fmt::Debug for TaskFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFn").finish_non_exhaustive()
+    }
+}
+
+/// Makes a task from a closure that is handed the task's own [`Scope`], for
+/// work that needs to spawn children but is not worth a named function.
+///
+/// ```
+/// use taskward::Scope;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let doubled = taskward::run(taskward::task(|scope: Scope| async move {
+///     let child = scope.spawn(async { Ok::<u32, std::io::Error>(21) });
+///     Ok::<_, taskward::Error>(child.await? * 2)
+/// }))
+/// .await
+/// .unwrap();
+/// assert_eq!(doubled, 42);
+/// # }
+/// ```
+///
+/// As with any `async` block, the error type of a body that uses `?` may need
+/// to be written out (`Ok::<_, MyError>(value)`).
+pub fn task<F, Fut>(make: F) -> TaskFn<F>
+where
+    F: FnOnce(Scope) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+{
+    TaskFn { make }
+}
+
+impl<F> sealed::Sealed for TaskFn<F> {}
+
+impl<F, Fut> Task for TaskFn<F>
+where
+    F: FnOnce(Scope) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+{
+    type Output = <Fut::Output as TaskResult>::Ok;
+    type Body = Fut;
+
+    fn into_parts(self) -> Parts<Fut> {
+        Parts {
+            name: Cow::Borrowed("task"),
+            policy: Policy::FailFast,
+            start: Start::WithScope(Box::new(self.make)),
+        }
+    }
+}
+
+/// A task with a name or policy chosen by [`Task::named`] or [`Task::policy`].
+#[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
+#[derive(Debug)]
+pub struct Configured<T> {
+    task: T,
+    name: Option<Cow<'static, str>>,
+    policy: Option<Policy>,
+}
+
+impl<T: Task> Configured<T> {
+    /// Gives the task a name (see [`Task::named`]).
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Chooses the task's policy (see [`Task::policy`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+}
+
+impl<T> sealed::Sealed for Configured<T> {}
+
+impl<T: Task> Task for Configured<T> {
+    type Output = T::Output;
+    type Body = T::Body;
+
+    fn into_parts(self) -> Parts<T::Body> {
+        let mut parts = self.task.into_parts();
+        if let Some(name) = self.name {
+            parts.name = name;
+        }
+        if let Some(policy) = self.policy {
+            parts.policy = policy;
+        }
+        parts
+    }
+}
