@@ -34,6 +34,8 @@ pub(crate) struct Node {
     name: Cow<'static, str>,
     /// Position among the siblings of the same name, from 0.
     index: u32,
+    /// Key of this node in its parent's `children`.
+    id: u64,
     /// Built on first use: most tasks never need their path.
     path: OnceLock<Arc<str>>,
     policy: Policy,
@@ -57,6 +59,9 @@ struct State {
     phase: Phase,
     /// Set when the node's future was dropped before it finished.
     aborted: bool,
+    /// For an aborted node whose children are still being dropped: what to
+    /// hand the parent once the last of them is gone (its unclaimed failure).
+    release: Option<Option<Error>>,
     running: usize,
     next_id: u64,
     /// Running children, with their abort handle once it is known.
@@ -72,6 +77,7 @@ impl State {
         State {
             phase: Phase::Body,
             aborted: false,
+            release: None,
             running: 0,
             next_id: 0,
             children: HashMap::new(),
@@ -94,6 +100,7 @@ impl Node {
             parent: None,
             name,
             index: 0,
+            id: 0,
             path: OnceLock::new(),
             policy,
             token,
@@ -157,6 +164,7 @@ impl Node {
             parent: Some(Arc::clone(self)),
             name: parts.name.clone(),
             index,
+            id,
             path: OnceLock::new(),
             policy: parts.policy,
             token: self.token.child_token(),
@@ -170,7 +178,7 @@ impl Node {
         let handle = self
             .tree
             .runtime
-            .spawn(drive_child(Arc::clone(&node), id, body, Arc::clone(&slot)));
+            .spawn(drive_child(Arc::clone(&node), body, Arc::clone(&slot)));
 
         let mut state = self.lock();
         if state.aborted {
@@ -189,6 +197,7 @@ impl Node {
             parent: None,
             name: Cow::Owned(format!("{}/{}", self.path(), name)),
             index: 0,
+            id: 0,
             path: OnceLock::new(),
             policy: Policy::FailFast,
             token: CancellationToken::new(),
@@ -310,37 +319,72 @@ impl Node {
         self.changed.notify_waiters();
     }
 
-    /// Bookkeeping when child `id` has finished; `unclaimed` is its failure
-    /// if no handle took it.
+    /// Bookkeeping when child `id` is gone; `unclaimed` is its failure if no
+    /// handle took it.
+    ///
+    /// An aborted node tells its own parent only once its last child is gone
+    /// too, so that a parent never counts a subtree as finished while part
+    /// of it is still alive.
     fn child_done(&self, id: u64, unclaimed: Option<Error>) {
-        let notify = {
-            let mut state = self.lock();
-            if state.children.remove(&id).is_some() {
-                state.running -= 1;
+        let mut node = self;
+        let mut id = id;
+        let mut unclaimed = unclaimed;
+        loop {
+            let (notify, release) = {
+                let mut state = node.lock();
+                if state.children.remove(&id).is_some() {
+                    state.running -= 1;
+                }
+                let routed = unclaimed.is_some();
+                if let Some(err) = unclaimed.take() {
+                    state.route(err, node);
+                }
+                let release = if state.running == 0 { state.release.take() } else { None };
+                (routed || state.running == 0, release)
+            };
+            if notify {
+                node.changed.notify_waiters();
             }
-            let routed = unclaimed.is_some();
-            if let Some(err) = unclaimed {
-                state.route(err, self);
+            match (release, &node.parent) {
+                (Some(failure), Some(parent)) => {
+                    id = node.id;
+                    unclaimed = failure;
+                    node = parent;
+                }
+                _ => return,
             }
-            routed || state.running == 0
-        };
-        if notify {
-            self.changed.notify_waiters();
         }
     }
 
-    /// Cancels the token and aborts every running child.
+    /// Cancels the token and aborts every running child; their bookkeeping
+    /// stays until each is gone.
     fn abort(&self) {
         self.token.cancel();
         let handles: Vec<AbortHandle> = {
             let mut state = self.lock();
             state.aborted = true;
             state.phase = Phase::Closed;
-            state.children.drain().filter_map(|(_, handle)| handle).collect()
+            state.children.values_mut().filter_map(Option::take).collect()
         };
         for handle in handles {
             handle.abort();
         }
+    }
+
+    /// The last step of an aborted task: release the parent now, or once the
+    /// last child is gone.
+    fn abandon(&self, unclaimed: Option<Error>) {
+        let Some(parent) = &self.parent else {
+            return;
+        };
+        {
+            let mut state = self.lock();
+            if state.running > 0 {
+                state.release = Some(unclaimed);
+                return;
+            }
+        }
+        parent.child_done(self.id, unclaimed);
     }
 }
 
@@ -378,13 +422,12 @@ impl Drop for AbortOnDrop<'_> {
 }
 
 /// The tokio task of a child: run it, then deliver its result exactly once.
-async fn drive_child<B>(node: Arc<Node>, id: u64, body: B, slot: Arc<Slot<<B::Output as TaskResult>::Ok>>)
+async fn drive_child<B>(node: Arc<Node>, body: B, slot: Arc<Slot<<B::Output as TaskResult>::Ok>>)
 where
     B: Future<Output: TaskResult>,
 {
     let mut finish = Finish {
         node: &node,
-        id,
         slot: &slot,
         done: false,
     };
@@ -396,7 +439,6 @@ where
 /// delivers `Cancelled` instead, so no handle waits forever.
 struct Finish<'a, T> {
     node: &'a Node,
-    id: u64,
     slot: &'a Slot<T>,
     done: bool,
 }
@@ -412,20 +454,24 @@ impl<T> Finish<'_, T> {
         if failed && parent.policy == Policy::FailFast {
             parent.token.cancel();
         }
-        parent.child_done(self.id, unclaimed);
+        parent.child_done(self.node.id, unclaimed);
     }
 }
 
 impl<T> Drop for Finish<'_, T> {
     fn drop(&mut self) {
-        if !self.done {
-            let err = Error::with_kind(
-                ErrorKind::Cancelled,
-                Arc::clone(self.node.path()),
-                "aborted before it finished",
-            );
-            self.deliver(Err(err));
+        if self.done {
+            return;
         }
+        // The task's future was dropped: `run`'s guard has already aborted
+        // its children.
+        let err = Error::with_kind(
+            ErrorKind::Cancelled,
+            Arc::clone(self.node.path()),
+            "aborted before it finished",
+        );
+        let unclaimed = self.slot.complete(Err(err));
+        self.node.abandon(unclaimed);
     }
 }
 
