@@ -64,7 +64,7 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
     }
     if let Some(variadic) = &sig.variadic {
         errors.push(syn::Error::new_spanned(
-            &variadic.dots,
+            variadic.dots,
             "a supervised task cannot be variadic; take a `Vec<T>` instead",
         ));
     }

@@ -17,7 +17,8 @@ use crate::node::Node;
 /// Dropping the handle neither detaches nor aborts the task: the scope still
 /// owns it and joins it, and a failure the handle did not take goes to
 /// [`Scope::next_error`](crate::Scope::next_error) or escalates to the
-/// parent.
+/// parent. So a child whose result you do not need is spawned as a plain
+/// statement: `scope.spawn(worker(id));`.
 ///
 /// ```
 /// use taskward::Scope;
@@ -33,7 +34,6 @@ use crate::node::Node;
 /// .unwrap();
 /// # }
 /// ```
-#[must_use = "dropping a `Child` does not stop the task; its failure then goes to the scope"]
 pub struct Child<T> {
     node: Arc<Node>,
     slot: Arc<Slot<T>>,
