@@ -109,3 +109,8 @@ pub use taskward_runtime::{
 pub mod __private {
     pub use taskward_runtime::__private::*;
 }
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
