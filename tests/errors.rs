@@ -112,10 +112,18 @@ async fn handle_dropped_after_failure_hands_it_to_the_scope() {
     assert_eq!(err.unwrap().downcast_ref::<JobError>(), Some(&JobError(1)));
 }
 
+/// Fails instead of hanging when a cancellation that should come never does
+/// (the clock is paused, so the hour passes at once when nothing else runs).
+async fn within_an_hour<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(3600), future)
+        .await
+        .expect("the tree did not finish: a cancellation was missing")
+}
+
 #[tokio::test(start_paused = true)]
 async fn fail_fast_cancels_every_sibling_and_reports_the_first_failure() {
     let stopped = Arc::new(AtomicUsize::new(0));
-    let err = taskward::run(
+    let err = within_an_hour(taskward::run(
         taskward::task({
             let stopped = stopped.clone();
             |scope: Scope| async move {
@@ -130,7 +138,7 @@ async fn fail_fast_cancels_every_sibling_and_reports_the_first_failure() {
             }
         })
         .named("group"),
-    )
+    ))
     .await
     .unwrap_err();
     assert_eq!(stopped.load(Ordering::SeqCst), 4, "every sibling saw the cancellation");
@@ -145,7 +153,7 @@ async fn fail_fast_cancels_every_sibling_and_reports_the_first_failure() {
 async fn fail_fast_cancels_even_when_the_failure_is_claimed_by_a_handle() {
     // Without the cancellation this would hang: `waiter` only ends when told.
     let stopped = Arc::new(AtomicUsize::new(0));
-    let result = taskward::run(taskward::task({
+    let result = within_an_hour(taskward::run(taskward::task({
         let stopped = stopped.clone();
         |scope: Scope| async move {
             let failing = scope.spawn(job(1, true));
@@ -154,7 +162,7 @@ async fn fail_fast_cancels_even_when_the_failure_is_claimed_by_a_handle() {
             let err = failing.await.unwrap_err();
             Ok::<_, Error>(err.task().to_owned())
         }
-    }))
+    })))
     .await;
     assert_eq!(result.unwrap(), "task/job#0");
     assert_eq!(stopped.load(Ordering::SeqCst), 1);
