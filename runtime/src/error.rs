@@ -235,6 +235,9 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// One line: the task's path and the cause. The alternate form (`{:#}`)
+    /// is the full report: the cause chain, then the related failures as an
+    /// indented list.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
         write!(f, "task `{}` {}", inner.task, inner.kind.verb())?;
@@ -243,16 +246,30 @@ impl fmt::Display for Error {
         } else if let Some(message) = &inner.message {
             write!(f, ": {message}")?;
         }
-        if !f.alternate() {
-            return Ok(());
+        if f.alternate() {
+            self.write_report(f, 1)?;
         }
-        let mut source = inner.cause.as_deref().and_then(StdError::source);
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The part of `{:#}` below the first line, indented by `level`.
+    fn write_report(&self, f: &mut fmt::Formatter<'_>, level: usize) -> fmt::Result {
+        let indent = level * 2;
+        let mut source = self.inner.cause.as_deref().and_then(StdError::source);
         while let Some(cause) = source {
-            write!(f, "\n  caused by: {cause}")?;
+            write!(f, "\n{:indent$}caused by: {cause}", "")?;
             source = cause.source();
         }
-        for related in &inner.related {
-            write!(f, "\n  also: {related}")?;
+        if !self.inner.related.is_empty() {
+            let count = self.inner.related.len();
+            let plural = if count == 1 { "" } else { "s" };
+            write!(f, "\n{:indent$}{count} related failure{plural}:", "")?;
+            for related in &self.inner.related {
+                write!(f, "\n{:indent$}- {related}", "", indent = indent + 2)?;
+                related.write_report(f, level + 2)?;
+            }
         }
         Ok(())
     }

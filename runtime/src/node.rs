@@ -10,6 +10,7 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use tokio::time::Instant;
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -21,6 +22,8 @@ use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
 use crate::scope::Scope;
 use crate::task::{Task, TaskResult};
+use crate::trace;
+use crate::tree::{TaskState, TaskTree};
 
 /// What every node of one tree shares.
 #[derive(Debug)]
@@ -43,6 +46,15 @@ pub(crate) struct Node {
     state: Mutex<State>,
     /// Signalled when a child finishes or a failure is routed here.
     changed: Notify,
+    /// When the task was spawned, for the age shown in a tree snapshot.
+    started: Instant,
+}
+
+/// A running child, as its parent sees it.
+struct ChildEntry {
+    node: Arc<Node>,
+    /// Known once the child's tokio task is spawned.
+    abort: Option<AbortHandle>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +76,8 @@ struct State {
     release: Option<Option<Error>>,
     running: usize,
     next_id: u64,
-    /// Running children, with their abort handle once it is known.
-    children: HashMap<u64, Option<AbortHandle>>,
+    /// Running children (and aborted ones not yet gone).
+    children: HashMap<u64, ChildEntry>,
     /// How many children of each name were spawned, for `name#index`.
     names: HashMap<Cow<'static, str>, u32>,
     pending: VecDeque<Error>,
@@ -106,6 +118,7 @@ impl Node {
             token,
             state: Mutex::new(State::new()),
             changed: Notify::new(),
+            started: Instant::now(),
         })
     }
 
@@ -140,7 +153,7 @@ impl Node {
         let parts = task.into_parts();
         let slot = Arc::new(Slot::new());
 
-        let (id, index) = {
+        let node = {
             let mut state = self.lock();
             if state.phase == Phase::Closed {
                 drop(state);
@@ -155,37 +168,43 @@ impl Node {
             let id = state.next_id;
             state.next_id += 1;
             state.running += 1;
-            state.children.insert(id, None);
-            (id, index)
+            let node = Arc::new(Node {
+                tree: Arc::clone(&self.tree),
+                parent: Some(Arc::clone(self)),
+                name: parts.name.clone(),
+                index,
+                id,
+                path: OnceLock::new(),
+                policy: parts.policy,
+                token: self.token.child_token(),
+                state: Mutex::new(State::new()),
+                changed: Notify::new(),
+                started: Instant::now(),
+            });
+            state.children.insert(
+                id,
+                ChildEntry {
+                    node: Arc::clone(&node),
+                    abort: None,
+                },
+            );
+            node
         };
 
-        let node = Arc::new(Node {
-            tree: Arc::clone(&self.tree),
-            parent: Some(Arc::clone(self)),
-            name: parts.name.clone(),
-            index,
-            id,
-            path: OnceLock::new(),
-            policy: parts.policy,
-            token: self.token.child_token(),
-            state: Mutex::new(State::new()),
-            changed: Notify::new(),
-        });
+        // User code (a `task(...)` closure) runs here, outside the lock.
         let scope = Scope::from_node(Arc::clone(&node));
         let body = parts.into_body(&scope);
         drop(scope);
 
-        let handle = self
-            .tree
-            .runtime
-            .spawn(drive_child(Arc::clone(&node), body, Arc::clone(&slot)));
+        let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, Arc::clone(&slot)));
+        let handle = self.tree.runtime.spawn(future);
 
         let mut state = self.lock();
         if state.aborted {
             drop(state);
             handle.abort();
-        } else if let Some(entry) = state.children.get_mut(&id) {
-            *entry = Some(handle.abort_handle());
+        } else if let Some(entry) = state.children.get_mut(&node.id) {
+            entry.abort = Some(handle.abort_handle());
         }
         crate::Child::new(node, slot)
     }
@@ -203,6 +222,7 @@ impl Node {
             token: CancellationToken::new(),
             state: Mutex::new(State::new()),
             changed: Notify::new(),
+            started: Instant::now(),
         });
         node.token.cancel();
         node.lock().phase = Phase::Closed;
@@ -230,6 +250,7 @@ impl Node {
             node: self,
             armed: true,
         };
+        trace::started(self);
 
         // The body future is dropped as soon as it completes, before the
         // children are joined: whatever it captured (channel senders) is
@@ -249,7 +270,8 @@ impl Node {
             },
             Err(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
         };
-        if body_error.is_some() {
+        if let Some(err) = &body_error {
+            trace::body_failed(self, err);
             // A task that failed has no use for the work of its children.
             self.token.cancel();
         }
@@ -258,6 +280,9 @@ impl Node {
             let mut state = self.lock();
             state.phase = Phase::Joining;
             let pending: Vec<Error> = state.pending.drain(..).collect();
+            for err in &pending {
+                trace::escalated(self, err);
+            }
             state.failures.extend(pending);
             state.failures.extend(body_error);
         }
@@ -283,10 +308,51 @@ impl Node {
         self.token.cancel();
 
         let mut failures = failures.into_iter();
-        match (failures.next(), value) {
+        let result = match (failures.next(), value) {
             (Some(first), _) => Err(first.with_related(failures)),
             (None, Some(value)) => Ok(value),
             (None, None) => unreachable!("a body without a value has failed"),
+        };
+        trace::finished(self, result.as_ref().err());
+        result
+    }
+
+    /// A snapshot of the live subtree rooted here. Each node's lock is held
+    /// only while its children are listed; nothing global is locked.
+    pub(crate) fn snapshot(self: &Arc<Self>) -> TaskTree {
+        let now = Instant::now();
+        let mut tree = TaskTree::default();
+        // (node, index of its parent in `tree`), visited depth first with an
+        // explicit stack so that a deep chain cannot overflow the call stack.
+        let mut stack: Vec<(Arc<Node>, Option<usize>)> = vec![(Arc::clone(self), None)];
+        while let Some((node, parent)) = stack.pop() {
+            let (state, mut children) = {
+                let state = node.lock();
+                let children: Vec<(u64, Arc<Node>)> = state
+                    .children
+                    .iter()
+                    .map(|(id, entry)| (*id, Arc::clone(&entry.node)))
+                    .collect();
+                (node.task_state(&state), children)
+            };
+            let label = match &node.parent {
+                Some(_) => format!("{}#{}", node.name, node.index),
+                None => node.name.to_string(),
+            };
+            let at = tree.push(parent, label, Arc::clone(node.path()), state, now - node.started);
+            // Spawn order, so that the snapshot reads like the code.
+            children.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+            stack.extend(children.into_iter().map(|(_, child)| (child, Some(at))));
+        }
+        tree
+    }
+
+    fn task_state(&self, state: &State) -> TaskState {
+        match state.phase {
+            Phase::Body if self.token.is_cancelled() => TaskState::Cancelling,
+            Phase::Body => TaskState::Running,
+            Phase::Joining => TaskState::Joining,
+            Phase::Closed => TaskState::Aborting,
         }
     }
 
@@ -364,7 +430,11 @@ impl Node {
             let mut state = self.lock();
             state.aborted = true;
             state.phase = Phase::Closed;
-            state.children.values_mut().filter_map(Option::take).collect()
+            state
+                .children
+                .values_mut()
+                .filter_map(|entry| entry.abort.take())
+                .collect()
         };
         for handle in handles {
             handle.abort();
@@ -392,18 +462,17 @@ impl State {
     fn route(&mut self, err: Error, node: &Node) {
         match self.phase {
             Phase::Body => self.pending.push_back(err),
-            Phase::Joining => self.failures.push(err),
+            Phase::Joining => {
+                trace::escalated(node, &err);
+                self.failures.push(err);
+            }
             // The scope was torn down: its own future was dropped, and the
             // failures of its aborted children have nowhere to go.
             Phase::Closed if self.aborted => {}
             // A `Child` handle outlived its scope and was dropped unawaited
             // while holding a failure: the scope's result is already out, so
             // the failure is reported the only way left.
-            Phase::Closed => tracing::error!(
-                scope = &**node.path(),
-                error = %err,
-                "a child's failure was dropped unawaited after its scope had finished"
-            ),
+            Phase::Closed => trace::failure_lost(node, &err),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind};
 use crate::node::{Node, Tree};
 use crate::scope::Scope;
 use crate::task::Task;
+use crate::trace;
 
 /// Runs `task` as the root of a new task tree on the current tokio runtime,
 /// and returns its result once the whole tree has finished.
@@ -53,5 +54,5 @@ pub(crate) async fn run_with_token<T: Task>(task: T, token: CancellationToken) -
     let scope = Scope::from_node(Arc::clone(&node));
     let body = parts.into_body(&scope);
     drop(scope);
-    node.run(body).await
+    trace::instrument(&node, node.run(body)).await
 }

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::policy::Policy;
 use crate::task::Task;
+use crate::tree::TaskTree;
 
 /// The scope of a running task: it owns the task's children and its
 /// cancellation token.
@@ -178,6 +179,14 @@ impl Scope {
     #[must_use]
     pub fn path(&self) -> &str {
         self.node.path()
+    }
+
+    /// A snapshot of this scope's task and its live descendants, whose
+    /// `Display` is an indented tree (see [`TaskTree`]). Taking it locks each
+    /// task only while listing its children; the tree keeps running.
+    #[must_use]
+    pub fn tree(&self) -> TaskTree {
+        self.node.snapshot()
     }
 
     /// The policy of this scope.

@@ -1,0 +1,76 @@
+//! tracing integration: a span per task carrying its path, and events at the
+//! moments that matter. With the `tracing` feature off, every function here
+//! is empty and the instrumented futures are the plain ones.
+
+use std::future::Future;
+
+use crate::error::Error;
+use crate::node::Node;
+
+/// Runs `future` inside the task's span (`task` with a `path` field).
+#[cfg(feature = "tracing")]
+pub(crate) fn instrument<F: Future>(node: &Node, future: F) -> tracing::instrument::Instrumented<F> {
+    use tracing::Instrument;
+    // The path is only built when a subscriber is interested in the span.
+    let span = tracing::debug_span!("task", path = &**node.path());
+    future.instrument(span)
+}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) fn instrument<F: Future>(_node: &Node, future: F) -> F {
+    future
+}
+
+/// The task's body is about to be polled for the first time.
+pub(crate) fn started(node: &Node) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!("task started");
+    let _ = node;
+}
+
+/// The task's own body returned `Err` or panicked.
+pub(crate) fn body_failed(node: &Node, err: &Error) {
+    #[cfg(feature = "tracing")]
+    if err.task() == &**node.path() {
+        tracing::warn!(error = %err, "task failed");
+    } else {
+        // A child's failure passed on with `?`: it was reported where it began.
+        tracing::debug!(error = %err, "task passed on a failure");
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (node, err);
+}
+
+/// A failure nobody handled becomes the failure of `node`.
+pub(crate) fn escalated(node: &Node, err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(scope = &**node.path(), error = %err, "unhandled failure escalates");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (node, err);
+}
+
+/// The task and all its children have finished.
+pub(crate) fn finished(node: &Node, err: Option<&Error>) {
+    #[cfg(feature = "tracing")]
+    match err {
+        None => tracing::debug!("task finished"),
+        Some(err) => tracing::debug!(error = %err, "task finished with a failure"),
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = err;
+    let _ = node;
+}
+
+/// A failure held by a `Child` handle that outlived its scope was dropped
+/// unawaited: the scope's result is already out, so this event is the only
+/// place left to report it.
+pub(crate) fn failure_lost(node: &Node, err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        scope = &**node.path(),
+        error = %err,
+        "a child's failure was dropped unawaited after its scope had finished"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (node, err);
+}

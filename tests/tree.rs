@@ -1,0 +1,130 @@
+//! `Scope::tree`: a snapshot of the live subtree with names, nesting, states
+//! and ages.
+
+use std::time::Duration;
+
+use taskward::{Scope, Task, TaskState, supervised};
+use tokio::sync::oneshot;
+
+#[supervised(name = "leaf")]
+async fn leaf(scope: &Scope) {
+    scope.cancelled().await;
+}
+
+#[supervised(name = "branch")]
+async fn branch(scope: &Scope, leaves: usize) {
+    for _ in 0..leaves {
+        scope.spawn(leaf());
+    }
+    scope.cancelled().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_shows_nesting_and_custom_names_in_spawn_order() {
+    taskward::run(
+        taskward::task(|scope: Scope| async move {
+            scope.spawn(branch(2));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            scope.spawn(branch(1).named("second"));
+            scope.spawn(taskward::task(|scope: Scope| async move { scope.cancelled().await }).named("idle"));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+
+            let tree = scope.tree();
+            let lines: Vec<(usize, &str)> = tree.tasks().map(|task| (task.depth(), task.path())).collect();
+            assert_eq!(
+                lines,
+                [
+                    (0, "app"),
+                    (1, "app/branch#0"),
+                    (2, "app/branch#0/leaf#0"),
+                    (2, "app/branch#0/leaf#1"),
+                    (1, "app/second#0"),
+                    (2, "app/second#0/leaf#0"),
+                    (1, "app/idle#0"),
+                ]
+            );
+            let first = tree.find("app/branch#0").unwrap();
+            assert_eq!(first.label(), "branch#0");
+            assert_eq!(first.state(), TaskState::Running);
+            assert_eq!(first.age(), Duration::from_millis(10));
+            assert_eq!(tree.find("app/second#0").unwrap().age(), Duration::from_millis(5));
+
+            // A snapshot of a subtree starts at that scope.
+            let text = tree.to_string();
+            assert_eq!(
+                text,
+                "app (running, 10.0ms)\n  branch#0 (running, 10.0ms)\n    leaf#0 (running, 10.0ms)\n    \
+                 leaf#1 (running, 10.0ms)\n  second#0 (running, 5.0ms)\n    leaf#0 (running, 5.0ms)\n  idle#0 \
+                 (running, 5.0ms)"
+            );
+            assert!(format!("{tree:#}").contains("    app/second#0/leaf#0 (running, 5.0ms)"));
+            scope.cancel();
+        })
+        .named("app"),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_shows_cancelling_and_joining_tasks() {
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    taskward::run(taskward::task(|scope: Scope| async move {
+        // `joiner` ends its body at once but has a child that waits.
+        let joiner = scope.spawn(
+            taskward::task(|scope: Scope| async move {
+                scope.spawn(async move {
+                    let _ = release_rx.await;
+                });
+            })
+            .named("joiner"),
+        );
+        // `stubborn` is told to stop but takes its time.
+        let stubborn = scope.spawn(
+            taskward::task(|scope: Scope| async move {
+                scope.cancelled().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            })
+            .named("stubborn"),
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        stubborn.cancel();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+
+        let tree = scope.tree();
+        assert_eq!(tree.find("task/joiner#0").unwrap().state(), TaskState::Joining);
+        assert_eq!(tree.find("task/joiner#0/task#0").unwrap().state(), TaskState::Running);
+        assert_eq!(tree.find("task/stubborn#0").unwrap().state(), TaskState::Cancelling);
+        assert!(tree.to_string().contains("joiner#0 (joining children, "), "{tree}");
+
+        let _ = release_tx.send(());
+        joiner.await.unwrap();
+        stubborn.await.unwrap();
+        // Finished tasks are gone from the next snapshot.
+        assert_eq!(scope.tree().len(), 1);
+    }))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_taken_while_the_tree_churns_stay_consistent() {
+    taskward::run(taskward::task(|scope: Scope| async move {
+        let churn = scope.spawn(taskward::task(|scope: Scope| async move {
+            for _ in 0..2_000 {
+                scope.spawn(async { tokio::task::yield_now().await });
+            }
+        }));
+        for _ in 0..50 {
+            let tree = scope.tree();
+            // Depth only ever grows by one from a task to the next.
+            let depths: Vec<usize> = tree.tasks().map(|task| task.depth()).collect();
+            assert_eq!(depths[0], 0);
+            assert!(depths.windows(2).all(|pair| pair[1] <= pair[0] + 1));
+            tokio::task::yield_now().await;
+        }
+        churn.await.unwrap();
+    }))
+    .await
+    .unwrap();
+}
