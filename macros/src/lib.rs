@@ -15,6 +15,9 @@ mod expand;
 mod parse;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 
 /// Turns an `async fn` into a supervised task. See the `taskward` crate.
 #[proc_macro_attribute]
