@@ -18,7 +18,6 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-
 /// Turns an `async fn` into a supervised task. See the `taskward` crate.
 #[proc_macro_attribute]
 pub fn supervised(args: proc_macro::TokenStream, item: proc_macro::TokenStream) -> proc_macro::TokenStream {
