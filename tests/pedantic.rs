@@ -48,8 +48,8 @@ async fn io(path: String) -> std::io::Result<usize> {
 #[supervised]
 async fn nothing(_scope: &Scope) {}
 
-// Regression guard: the user's items must not follow generated statements
-// (`clippy::items_after_statements`).
+// The body keeps its own block, so the user's items do not come after
+// generated statements (`clippy::items_after_statements`).
 #[supervised]
 async fn items_first(scope: &Scope, token: CancellationToken) -> Result<String, Broken> {
     use std::fmt::Write as _;
