@@ -60,6 +60,13 @@ async fn items_first(scope: &Scope, token: CancellationToken) -> Result<String, 
 }
 
 #[supervised]
+async fn serve(token: CancellationToken) -> Result<std::convert::Infallible, Broken> {
+    loop {
+        token.cancelled().await;
+    }
+}
+
+#[supervised]
 async fn generic<T>(value: T) -> Result<T, Broken>
 where
     T: Send + 'static,
@@ -94,6 +101,7 @@ async fn supervised_functions_run_under_pedantic_lints() {
     taskward::run(nothing()).await.unwrap();
     assert_eq!(taskward::run(items_first()).await.unwrap(), "at items_first/false");
     assert_eq!(taskward::run(generic('x')).await.unwrap(), 'x');
+    let _server = serve();
     assert_eq!(taskward::run(Service { base: 1 }.run(2)).await.unwrap(), 3);
     assert_eq!(taskward::run(Arc::new(Service { base: 5 }).shared()).await.unwrap(), 5);
 }

@@ -46,7 +46,6 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // Fixes the type of the async block (for `?` and `return`) before the
     // body is checked.
     let fix_type = quote! {
-        #[allow(unreachable_code)]
         if let #private::Option::Some(#never) = #private::Option::None::<#output> {
             return #never;
         }

@@ -1,7 +1,9 @@
 // Every accepted result: `std::io::Result`, `anyhow::Result`, a custom error,
-// a boxed error, a `Result` alias with a custom error, and `()`.
+// a boxed error, a `Result` alias with a custom error, an uninhabited one
+// (a server that only ever fails), and `()`.
 #![deny(warnings)]
 
+use std::convert::Infallible;
 use std::fmt;
 
 use taskward::supervised;
@@ -50,6 +52,13 @@ async fn boxed(input: String) -> Result<u8, Box<dyn std::error::Error + Send + S
 }
 
 #[supervised]
+async fn serve_until_cancelled(token: taskward::CancellationToken) -> Result<Infallible, Infallible> {
+    loop {
+        token.cancelled().await;
+    }
+}
+
+#[supervised]
 async fn unit(values: Vec<u32>) {
     assert_eq!(values.len(), 2);
 }
@@ -71,4 +80,5 @@ async fn main() {
     assert_eq!(taskward::run(boxed("8".to_owned())).await.unwrap(), 8);
     taskward::run(unit(vec![1, 2])).await.unwrap();
     taskward::run(explicit_unit()).await.unwrap();
+    let _server = serve_until_cancelled();
 }
