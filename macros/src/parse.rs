@@ -76,21 +76,21 @@ fn parse_arg(input: ParseStream<'_>, args: &mut Args) -> syn::Result<()> {
         if args.name.is_some() {
             return Err(duplicate(key, "name"));
         }
-        equals(input, key, "name = \"...\"")?;
+        equals(input, key, "write `name = \"...\"`")?;
         args.name = Some(parse_name(input)?);
     } else if lookahead.peek(kw::policy) {
         let key: kw::policy = input.parse()?;
         if args.policy.is_some() {
             return Err(duplicate(key, "policy"));
         }
-        equals(input, key, "policy = fail_fast` or `policy = supervise")?;
+        equals(input, key, "write `policy = fail_fast` or `policy = supervise`")?;
         args.policy = Some(parse_policy(input)?);
     } else if lookahead.peek(Token![crate]) {
         let key: Token![crate] = input.parse()?;
         if args.krate.is_some() {
             return Err(duplicate(key, "crate"));
         }
-        equals(input, key, "crate = path")?;
+        equals(input, key, "write `crate = path`, the path of the `taskward` crate")?;
         args.krate = Some(parse_crate(input)?);
     } else if input.peek(Ident::peek_any) {
         let unknown = Ident::parse_any(input)?;
@@ -107,15 +107,15 @@ fn parse_arg(input: ParseStream<'_>, args: &mut Args) -> syn::Result<()> {
     Ok(())
 }
 
-/// The `=` after a key; `example` is the whole argument as it should read.
-fn equals(input: ParseStream<'_>, key: impl ToTokens, example: &str) -> syn::Result<()> {
+/// The `=` after a key; `fix` says how the whole argument reads.
+fn equals(input: ParseStream<'_>, key: impl ToTokens, fix: &str) -> syn::Result<()> {
     if input.peek(Token![=]) {
         input.parse::<Token![=]>()?;
         Ok(())
     } else {
         Err(syn::Error::new_spanned(
             key,
-            format!("this argument needs a value: write `{example}`"),
+            format!("this argument needs a value: {fix}"),
         ))
     }
 }
@@ -206,10 +206,13 @@ fn skip_to_comma(input: ParseStream<'_>) -> syn::Result<()> {
 pub(crate) fn item(tokens: TokenStream) -> syn::Result<ItemFn> {
     match syn::parse2::<Item>(tokens.clone()) {
         Ok(Item::Fn(item)) => Ok(item),
-        Ok(Item::Verbatim(verbatim)) if find_fn_token(&verbatim).is_some() => Err(syn::Error::new(
-            find_fn_token(&verbatim).unwrap_or_else(Span::call_site),
-            "`#[supervised]` needs a function with a body; it cannot be placed on a declaration",
-        )),
+        Ok(Item::Verbatim(verbatim)) => Err(match find_fn_token(&verbatim) {
+            Some(fn_token) => syn::Error::new(
+                fn_token,
+                "`#[supervised]` needs a function with a body; it cannot be placed on a declaration",
+            ),
+            None => not_an_item(verbatim),
+        }),
         Ok(Item::Impl(item)) => Err(syn::Error::new_spanned(
             item.impl_token,
             "`#[supervised]` applies to an `async fn`, not to an `impl` block; put it on each `async fn` of the block",

@@ -17,6 +17,10 @@ use crate::parse::{Args, PolicyArg};
 /// A parameter that the runtime supplies instead of the caller, recognised by
 /// the last segment of its type. Each kind is removed from the signature the
 /// caller sees and bound again inside the body.
+///
+/// To add a kind (such as `Ready<T>`): a variant, its place in [`Self::ALL`],
+/// an arm in each method below, and its binding in `expand.rs`; each `match`
+/// is exhaustive, so the compiler lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Injection {
     /// `&Scope` or `Scope`: the task's own scope.
@@ -33,11 +37,10 @@ impl Injection {
     /// Whether `segment`, the last segment of a parameter's type, names this
     /// kind.
     fn is_named_by(self, segment: &PathSegment) -> bool {
-        let name = match self {
-            Injection::Scope => "Scope",
-            Injection::Token => "CancellationToken",
-        };
-        segment.ident == name && segment.arguments.is_none()
+        match self {
+            Injection::Scope => segment.ident == "Scope" && segment.arguments.is_none(),
+            Injection::Token => segment.ident == "CancellationToken" && segment.arguments.is_none(),
+        }
     }
 
     /// What a task has one of, for the message about a second parameter.
@@ -94,8 +97,8 @@ pub(crate) struct Model {
     pub(crate) injected: Vec<Injected>,
     /// The body's return type (`()` when none is written).
     pub(crate) output: Type,
-    /// The `async` keyword (or, failing that, `fn`), where errors about the
-    /// body as a whole point.
+    /// The `async` keyword, where errors about the task's future as a whole
+    /// (a body that is not `Send`) point.
     pub(crate) async_span: Span,
     pub(crate) name: String,
     pub(crate) policy: PolicyArg,
@@ -103,7 +106,7 @@ pub(crate) struct Model {
 }
 
 /// Why a task cannot borrow, for the messages about borrowed data.
-const OWNED: &str = "it runs after the call that creates it returns, so it must own its data";
+const OWNED: &str = "the task runs after the call that creates it returns, so it must own its data";
 
 /// Checks `item` against every rule and builds the model, or reports every
 /// violation found.
@@ -128,7 +131,8 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
                 borrows.push(syn::Error::new_spanned(
                     param,
                     format!(
-                        "a supervised task cannot have lifetime parameters: {OWNED}; take owned types (`String`, `Vec<T>`, `Arc<T>`)"
+                        "a supervised task cannot have lifetime parameters: {OWNED}; remove `{}` and write `'static` where a bound needs a lifetime",
+                        param.lifetime
                     ),
                 ));
             }
