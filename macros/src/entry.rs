@@ -11,28 +11,32 @@ pub(crate) fn supervised2(args: TokenStream, item: TokenStream) -> TokenStream {
     let (args, args_checked) = parse::args(args);
     let item_fn = match parse::item(item.clone()) {
         Ok(item_fn) => item_fn,
-        Err(mut err) => {
-            if let Err(args_err) = args_checked {
-                err.combine(args_err);
-            }
-            return expand::unchanged(item, &err);
-        }
+        Err(err) => return expand::unchanged(item, &in_source_order(args_checked, err)),
     };
-    match (validate::validate(&args, &item_fn), args_checked) {
-        (Ok(model), Ok(())) => expand::expand(model),
-        // A bad argument leaves the function itself intact: rewrite it with
-        // the arguments that could be read.
-        (Ok(model), Err(args_err)) => {
+    match (args_checked, validate::validate(&args, &item_fn)) {
+        (Ok(()), Ok(model)) => expand::expand(model),
+        // A bad argument leaves the function itself intact: it is rewritten
+        // with the arguments that could be read.
+        (Err(args_err), Ok(model)) => {
             let mut tokens = args_err.to_compile_error();
             tokens.extend(expand::expand(model));
             tokens
         }
-        (Err(mut err), args_checked) => {
-            if let Err(args_err) = args_checked {
-                err.combine(args_err);
-            }
+        (args_checked, Err(err)) => {
             let krate = args.krate.unwrap_or_else(validate::default_crate);
-            expand::stub(&item_fn, &krate, &err)
+            expand::stub(&item_fn, &krate, &in_source_order(args_checked, err))
+        }
+    }
+}
+
+/// The errors of the arguments, if any, then `err`: the order they are
+/// written in.
+fn in_source_order(args_checked: syn::Result<()>, err: syn::Error) -> syn::Error {
+    match args_checked {
+        Ok(()) => err,
+        Err(mut all) => {
+            all.combine(err);
+            all
         }
     }
 }

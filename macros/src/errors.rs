@@ -1,16 +1,13 @@
 //! Collects the mistakes found in one use of the attribute, so that a single
-//! expansion reports each of them once.
+//! expansion reports each of them once, in the order they are written.
 
-/// Every `syn::Error` found so far, combined into one.
+/// Every `syn::Error` found so far.
 #[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
+pub(crate) struct Errors(Vec<syn::Error>);
 
 impl Errors {
     pub(crate) fn push(&mut self, err: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(err),
-            None => self.0 = Some(err),
-        }
+        self.0.push(err);
     }
 
     /// Adds the error of `result`, if any.
@@ -20,11 +17,26 @@ impl Errors {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
+    /// Adds `errs` before the error at `index` (or at the end), for mistakes
+    /// that can only be judged once what follows them has been read.
+    pub(crate) fn insert(&mut self, index: usize, errs: impl IntoIterator<Item = syn::Error>) {
+        let index = index.min(self.0.len());
+        self.0.splice(index..index, errs);
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// All the errors combined into one, if there are any.
     pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+        let mut errors = self.0.into_iter();
+        match errors.next() {
+            None => Ok(()),
+            Some(mut all) => {
+                all.extend(errors);
+                Err(all)
+            }
+        }
     }
 }

@@ -285,3 +285,25 @@ fn an_item_with_a_trailing_invisible_group_is_emitted_as_an_item() {
     item.extend([TokenTree::Group(Group::new(Delimiter::None, TokenStream::new()))]);
     assert!(run(0, TokenStream::new(), item));
 }
+
+#[test]
+fn every_mistake_is_reported_once_in_source_order() {
+    let output = supervised2(
+        parse("timeout = 1"),
+        parse("fn worker(id: &str, scope: &mut Scope) -> Result<u32, E> { Ok(0) }"),
+    )
+    .to_string();
+    let positions: Vec<usize> = [
+        "unknown argument `timeout`",
+        "needs an `async fn`",
+        "borrowed",
+        "`&mut Scope`",
+    ]
+    .iter()
+    .map(|needle| {
+        assert_eq!(output.matches(needle).count(), 1, "{needle} in {output}");
+        output.find(needle).unwrap_or_default()
+    })
+    .collect();
+    assert!(positions.is_sorted(), "{output}");
+}

@@ -7,8 +7,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
-    Attribute, FnArg, GenericParam, ItemFn, Lifetime, Pat, PatType, Path, PathSegment, ReceiverKind, ReturnType,
-    Safety, Token, TraitBound, Type, TypeFnPtr, TypeImplTrait, TypeReference,
+    Attribute, FnArg, ItemFn, Lifetime, Pat, PatType, Path, PathSegment, ReceiverKind, ReturnType, Safety, Token,
+    TraitBound, Type, TypeFnPtr, TypeImplTrait, TypeReference,
 };
 
 use crate::errors::Errors;
@@ -109,36 +109,40 @@ pub(crate) struct Model {
 const OWNED: &str = "the task runs after the call that creates it returns, so it must own its data";
 
 /// Checks `item` against every rule and builds the model, or reports every
-/// violation found.
+/// violation found, in the order they are written.
 pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
     let mut errors = Errors::default();
-    // Borrowed data, kept apart so that a lifetime parameter is reported only
-    // when no borrowed type already says the same thing.
-    let mut borrows = Errors::default();
-
-    check_signature(item, &mut errors);
-    let (injected, kept) = check_inputs(item, &mut borrows, &mut errors);
+    check_qualifiers(item, &mut errors);
+    let generics_at = errors.len();
+    let mut found = Found::default();
+    let (injected, kept) = check_inputs(item, &mut found, &mut errors);
+    if let Some(variadic) = &item.sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "a supervised task cannot be variadic; take the values as a `Vec<T>` instead",
+        ));
+    }
     let output = match &item.sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => {
-            check_owned(ty, Position::Output, &mut borrows, &mut errors);
+            check_owned(ty, Position::Output, &mut found, &mut errors);
             (**ty).clone()
         }
     };
-    if borrows.is_empty() {
-        for param in &item.sig.generics.params {
-            if let GenericParam::Lifetime(param) = param {
-                borrows.push(syn::Error::new_spanned(
-                    param,
-                    format!(
-                        "a supervised task cannot have lifetime parameters: {OWNED}; remove `{}` and write `'static` where a bound needs a lifetime",
-                        param.lifetime
-                    ),
-                ));
-            }
-        }
+    // A lifetime parameter is reported only when no borrowed type already
+    // says the same thing.
+    if !found.borrow {
+        let lifetimes = item.sig.generics.lifetimes().map(|param| {
+            syn::Error::new_spanned(
+                param,
+                format!(
+                    "a supervised task cannot have lifetime parameters: {OWNED}; remove `{}` and write `'static` where a bound needs a lifetime",
+                    param.lifetime
+                ),
+            )
+        });
+        errors.insert(generics_at, lifetimes);
     }
-    errors.push_result(borrows.finish());
     errors.finish()?;
 
     let mut item = item.clone();
@@ -166,7 +170,7 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
 /// caller passes, checking each.
 fn check_inputs(
     item: &ItemFn,
-    borrows: &mut Errors,
+    found: &mut Found,
     errors: &mut Errors,
 ) -> (Vec<Injected>, Punctuated<FnArg, Token![,]>) {
     let mut injected: Vec<Injected> = Vec::new();
@@ -176,9 +180,10 @@ fn check_inputs(
             FnArg::Receiver(receiver) => {
                 match &receiver.kind {
                     ReceiverKind::Reference(..) => {
-                        borrows.push(syn::Error::new_spanned(receiver, Position::Receiver.borrow_message("")));
+                        found.borrow = true;
+                        errors.push(syn::Error::new_spanned(receiver, Position::Receiver.borrow_message("")));
                     }
-                    ReceiverKind::Typed(_, ty) => check_owned(ty, Position::Receiver, borrows, errors),
+                    ReceiverKind::Typed(_, ty) => check_owned(ty, Position::Receiver, found, errors),
                     _ => {}
                 }
                 kept.push(arg.clone());
@@ -189,7 +194,7 @@ fn check_inputs(
                     Err(err) => errors.push(err),
                 },
                 None => {
-                    check_owned(&typed.ty, Position::Parameter, borrows, errors);
+                    check_owned(&typed.ty, Position::Parameter, found, errors);
                     kept.push(arg.clone());
                 }
             },
@@ -208,9 +213,9 @@ pub(crate) fn default_crate() -> Path {
     }
 }
 
-/// The qualifiers and shape of the function: `async`, and none of `const`,
-/// `unsafe`, `extern` or `...`; not already supervised.
-fn check_signature(item: &ItemFn, errors: &mut Errors) {
+/// What comes before the function's name: not `#[supervised]` again,
+/// `async`, and none of `const`, `unsafe` or `extern`.
+fn check_qualifiers(item: &ItemFn, errors: &mut Errors) {
     let sig = &item.sig;
     if let Some(attr) = item.attrs.iter().find(|attr| is_supervised(attr)) {
         errors.push(syn::Error::new_spanned(
@@ -240,12 +245,6 @@ fn check_signature(item: &ItemFn, errors: &mut Errors) {
         errors.push(syn::Error::new_spanned(
             sig.fn_token,
             "`#[supervised]` needs an `async fn`; add `async` before `fn`",
-        ));
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(
-            variadic,
-            "a supervised task cannot be variadic; take the values as a `Vec<T>` instead",
         ));
     }
 }
@@ -300,9 +299,9 @@ fn check_injected(kind: Injection, typed: &PatType, earlier: &[Injected]) -> syn
 /// Whether the return type `ty` borrows data, and whether it has an `impl
 /// Trait` in it.
 pub(crate) fn output_problems(ty: &Type) -> (bool, bool) {
-    let (mut borrows, mut impl_traits) = (Errors::default(), Errors::default());
-    check_owned(ty, Position::Output, &mut borrows, &mut impl_traits);
-    (!borrows.is_empty(), !impl_traits.is_empty())
+    let mut found = Found::default();
+    check_owned(ty, Position::Output, &mut found, &mut Errors::default());
+    (found.borrow, found.impl_trait)
 }
 
 fn strip_group(ty: &Type) -> &Type {
@@ -348,14 +347,30 @@ impl Position {
     }
 }
 
-/// Reports borrowed data (references and lifetimes other than `'static`) in
-/// `borrows`, and `impl Trait` in `errors`. Function pointers and `Fn(..)`
-/// bounds are skipped: the references in their signatures are not borrows.
-fn check_owned(ty: &Type, position: Position, borrows: &mut Errors, errors: &mut Errors) {
+/// What [`check_owned`] found, besides the errors it reported.
+#[derive(Default)]
+struct Found {
+    borrow: bool,
+    impl_trait: bool,
+}
+
+/// Reports borrowed data (references and lifetimes other than `'static`) and
+/// `impl Trait` in `ty`. Function pointers and `Fn(..)` bounds are skipped:
+/// the references in their signatures are not borrows.
+fn check_owned(ty: &Type, position: Position, found: &mut Found, errors: &mut Errors) {
     struct Finder<'e> {
         position: Position,
-        borrows: &'e mut Errors,
+        found: &'e mut Found,
         errors: &'e mut Errors,
+    }
+    impl Finder<'_> {
+        fn borrow(&mut self, tokens: impl ToTokens, parameter_fix: &str) {
+            self.found.borrow = true;
+            self.errors.push(syn::Error::new_spanned(
+                tokens,
+                self.position.borrow_message(parameter_fix),
+            ));
+        }
     }
     impl<'ast> Visit<'ast> for Finder<'_> {
         fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
@@ -366,22 +381,19 @@ fn check_owned(ty: &Type, position: Position, borrows: &mut Errors, errors: &mut
             {
                 syn::visit::visit_type(self, &reference.elem);
             } else {
-                self.borrows.push(syn::Error::new_spanned(
-                    reference,
-                    self.position.borrow_message(owned_suggestion(reference)),
-                ));
+                self.borrow(reference, owned_suggestion(reference));
             }
         }
         fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
             if lifetime.ident != "static" {
-                self.borrows.push(syn::Error::new_spanned(
+                self.borrow(
                     lifetime,
-                    self.position
-                        .borrow_message("take a type without a lifetime, or with the `'static` lifetime"),
-                ));
+                    "take a type without a lifetime, or with the `'static` lifetime",
+                );
             }
         }
         fn visit_type_impl_trait(&mut self, impl_trait: &'ast TypeImplTrait) {
+            self.found.impl_trait = true;
             self.errors
                 .push(syn::Error::new(impl_trait.span(), self.position.impl_trait_message()));
         }
@@ -395,7 +407,7 @@ fn check_owned(ty: &Type, position: Position, borrows: &mut Errors, errors: &mut
     }
     Finder {
         position,
-        borrows,
+        found,
         errors,
     }
     .visit_type(ty);
