@@ -1,7 +1,21 @@
-// A user crate that denies every warning compiles clean: the generated code
-// carries the `#[allow]`s it needs. (`tests/pedantic.rs` checks the same
-// functions under clippy.)
+// A user crate that denies every warning, and the stricter lints that are
+// allowed by default, compiles clean: the generated code carries the
+// `#[allow]`s it needs. (`tests/pedantic.rs` checks supervised functions
+// under clippy, which trybuild does not run.)
 #![deny(warnings, clippy::pedantic)]
+#![deny(
+    rust_2018_idioms,
+    let_underscore_drop,
+    missing_debug_implementations,
+    single_use_lifetimes,
+    trivial_casts,
+    trivial_numeric_casts,
+    unit_bindings,
+    unreachable_pub,
+    unused_lifetimes,
+    unused_qualifications,
+    unused_results
+)]
 
 use taskward::{CancellationToken, Scope, supervised};
 
