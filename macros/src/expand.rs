@@ -67,7 +67,14 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let body = quote!(#private::Supervised::new(#name, #policy, #make));
 
     item.sig.asyncness = None;
-    set_output(&mut item, &krate, &output, true);
+    set_output(&mut item, &krate, &output);
+    // A generic function without a where-clause of its own gets none, so
+    // that rustc's suggestions for missing bounds (`T: Send`) land in its
+    // generic parameters, where they read right.
+    let generics = &item.sig.generics;
+    if generics.where_clause.is_some() || generics.type_params().next().is_none() {
+        add_bound(&mut item, &krate, &output);
+    }
     item.block = Box::new(block_of(&item.block, body));
     if !item.attrs.iter().any(|attr| attr.path().is_ident("must_use")) {
         item.attrs.push(syn::parse_quote!(#[must_use = #MUST_USE]));
@@ -102,6 +109,8 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
     let mention =
         (!injected_types.is_empty()).then(|| quote!(let _: ::core::marker::PhantomData<(#(#injected_types,)*)>;));
 
+    // A borrowed result is replaced by `()` (it would need a lifetime); an
+    // `impl Trait` one is kept, without the bound it cannot be named in.
     let (output, bound) = match &sig.output {
         ReturnType::Default => (syn::parse_quote!(()), true),
         ReturnType::Type(_, ty) => match validate::output_problems(ty) {
@@ -109,7 +118,10 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
             (true, _) => (syn::parse_quote!(()), true),
         },
     };
-    set_output(&mut item, krate, &output, bound);
+    set_output(&mut item, krate, &output);
+    if bound {
+        add_bound(&mut item, krate, &output);
+    }
     item.attrs.retain(|attr| !validate::is_supervised(attr));
     let errors = error.to_compile_error();
     item.block = Box::new(block_of(&item.block, quote!(#mention #errors)));
@@ -129,32 +141,27 @@ pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream 
 
 /// Makes `item` return `Supervised<output>`, spanned on the user's return
 /// type so that a type that is not a task result is reported there.
-///
-/// The bound `output: TaskResult` is also written as a where-clause: the
-/// function then assumes it inside (its signature and body report nothing)
-/// and checks it once, at the where-clause, for a type without generic
-/// parameters; callers check it too. A generic function without a
-/// where-clause of its own does not get one, so that rustc's suggestions for
-/// missing bounds (`T: Send`) land in its generic parameters.
-fn set_output(item: &mut ItemFn, krate: &Path, output: &Type, bound: bool) {
+fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
     let span = output.span();
     let private = private_at(krate, span);
     item.sig.output = ReturnType::Type(
         Token![->](span),
         Box::new(Type::Verbatim(quote_spanned!(span=> #private::Supervised<#output>))),
     );
+}
 
-    let generics = &mut item.sig.generics;
-    if !bound || (generics.where_clause.is_none() && generics.type_params().next().is_some()) {
-        return;
-    }
-    // Located at the last token of the type, so that the bound spans the
-    // whole type.
+/// Adds the where-clause `output: TaskResult`, spanned on the whole return
+/// type. Inside the function the bound is then assumed (its signature and
+/// body report nothing), and it is checked once: at the where-clause for a
+/// type without generic parameters, and by each caller.
+fn add_bound(item: &mut ItemFn, krate: &Path, output: &Type) {
+    // Located at the last token of the type, so that the bound spans all of
+    // it.
     let end = output
         .to_token_stream()
         .into_iter()
         .last()
-        .map_or(span, |tree| tree.span());
+        .map_or_else(|| output.span(), |tree| tree.span());
     let private = private_at(krate, end);
     let bound = syn::PredicateType {
         attrs: Vec::new(),
@@ -166,7 +173,10 @@ fn set_output(item: &mut ItemFn, krate: &Path, output: &Type, bound: bool) {
         ))
         .collect(),
     };
-    generics
+    // First, so that rustc's suggestions to add a bound go after the user's
+    // own predicates.
+    item.sig
+        .generics
         .make_where_clause()
         .predicates
         .insert(0, syn::WherePredicate::Type(bound));
