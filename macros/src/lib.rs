@@ -1,11 +1,13 @@
 //! The `#[supervised]` attribute of [taskward](https://docs.rs/taskward).
 //!
 //! Depend on `taskward` and write `taskward::supervised`; the attribute is
-//! documented there. The work happens in the order data flows: [`parse`]
-//! reads the arguments and the function, [`validate`] checks every rule and
-//! builds a small model, [`expand`] writes the rewritten function (or, beside
-//! an error, a stub with its signature); [`entry`] chains them and is the
-//! only place where errors become `compile_error!`.
+//! documented there.
+//!
+//! The work happens in the order data flows: `parse` reads the arguments and
+//! the function, `validate` checks every rule and builds a small model,
+//! `expand` writes the rewritten function (or, beside an error, a stub with
+//! its signature); `entry` chains them and is the only place where errors
+//! become `compile_error!`.
 
 #![warn(missing_docs)]
 
