@@ -34,6 +34,13 @@ async fn full_paths(scope: &taskward::Scope, _: taskward::CancellationToken) -> 
 #[supervised]
 async fn unused(_scope: &Scope, _token: CancellationToken) {}
 
+#[supervised]
+async fn patterns((a, b): (u32, u32), mut scope: Scope, [c, ..]: [u32; 2]) -> Result<u32, std::io::Error> {
+    scope = scope.clone();
+    let _ = scope;
+    Ok(a + b + c)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     assert_eq!(taskward::run(first(1)).await.unwrap(), 1);
@@ -41,4 +48,5 @@ async fn main() {
     assert!(!taskward::run(owned_scope()).await.unwrap());
     assert_eq!(taskward::run(full_paths()).await.unwrap(), "full_paths");
     taskward::run(unused()).await.unwrap();
+    assert_eq!(taskward::run(patterns((1, 2), [3, 4])).await.unwrap(), 6);
 }
