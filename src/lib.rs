@@ -72,7 +72,9 @@
 /// The function may take a `&Scope` (or `Scope`) parameter and a
 /// `CancellationToken` parameter, at any position; the runtime supplies them
 /// and they disappear from the signature callers see. Calling the function
-/// returns a lazy [`Task`] that runs once it is spawned or run.
+/// runs nothing: it returns a lazy [`Task`] (a [`Supervised`]) that runs once
+/// it is spawned with [`Scope::spawn`] or run as the root of a tree with
+/// [`run`].
 ///
 /// ```
 /// use taskward::{supervised, CancellationToken, Scope};
@@ -94,9 +96,156 @@
 /// # }
 /// ```
 ///
-/// Arguments: `name = "..."` (the task's name, by default the function's),
-/// `policy = fail_fast | supervise` (default `fail_fast`), and
-/// `crate = path` (where the `taskward` crate is, for re-exporters).
+/// # What the rewrite does
+///
+/// This function:
+///
+/// ```ignore
+/// /// Sums the sizes of `files`.
+/// #[supervised(name = "sizes")]
+/// pub async fn sizes(scope: &Scope, token: CancellationToken, files: Vec<PathBuf>) -> io::Result<u64> {
+///     // body
+/// }
+/// ```
+///
+/// becomes, in substance (the paths are really absolute ones under
+/// `::taskward`, and the locals are hygienic):
+///
+/// ```ignore
+/// /// Sums the sizes of `files`.
+/// #[must_use = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`"]
+/// pub fn sizes(files: Vec<PathBuf>) -> Supervised<io::Result<u64>>
+/// where
+///     io::Result<u64>: TaskResult,
+/// {
+///     Supervised::new("sizes", Policy::FailFast, move |task_scope: Scope| -> BoxFuture<io::Result<u64>> {
+///         Box::pin(async move {
+///             let token: CancellationToken = task_scope.token().clone();
+///             let scope: &Scope = &task_scope;
+///             {
+///                 // body
+///             }
+///         })
+///     })
+/// }
+/// ```
+///
+/// - `async` goes, and so do the scope and token parameters: the caller
+///   passes only the others (`sizes(files)`).
+/// - The function returns [`Supervised<R>`](Supervised), where `R` is the
+///   body's return type. It is a named type, not an `impl Trait`, so that a
+///   supervised function can spawn itself.
+/// - The parameters are moved into the task; the body runs, unchanged, in
+///   an `async move` block once the runtime has created the task's scope.
+///   Its future must be `Send` (it may run on any worker thread).
+/// - Attributes, doc comments, visibility, generics and where-clauses are
+///   kept. The function is `#[must_use]` unless it already says so.
+///
+/// # Accepted signatures
+///
+/// - An `async fn` with a body: a free function, or an associated function
+///   of an `impl` block, which may take `self` (or `mut self`) or
+///   `self: Arc<Self>`.
+/// - At most one scope parameter, `&Scope` or `Scope`, and at most one token
+///   parameter, `CancellationToken`, anywhere in the list. They are
+///   recognised by the last segment of their type, so `taskward::Scope`
+///   works but a type alias with another name does not.
+/// - Other parameters own their data: `String`, `Vec<T>`, `Arc<T>`,
+///   `&'static str`, your own types. A task runs after the call that creates
+///   it returns, so it cannot borrow from the caller. Type parameters need
+///   `Send + 'static`.
+/// - The return type is `Result<T, E>` with `T: Send + 'static` and
+///   `E: Into<Box<dyn std::error::Error + Send + Sync>>` (so
+///   `std::io::Result<T>`, `anyhow::Result<T>` and your own error types all
+///   work), or nothing (`()`). See [`TaskResult`].
+///
+/// Everything else is a compile error that points at the offending tokens
+/// and says what to write instead: a function that is not `async`;
+/// `const`, `unsafe`, `extern "ABI"` or variadic functions; `&self`,
+/// `&mut self` and borrowed parameters (`&str`, `&T`, a lifetime); lifetime
+/// parameters; `impl Trait` parameters or results; a second scope or token
+/// parameter; `&mut Scope` or `&CancellationToken`; any other item (a
+/// struct, an `impl` block, a closure: use [`task()`] for closures). For
+/// example:
+///
+/// ```compile_fail
+/// # use taskward::supervised;
+/// #[supervised]
+/// async fn greet(name: &str) -> Result<String, std::io::Error> {
+///     // error: a supervised task cannot take borrowed parameters: [...]; take a `String`
+///     Ok(format!("hello, {name}"))
+/// }
+/// ```
+///
+/// ```compile_fail,E0277
+/// # use taskward::supervised;
+/// #[supervised]
+/// async fn double(n: u32) -> u32 {
+///     // error: `u32` cannot be the result of a supervised task
+///     n * 2
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// - `name = "..."`: the task's name, used in its path
+///   ([`Scope::path`]), its errors and its traces. By default, the
+///   function's name.
+/// - `policy = fail_fast | supervise`: how the task's scope treats a failing
+///   child (see [`Policy`]). By default `fail_fast`.
+/// - `crate = path`: where the `taskward` crate is, for a crate that
+///   re-exports it under another path. By default `::taskward`.
+///
+/// Each argument may be given once, in any order. A caller can still
+/// override the name and policy of one call with [`Task::named`] and
+/// [`Task::policy`].
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use taskward::{supervised, Policy, Scope};
+///
+/// struct Crawler {
+///     max_depth: u32,
+/// }
+///
+/// impl Crawler {
+///     #[supervised(name = "crawl", policy = supervise)]
+///     async fn crawl(self: Arc<Self>, scope: &Scope, depth: u32) -> Result<u32, taskward::Error> {
+///         assert_eq!(scope.policy(), Policy::Supervise);
+///         if depth == self.max_depth {
+///             return Ok(1);
+///         }
+///         let child = scope.spawn(Arc::clone(&self).crawl(depth + 1));
+///         Ok(1 + child.await?)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let crawler = Arc::new(Crawler { max_depth: 3 });
+/// assert_eq!(taskward::run(crawler.crawl(0)).await.unwrap(), 4);
+/// # }
+/// ```
+///
+/// A crate that re-exports taskward points the generated code at its own
+/// path:
+///
+/// ```
+/// mod runtime {
+///     pub use taskward::*;
+/// }
+///
+/// #[runtime::supervised(crate = crate::runtime)]
+/// async fn ping(scope: &runtime::Scope) -> Result<String, std::io::Error> {
+///     Ok(scope.path().to_owned())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(runtime::run(ping()).await.unwrap(), "ping");
+/// # }
+/// ```
 pub use taskward_macros::supervised;
 
 pub use taskward_runtime::{

@@ -1,99 +1,220 @@
-//! Tokens out: the rewritten function, or the user's function beside an error.
+//! Tokens out: the rewritten function; or, beside an error, a stub with the
+//! rewritten signature, so that callers and the IDE keep working.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, ReturnType};
+use syn::{Block, Expr, FnArg, ItemFn, Path, ReturnType, Safety, Stmt, Token, Type};
 
 use crate::parse::PolicyArg;
-use crate::validate::Model;
+use crate::validate::{self, Injected, Injection, Model};
 
-/// The rewritten function: same name, visibility, attributes and generics,
-/// without `async` and without the scope and token parameters, returning a
-/// lazy `Supervised<R>` whose body runs once the runtime gives it a scope.
+const MUST_USE: &str = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`";
+
+/// The rewritten function: same attributes, visibility, name, generics and
+/// parameters, less `async` and the injected parameters, returning a lazy
+/// `Supervised<R>` whose body runs once the runtime gives it a scope.
 pub(crate) fn expand(model: Model) -> TokenStream {
     let Model {
         mut item,
-        scope,
-        token,
+        injected,
         output,
+        async_span,
         name,
         policy,
         krate,
     } = model;
 
-    let private = quote!(#krate::__private);
-    let scope_var = Ident::new("__taskward_scope", Span::mixed_site());
-    let never = Ident::new("__taskward_never", Span::mixed_site());
+    let private = private(&krate);
+    let scope_var = syn::Ident::new("__taskward_scope", Span::mixed_site());
+    let never = syn::Ident::new("__taskward_never", Span::mixed_site());
 
-    // The token first: it borrows the scope, which an owned scope parameter
-    // then takes.
-    let token_binding = token.map(|token| {
-        let (pat, ty) = (token.pat, token.ty);
-        quote!(let #pat: #ty = #private::token(&#scope_var);)
-    });
-    let scope_binding = scope.map(|scope| {
-        let (pat, ty) = (scope.pat, scope.ty);
-        if scope.by_ref {
-            quote!(let #pat: #ty = &#scope_var;)
-        } else {
-            quote!(let #pat: #ty = #scope_var;)
-        }
+    let bindings = Injection::ALL.into_iter().filter_map(|kind| {
+        let Injected { pat, ty, by_ref, .. } = injected.iter().find(|param| param.kind == kind)?;
+        let value = match kind {
+            Injection::Token => quote!(#private::token(&#scope_var)),
+            Injection::Scope if *by_ref => quote!(&#scope_var),
+            Injection::Scope => quote!(#scope_var),
+        };
+        Some(quote!(let #pat: #ty = #value;))
     });
     let policy = match policy {
         PolicyArg::FailFast => quote!(#private::Policy::FailFast),
         PolicyArg::Supervise => quote!(#private::Policy::Supervise),
     };
 
-    // Spanned on the user's return type, so a type that is not a valid task
-    // result is reported there.
-    let output_span = output.span();
-    let task_type = quote_spanned!(output_span=> #private::Supervised<#output>);
-
-    let stmts = &item.block.stmts;
-    let body = quote! {
-        #private::Supervised::new(
-            #name,
-            #policy,
-            move |#scope_var: #private::Scope| -> #private::BoxFuture<#output> {
-                #private::Box::pin(async move {
-                    #token_binding
-                    #scope_binding
-                    // Fixes the type of the block (for `?` and `return`) before
-                    // the body is checked.
-                    #[allow(unreachable_code, clippy::diverging_sub_expression)]
-                    if let #private::Option::Some(#never) = #private::Option::None::<#output> {
-                        return #never;
-                    }
-                    #(#stmts)*
-                })
-            },
-        )
+    // Fixes the type of the async block (for `?` and `return`) before the
+    // body is checked.
+    let fix_type = quote! {
+        if let #private::Option::Some(#never) = #private::Option::None::<#output> {
+            return #never;
+        }
     };
+    // The closure and its future are located at the user's `async`, so that
+    // a body or a parameter that is not `Send` is reported there, with notes
+    // pointing into the body.
+    let at_async = private_at(&krate, async_span);
+    let block = &item.block;
+    let make = quote_spanned! {async_span=>
+        move |#scope_var: #at_async::Scope| -> #at_async::BoxFuture<#output> {
+            #at_async::Box::pin(async move {
+                #(#bindings)*
+                #fix_type
+                #block
+            })
+        }
+    };
+    let body = quote!(#private::Supervised::new(#name, #policy, #make));
 
     item.sig.asyncness = None;
-    item.sig.output = ReturnType::Type(Default::default(), Box::new(syn::parse_quote!(#task_type)));
-    let must_use = if item.attrs.iter().any(|attr| attr.path().is_ident("must_use")) {
-        None
-    } else {
-        Some(
-            quote!(#[must_use = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`"]),
-        )
+    set_output(&mut item, &krate, &output);
+    // A generic function without a where-clause of its own gets none, so
+    // that rustc's suggestions for missing bounds (`T: Send`) land in its
+    // generic parameters, where they read right.
+    let generics = &item.sig.generics;
+    if generics.where_clause.is_some() || generics.type_params().next().is_none() {
+        add_bound(&mut item, &krate, &output);
+    }
+    item.block = Box::new(block_of(&item.block, body));
+    if !item.attrs.iter().any(|attr| attr.path().is_ident("must_use")) {
+        item.attrs.push(syn::parse_quote!(#[must_use = #MUST_USE]));
+    }
+    item.into_token_stream()
+}
+
+/// What is emitted beside `error` when the function breaks a rule: a stub
+/// with the signature the rewrite would have (so that callers are checked
+/// against it and report nothing more), whose body is the error itself.
+pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStream {
+    let mut item = item.clone();
+    let sig = &mut item.sig;
+    sig.constness = None;
+    sig.asyncness = None;
+    sig.safety = Safety::Default;
+    sig.abi = None;
+    sig.variadic = None;
+    let (injected, kept): (Vec<FnArg>, Vec<FnArg>) = std::mem::take(&mut sig.inputs)
+        .into_iter()
+        .partition(|arg| matches!(arg, FnArg::Typed(typed) if validate::injection(&typed.ty).is_some()));
+    sig.inputs = kept.into_iter().collect();
+    // The types of the removed parameters are still named, so that their
+    // imports do not warn.
+    let injected_types: Vec<&Type> = injected
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => Some(&*typed.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let mention =
+        (!injected_types.is_empty()).then(|| quote!(let _: ::core::marker::PhantomData<(#(#injected_types,)*)>;));
+
+    // A borrowed result is replaced by `()` (it would need a lifetime); an
+    // `impl Trait` one is kept, without the bound it cannot be named in.
+    let (output, bound) = match &sig.output {
+        ReturnType::Default => (syn::parse_quote!(()), true),
+        ReturnType::Type(_, ty) => match validate::output_problems(ty) {
+            (false, impl_trait) => ((**ty).clone(), !impl_trait),
+            (true, _) => (syn::parse_quote!(()), true),
+        },
     };
-    let ItemFn { attrs, vis, sig, .. } = &item;
-    quote! {
-        #(#attrs)*
-        #must_use
-        #vis #sig {
-            #body
-        }
+    set_output(&mut item, krate, &output);
+    if bound {
+        add_bound(&mut item, krate, &output);
+    }
+    item.attrs.retain(|attr| !validate::is_supervised(attr));
+    let errors = error.to_compile_error();
+    item.block = Box::new(block_of(&item.block, quote!(#mention #errors)));
+    item.into_token_stream()
+}
+
+/// What is emitted beside `error` when the attribute is not on a function:
+/// the item as written (so that its uses still resolve), or nothing for an
+/// expression or a statement.
+pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream {
+    let mut out = error.to_compile_error();
+    if let Ok(item) = syn::parse2::<syn::Item>(tokens) {
+        item.to_tokens(&mut out);
+    }
+    out
+}
+
+/// Makes `item` return `Supervised<output>`, spanned on the user's return
+/// type so that a type that is not a task result is reported there.
+fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
+    let span = output.span();
+    let private = private_at(krate, span);
+    item.sig.output = ReturnType::Type(
+        Token![->](span),
+        Box::new(Type::Verbatim(quote_spanned!(span=> #private::Supervised<#output>))),
+    );
+}
+
+/// Adds the where-clause `output: TaskResult`, spanned on the whole return
+/// type. Inside the function the bound is then assumed (its signature and
+/// body report nothing), and it is checked once: at the where-clause for a
+/// type without generic parameters, and by each caller.
+fn add_bound(item: &mut ItemFn, krate: &Path, output: &Type) {
+    // Located at the last token of the type, so that the bound spans all of
+    // it.
+    let end = output
+        .to_token_stream()
+        .into_iter()
+        .last()
+        .map_or_else(|| output.span(), |tree| tree.span());
+    let private = private_at(krate, end);
+    let bound = syn::PredicateType {
+        attrs: Vec::new(),
+        lifetimes: None,
+        bounded_ty: output.clone(),
+        colon_token: Token![:](end),
+        bounds: std::iter::once(syn::TypeParamBound::Verbatim(
+            quote_spanned!(end=> #private::TaskResult),
+        ))
+        .collect(),
+    };
+    // First, so that rustc's suggestions to add a bound go after the user's
+    // own predicates.
+    item.sig
+        .generics
+        .make_where_clause()
+        .predicates
+        .insert(0, syn::WherePredicate::Type(bound));
+}
+
+/// A block with the braces of `original` (and so its spans) around `body`.
+fn block_of(original: &Block, body: TokenStream) -> Block {
+    Block {
+        brace_token: original.brace_token,
+        stmts: vec![Stmt::Expr(Expr::Verbatim(body), None)],
     }
 }
 
-/// What is emitted beside an error: the user's function as written, so that
-/// one mistake gives one message and the IDE still sees the function.
-pub(crate) fn fallback(item: TokenStream, error: &syn::Error) -> TokenStream {
-    let mut tokens = error.to_compile_error();
-    tokens.extend(item);
+/// `krate::__private`, with the spans of `krate`.
+fn private(krate: &Path) -> TokenStream {
+    quote!(#krate::__private)
+}
+
+/// `krate::__private`, located at `span` (its hygiene unchanged), so that an
+/// error in an expression built from it points at `span`.
+fn private_at(krate: &Path, span: Span) -> TokenStream {
+    relocate(private(krate), span)
+}
+
+/// `tokens`, each moved to the place of `span` but resolved as before.
+fn relocate(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut relocated = Group::new(group.delimiter(), relocate(group.stream(), span));
+                relocated.set_span(group.span().located_at(span));
+                TokenTree::Group(relocated)
+            }
+            mut other => {
+                other.set_span(other.span().located_at(span));
+                other
+            }
+        })
+        .collect()
 }

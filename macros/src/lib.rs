@@ -2,30 +2,26 @@
 //!
 //! Depend on `taskward` and write `taskward::supervised`; the attribute is
 //! documented there.
+//!
+//! The work happens in the order data flows: `parse` reads the arguments and
+//! the function, `validate` checks every rule and builds a small model,
+//! `expand` writes the rewritten function (or, beside an error, a stub with
+//! its signature); `entry` chains them and is the only place where errors
+//! become `compile_error!`.
 
 #![warn(missing_docs)]
 
+mod entry;
+mod errors;
 mod expand;
 mod parse;
 mod validate;
 
-use proc_macro::TokenStream;
+#[cfg(test)]
+mod tests;
 
 /// Turns an `async fn` into a supervised task. See the `taskward` crate.
 #[proc_macro_attribute]
-pub fn supervised(args: TokenStream, item: TokenStream) -> TokenStream {
-    supervised2(args.into(), item.into()).into()
-}
-
-fn supervised2(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let (parsed_args, parsed_item) = parse::parse(args, item.clone());
-    let result = match (parsed_args, parsed_item) {
-        (Ok(args), Ok(fn_item)) => validate::validate(args, fn_item).map(expand::expand),
-        (Err(mut err), Err(item_err)) => {
-            err.combine(item_err);
-            Err(err)
-        }
-        (Err(err), Ok(_)) | (Ok(_), Err(err)) => Err(err),
-    };
-    result.unwrap_or_else(|err| expand::fallback(item, &err))
+pub fn supervised(args: proc_macro::TokenStream, item: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    entry::supervised2(args.into(), item.into()).into()
 }

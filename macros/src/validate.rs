@@ -2,14 +2,87 @@
 //! violation is a `syn::Error` spanned on the offending tokens.
 
 use proc_macro2::Span;
+use quote::ToTokens;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, GenericParam, ItemFn, Pat, Path, ReceiverKind, ReturnType, Safety, Type};
+use syn::{
+    Attribute, FnArg, ItemFn, Lifetime, Pat, PatType, Path, PathSegment, ReceiverKind, ReturnType, Safety, Token,
+    TraitBound, Type, TypeFnPtr, TypeImplTrait, TypeReference,
+};
 
+use crate::errors::Errors;
 use crate::parse::{Args, PolicyArg};
 
-/// A parameter the runtime supplies (the scope or the token).
+/// A parameter that the runtime supplies instead of the caller, recognised by
+/// the last segment of its type. Each kind is removed from the signature the
+/// caller sees and bound again inside the body.
+///
+/// To add a kind (such as `Ready<T>`): a variant, its place in [`Self::ALL`],
+/// an arm in each method below, and its binding in `expand.rs`; each `match`
+/// is exhaustive, so the compiler lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Injection {
+    /// `&Scope` or `Scope`: the task's own scope.
+    Scope,
+    /// `CancellationToken`: the token of the task's scope.
+    Token,
+}
+
+impl Injection {
+    /// Every kind, in the order the body binds them: the scope last, because
+    /// an owned `Scope` parameter moves the value the others are taken from.
+    pub(crate) const ALL: [Injection; 2] = [Injection::Token, Injection::Scope];
+
+    /// Whether `segment`, the last segment of a parameter's type, names this
+    /// kind.
+    fn is_named_by(self, segment: &PathSegment) -> bool {
+        match self {
+            Injection::Scope => segment.ident == "Scope" && segment.arguments.is_none(),
+            Injection::Token => segment.ident == "CancellationToken" && segment.arguments.is_none(),
+        }
+    }
+
+    /// What a task has one of, for the message about a second parameter.
+    fn noun(self) -> &'static str {
+        match self {
+            Injection::Scope => "scope",
+            Injection::Token => "cancellation token",
+        }
+    }
+
+    /// The fix for a second parameter of this kind.
+    fn second_help(self) -> &'static str {
+        match self {
+            Injection::Scope => "remove this parameter (a `Scope` is a cheap handle: clone it in the body if needed)",
+            Injection::Token => "remove this parameter (clone the token in the body if you need a second one)",
+        }
+    }
+
+    /// Checks how the parameter is passed (`&T`, `&mut T` or `T`) and returns
+    /// whether it is by shared reference.
+    fn check_passing(self, ty: &Type) -> syn::Result<bool> {
+        let reference = match ty {
+            Type::Reference(reference) => reference,
+            _ => return Ok(false),
+        };
+        match self {
+            Injection::Scope if reference.mutability.is_none() => Ok(true),
+            Injection::Scope => Err(syn::Error::new_spanned(
+                ty,
+                "the scope is shared, never exclusive: take `&Scope` (or `Scope`) instead of `&mut Scope`",
+            )),
+            Injection::Token => Err(syn::Error::new_spanned(
+                ty,
+                "take the cancellation token by value: write `CancellationToken` (it is a cheap handle)",
+            )),
+        }
+    }
+}
+
+/// A parameter the runtime supplies.
 pub(crate) struct Injected {
+    pub(crate) kind: Injection,
     pub(crate) pat: Box<Pat>,
     pub(crate) ty: Box<Type>,
     /// `&Scope` rather than `Scope`.
@@ -18,26 +91,138 @@ pub(crate) struct Injected {
 
 /// A checked `#[supervised]` function, ready to expand.
 pub(crate) struct Model {
-    /// The function without `async` and without the injected parameters.
+    /// The function as written, less the injected parameters.
     pub(crate) item: ItemFn,
-    pub(crate) scope: Option<Injected>,
-    pub(crate) token: Option<Injected>,
+    /// The injected parameters, in the order they were written.
+    pub(crate) injected: Vec<Injected>,
     /// The body's return type (`()` when none is written).
     pub(crate) output: Type,
+    /// The `async` keyword, where errors about the task's future as a whole
+    /// (a body that is not `Send`) point.
+    pub(crate) async_span: Span,
     pub(crate) name: String,
     pub(crate) policy: PolicyArg,
     pub(crate) krate: Path,
 }
 
-const BORROW_HELP: &str = "a supervised task runs after the call returns, so it must own its data: \
-    take an owned type (`String`, `Vec<T>`), an `Arc<T>`, or for a method `self` or `self: Arc<Self>`";
+/// Why a task cannot borrow, for the messages about borrowed data.
+const OWNED: &str = "the task runs after the call that creates it returns, so it must own its data";
 
 /// Checks `item` against every rule and builds the model, or reports every
-/// violation found.
-pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
+/// violation found, in the order they are written.
+pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
     let mut errors = Errors::default();
-    let sig = &item.sig;
+    check_qualifiers(item, &mut errors);
+    let generics_at = errors.len();
+    let mut found = Found::default();
+    let (injected, kept) = check_inputs(item, &mut found, &mut errors);
+    if let Some(variadic) = &item.sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "a supervised task cannot be variadic; take the values as a `Vec<T>` instead",
+        ));
+    }
+    let output = match &item.sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => {
+            check_owned(ty, Position::Output, &mut found, &mut errors);
+            (**ty).clone()
+        }
+    };
+    // A lifetime parameter is reported only when no borrowed type already
+    // says the same thing.
+    if !found.borrow {
+        let lifetimes = item.sig.generics.lifetimes().map(|param| {
+            syn::Error::new_spanned(
+                param,
+                format!(
+                    "a supervised task cannot have lifetime parameters: {OWNED}; remove `{}` and write `'static` where a bound needs a lifetime",
+                    param.lifetime
+                ),
+            )
+        });
+        errors.insert(generics_at, lifetimes);
+    }
+    errors.finish()?;
 
+    let mut item = item.clone();
+    item.sig.inputs = kept;
+    let async_span = item
+        .sig
+        .asyncness
+        .map_or(item.sig.fn_token.span, |asyncness| asyncness.span);
+    let name = args
+        .name
+        .as_ref()
+        .map_or_else(|| unraw(&item.sig.ident), syn::LitStr::value);
+    Ok(Model {
+        item,
+        injected,
+        output,
+        async_span,
+        name,
+        policy: args.policy.unwrap_or(PolicyArg::FailFast),
+        krate: args.krate.clone().unwrap_or_else(default_crate),
+    })
+}
+
+/// Splits the parameters into those the runtime supplies and those the
+/// caller passes, checking each.
+fn check_inputs(
+    item: &ItemFn,
+    found: &mut Found,
+    errors: &mut Errors,
+) -> (Vec<Injected>, Punctuated<FnArg, Token![,]>) {
+    let mut injected: Vec<Injected> = Vec::new();
+    let mut kept = Punctuated::new();
+    for arg in &item.sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => {
+                match &receiver.kind {
+                    ReceiverKind::Reference(..) => {
+                        found.borrow = true;
+                        errors.push(syn::Error::new_spanned(receiver, Position::Receiver.borrow_message("")));
+                    }
+                    ReceiverKind::Typed(_, ty) => check_owned(ty, Position::Receiver, found, errors),
+                    _ => {}
+                }
+                kept.push(arg.clone());
+            }
+            FnArg::Typed(typed) => match injection(&typed.ty) {
+                Some(kind) => match check_injected(kind, typed, &injected) {
+                    Ok(param) => injected.push(param),
+                    Err(err) => errors.push(err),
+                },
+                None => {
+                    check_owned(&typed.ty, Position::Parameter, found, errors);
+                    kept.push(arg.clone());
+                }
+            },
+        }
+    }
+    (injected, kept)
+}
+
+/// `::taskward`, where generated code finds the runtime unless told otherwise.
+pub(crate) fn default_crate() -> Path {
+    let mut segments = Punctuated::new();
+    segments.push(PathSegment::from(syn::Ident::new("taskward", Span::call_site())));
+    Path {
+        leading_colon: Some(Default::default()),
+        segments,
+    }
+}
+
+/// What comes before the function's name: not `#[supervised]` again,
+/// `async`, and none of `const`, `unsafe` or `extern`.
+fn check_qualifiers(item: &ItemFn, errors: &mut Errors) {
+    let sig = &item.sig;
+    if let Some(attr) = item.attrs.iter().find(|attr| is_supervised(attr)) {
+        errors.push(syn::Error::new_spanned(
+            attr,
+            "`#[supervised]` is applied twice; remove one",
+        ));
+    }
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new_spanned(
             constness,
@@ -59,237 +244,193 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new_spanned(
             sig.fn_token,
-            "#[supervised] needs an `async fn`; write `async fn` here",
+            "`#[supervised]` needs an `async fn`; add `async` before `fn`",
         ));
     }
-    if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(
-            variadic.dots,
-            "a supervised task cannot be variadic; take a `Vec<T>` instead",
-        ));
-    }
-    for param in &sig.generics.params {
-        if let GenericParam::Lifetime(lifetime) = param {
-            errors.push(syn::Error::new_spanned(
-                lifetime,
-                format!("a supervised task cannot have lifetime parameters: {BORROW_HELP}"),
-            ));
-        }
-    }
+}
 
-    let mut scope: Option<Injected> = None;
-    let mut token: Option<Injected> = None;
-    let mut kept = syn::punctuated::Punctuated::<FnArg, syn::Token![,]>::new();
-    for arg in std::mem::take(&mut item.sig.inputs) {
-        match &arg {
-            FnArg::Receiver(receiver) => {
-                if let ReceiverKind::Reference(..) = &receiver.kind {
-                    errors.push(syn::Error::new_spanned(
-                        receiver,
-                        format!("a supervised method cannot borrow `self`: {BORROW_HELP}"),
-                    ));
-                } else if let ReceiverKind::Typed(_, ty) = &receiver.kind {
-                    check_owned(ty, &mut errors);
-                }
-                kept.push(arg);
-            }
-            FnArg::Typed(typed) => match classify(&typed.ty) {
-                Kind::Scope { by_ref } => {
-                    if let Some(first) = &scope {
-                        errors.push(syn::Error::new_spanned(
-                            &typed.ty,
-                            format!(
-                                "a supervised task has one scope, and `{}` already receives it; remove this parameter",
-                                pat_name(&first.pat)
-                            ),
-                        ));
-                    } else {
-                        scope = Some(Injected {
-                            pat: typed.pat.clone(),
-                            ty: typed.ty.clone(),
-                            by_ref,
-                        });
-                    }
-                }
-                Kind::Token => {
-                    if let Some(first) = &token {
-                        errors.push(syn::Error::new_spanned(
-                            &typed.ty,
-                            format!(
-                                "a supervised task has one cancellation token, and `{}` already receives it; remove this parameter (clone the token inside the body if you need two)",
-                                pat_name(&first.pat)
-                            ),
-                        ));
-                    } else {
-                        token = Some(Injected {
-                            pat: typed.pat.clone(),
-                            ty: typed.ty.clone(),
-                            by_ref: false,
-                        });
-                    }
-                }
-                Kind::MutScope(ty) => {
-                    errors.push(syn::Error::new_spanned(
-                        ty,
-                        "the scope is shared, not exclusive: take `&Scope` (or `Scope`) instead of `&mut Scope`",
-                    ));
-                }
-                Kind::BorrowedToken(ty) => {
-                    errors.push(syn::Error::new_spanned(
-                        ty,
-                        "take the cancellation token by value: write `CancellationToken` instead of a reference",
-                    ));
-                }
-                Kind::Other => {
-                    check_owned(&typed.ty, &mut errors);
-                    kept.push(arg);
-                }
-            },
-        }
-    }
-    item.sig.inputs = kept;
+/// Whether `attr` is `#[supervised]` (under any path).
+pub(crate) fn is_supervised(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "supervised")
+}
 
-    let output = match &item.sig.output {
-        ReturnType::Default => syn::parse_quote!(()),
-        ReturnType::Type(_, ty) => {
-            if let Some(span) = find_impl_trait(ty) {
-                errors.push(syn::Error::new(
-                    span,
-                    "a supervised task cannot return `impl Trait`; name the type: `Result<T, E>` or `()`",
-                ));
-            }
-            (**ty).clone()
-        }
+/// The kind of runtime-supplied parameter `ty` is, if any.
+pub(crate) fn injection(ty: &Type) -> Option<Injection> {
+    let segment = match ty {
+        Type::Reference(reference) => last_segment(&reference.elem)?,
+        _ => last_segment(ty)?,
     };
-
-    errors.finish()?;
-
-    let name = args.name.map_or_else(|| unraw(&item.sig.ident), |name| name.value());
-    Ok(Model {
-        item,
-        scope,
-        token,
-        output,
-        name,
-        policy: args.policy.unwrap_or(PolicyArg::FailFast),
-        krate: args.krate.unwrap_or_else(|| syn::parse_quote!(::taskward)),
-    })
+    Injection::ALL.into_iter().find(|kind| kind.is_named_by(segment))
 }
 
-enum Kind<'a> {
-    Scope { by_ref: bool },
-    MutScope(&'a Type),
-    Token,
-    BorrowedToken(&'a Type),
-    Other,
-}
-
-/// Recognises the runtime's parameters by the last segment of their type.
-fn classify(ty: &Type) -> Kind<'_> {
+fn last_segment(ty: &Type) -> Option<&PathSegment> {
     match ty {
-        Type::Reference(reference) => match last_ident(&reference.elem).as_deref() {
-            Some("Scope") if reference.mutability.is_some() => Kind::MutScope(ty),
-            Some("Scope") => Kind::Scope { by_ref: true },
-            Some("CancellationToken") => Kind::BorrowedToken(ty),
-            _ => Kind::Other,
-        },
-        Type::Group(group) => classify(&group.elem),
-        Type::Paren(paren) => classify(&paren.elem),
-        _ => match last_ident(ty).as_deref() {
-            Some("Scope") => Kind::Scope { by_ref: false },
-            Some("CancellationToken") => Kind::Token,
-            _ => Kind::Other,
-        },
-    }
-}
-
-fn last_ident(ty: &Type) -> Option<String> {
-    match ty {
-        Type::Path(path) if path.qself.is_none() => {
-            let segment = path.path.segments.last()?;
-            segment.arguments.is_none().then(|| segment.ident.to_string())
-        }
-        Type::Group(group) => last_ident(&group.elem),
-        Type::Paren(paren) => last_ident(&paren.elem),
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        Type::Group(group) => last_segment(&group.elem),
+        Type::Paren(paren) => last_segment(&paren.elem),
         _ => None,
     }
 }
 
-/// Reports borrowed data and `impl Trait` in a parameter type.
-fn check_owned(ty: &Type, errors: &mut Errors) {
-    struct Finder<'e> {
-        errors: &'e mut Errors,
+fn check_injected(kind: Injection, typed: &PatType, earlier: &[Injected]) -> syn::Result<Injected> {
+    let by_ref = kind.check_passing(strip_group(&typed.ty))?;
+    if let Some(first) = earlier.iter().find(|param| param.kind == kind) {
+        return Err(syn::Error::new_spanned(
+            &typed.ty,
+            format!(
+                "a supervised task has one {}, and `{}` already receives it; {}",
+                kind.noun(),
+                pat_name(&first.pat),
+                kind.second_help()
+            ),
+        ));
     }
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
-            let is_static = reference
-                .lifetime
-                .as_ref()
-                .is_some_and(|lifetime| lifetime.ident == "static");
-            if !is_static {
-                self.errors.push(syn::Error::new_spanned(
-                    reference,
-                    format!("a supervised task cannot take borrowed parameters: {BORROW_HELP}"),
-                ));
-                return;
-            }
-            syn::visit::visit_type_reference(self, reference);
-        }
-        fn visit_type_impl_trait(&mut self, impl_trait: &'ast syn::TypeImplTrait) {
-            self.errors.push(syn::Error::new_spanned(
-                impl_trait,
-                "a supervised task cannot take `impl Trait` parameters; add a generic parameter instead (`fn f<T: Trait + Send + 'static>(x: T)`)",
-            ));
-        }
-        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
-            if lifetime.ident != "static" && lifetime.ident != "_" {
-                self.errors.push(syn::Error::new_spanned(
-                    lifetime,
-                    format!("a supervised task cannot take borrowed parameters: {BORROW_HELP}"),
-                ));
-            }
-        }
-    }
-    Finder { errors }.visit_type(ty);
+    Ok(Injected {
+        kind,
+        pat: typed.pat.clone(),
+        ty: typed.ty.clone(),
+        by_ref,
+    })
 }
 
-fn find_impl_trait(ty: &Type) -> Option<Span> {
-    struct Finder(Option<Span>);
-    impl<'ast> Visit<'ast> for Finder {
-        fn visit_type_impl_trait(&mut self, impl_trait: &'ast syn::TypeImplTrait) {
-            self.0.get_or_insert(impl_trait.span());
+/// Whether the return type `ty` borrows data, and whether it has an `impl
+/// Trait` in it.
+pub(crate) fn output_problems(ty: &Type) -> (bool, bool) {
+    let mut found = Found::default();
+    check_owned(ty, Position::Output, &mut found, &mut Errors::default());
+    (found.borrow, found.impl_trait)
+}
+
+fn strip_group(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => strip_group(&group.elem),
+        Type::Paren(paren) => strip_group(&paren.elem),
+        _ => ty,
+    }
+}
+
+/// Where a type appears, for the wording of its errors.
+#[derive(Clone, Copy)]
+enum Position {
+    Receiver,
+    Parameter,
+    Output,
+}
+
+impl Position {
+    /// The message about borrowed data here; `parameter_fix` says what to
+    /// take instead, for a parameter.
+    fn borrow_message(self, parameter_fix: &str) -> String {
+        match self {
+            Position::Receiver => {
+                format!("a supervised method cannot borrow `self`: {OWNED}; take `self` or `self: Arc<Self>`")
+            }
+            Position::Parameter => {
+                format!("a supervised task cannot take borrowed parameters: {OWNED}; {parameter_fix}")
+            }
+            Position::Output => "the result of a supervised task cannot borrow: it is delivered after the call that creates the task returns; return owned data (such as a `String`, a `Vec<T>` or an `Arc<T>`)".to_owned(),
         }
     }
-    let mut finder = Finder(None);
-    finder.visit_type(ty);
-    finder.0
+
+    fn impl_trait_message(self) -> &'static str {
+        match self {
+            Position::Receiver | Position::Parameter => {
+                "`#[supervised]` does not accept `impl Trait` parameters; declare a type parameter instead: `fn name<T: Trait + Send + 'static>(value: T)`"
+            }
+            Position::Output => {
+                "the result of a supervised task cannot be `impl Trait`; name the type: `Result<T, E>` or `()`"
+            }
+        }
+    }
+}
+
+/// What [`check_owned`] found, besides the errors it reported.
+#[derive(Default)]
+struct Found {
+    borrow: bool,
+    impl_trait: bool,
+}
+
+/// Reports borrowed data (references and lifetimes other than `'static`) and
+/// `impl Trait` in `ty`. Function pointers and `Fn(..)` bounds are skipped:
+/// the references in their signatures are not borrows.
+fn check_owned(ty: &Type, position: Position, found: &mut Found, errors: &mut Errors) {
+    struct Finder<'e> {
+        position: Position,
+        found: &'e mut Found,
+        errors: &'e mut Errors,
+    }
+    impl Finder<'_> {
+        fn borrow(&mut self, tokens: impl ToTokens, parameter_fix: &str) {
+            self.found.borrow = true;
+            self.errors.push(syn::Error::new_spanned(
+                tokens,
+                self.position.borrow_message(parameter_fix),
+            ));
+        }
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
+            if reference
+                .lifetime
+                .as_ref()
+                .is_some_and(|lifetime| lifetime.ident == "static")
+            {
+                syn::visit::visit_type(self, &reference.elem);
+            } else {
+                self.borrow(reference, owned_suggestion(reference));
+            }
+        }
+        fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+            if lifetime.ident != "static" {
+                self.borrow(
+                    lifetime,
+                    "take a type without a lifetime, or with the `'static` lifetime",
+                );
+            }
+        }
+        fn visit_type_impl_trait(&mut self, impl_trait: &'ast TypeImplTrait) {
+            self.found.impl_trait = true;
+            self.errors
+                .push(syn::Error::new(impl_trait.span(), self.position.impl_trait_message()));
+        }
+        fn visit_type_fn_ptr(&mut self, _: &'ast TypeFnPtr) {}
+        fn visit_parenthesized_generic_arguments(&mut self, _: &'ast syn::ParenthesizedGenericArguments) {}
+        fn visit_trait_bound(&mut self, bound: &'ast TraitBound) {
+            if bound.lifetimes.is_none() {
+                syn::visit::visit_trait_bound(self, bound);
+            }
+        }
+    }
+    Finder {
+        position,
+        found,
+        errors,
+    }
+    .visit_type(ty);
+}
+
+/// What to take instead of the borrowed type `reference`.
+fn owned_suggestion(reference: &TypeReference) -> &'static str {
+    match strip_group(&reference.elem) {
+        Type::Path(path) if path.path.is_ident("str") => "take a `String` (or an `Arc<str>` to share it)",
+        Type::Slice(_) => "take a `Vec<T>` (or an `Arc<[T]>` to share it)",
+        Type::TraitObject(_) => "take a `Box<dyn Trait + Send>` (or an `Arc<dyn Trait + Send + Sync>` to share it)",
+        _ => "take the value itself (or an `Arc<T>` to share it)",
+    }
 }
 
 fn pat_name(pat: &Pat) -> String {
     match pat {
         Pat::Ident(ident) => ident.ident.to_string(),
-        _ => "another parameter".to_owned(),
+        other => other.to_token_stream().to_string(),
     }
 }
 
 fn unraw(ident: &syn::Ident) -> String {
     let name = ident.to_string();
     name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
-}
-
-/// Collects every violation, so that one expansion reports them all.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, err: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(err),
-            None => self.0 = Some(err),
-        }
-    }
-
-    fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
 }

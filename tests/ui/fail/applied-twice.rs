@@ -1,0 +1,11 @@
+use taskward::supervised;
+
+#[supervised]
+#[supervised(name = "again")]
+async fn worker(id: u32) -> Result<u32, std::io::Error> {
+    Ok(id)
+}
+
+fn main() {
+    let _task = worker(1);
+}

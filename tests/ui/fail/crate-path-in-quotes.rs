@@ -1,0 +1,10 @@
+use taskward::supervised;
+
+#[supervised(crate = "taskward")]
+async fn worker(id: u32) -> Result<u32, std::io::Error> {
+    Ok(id)
+}
+
+fn main() {
+    let _task = worker(1);
+}
