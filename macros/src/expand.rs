@@ -16,6 +16,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         mut item,
         scope,
         token,
+        ready,
         output,
         name,
         policy,
@@ -31,6 +32,10 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let token_binding = token.map(|token| {
         let (pat, ty) = (token.pat, token.ty);
         quote!(let #pat: #ty = #private::token(&#scope_var);)
+    });
+    let ready_binding = ready.map(|ready| {
+        let (pat, ty) = (ready.pat, ready.ty);
+        quote!(let #pat: #ty = #private::ready(&#scope_var);)
     });
     let scope_binding = scope.map(|scope| {
         let (pat, ty) = (scope.pat, scope.ty);
@@ -58,6 +63,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             move |#scope_var: #private::Scope| -> #private::BoxFuture<#output> {
                 #private::Box::pin(async move {
                     #token_binding
+                    #ready_binding
                     #scope_binding
                     // Fixes the type of the block (for `?` and `return`) before
                     // the body is checked.

@@ -8,7 +8,7 @@ use syn::{FnArg, GenericParam, ItemFn, Pat, Path, ReceiverKind, ReturnType, Safe
 
 use crate::parse::{Args, PolicyArg};
 
-/// A parameter the runtime supplies (the scope or the token).
+/// A parameter the runtime supplies (the scope, the token or the `Ready`).
 pub(crate) struct Injected {
     pub(crate) pat: Box<Pat>,
     pub(crate) ty: Box<Type>,
@@ -22,6 +22,7 @@ pub(crate) struct Model {
     pub(crate) item: ItemFn,
     pub(crate) scope: Option<Injected>,
     pub(crate) token: Option<Injected>,
+    pub(crate) ready: Option<Injected>,
     /// The body's return type (`()` when none is written).
     pub(crate) output: Type,
     pub(crate) name: String,
@@ -64,7 +65,7 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
     }
     if let Some(variadic) = &sig.variadic {
         errors.push(syn::Error::new_spanned(
-            &variadic.dots,
+            variadic.dots,
             "a supervised task cannot be variadic; take a `Vec<T>` instead",
         ));
     }
@@ -79,6 +80,7 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
 
     let mut scope: Option<Injected> = None;
     let mut token: Option<Injected> = None;
+    let mut ready: Option<Injected> = None;
     let mut kept = syn::punctuated::Punctuated::<FnArg, syn::Token![,]>::new();
     for arg in std::mem::take(&mut item.sig.inputs) {
         match &arg {
@@ -128,6 +130,23 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
                         });
                     }
                 }
+                Kind::Ready => {
+                    if let Some(first) = &ready {
+                        errors.push(syn::Error::new_spanned(
+                            &typed.ty,
+                            format!(
+                                "a supervised task becomes ready once, and `{}` already receives its `Ready`; remove this parameter",
+                                pat_name(&first.pat)
+                            ),
+                        ));
+                    } else {
+                        ready = Some(Injected {
+                            pat: typed.pat.clone(),
+                            ty: typed.ty.clone(),
+                            by_ref: false,
+                        });
+                    }
+                }
                 Kind::MutScope(ty) => {
                     errors.push(syn::Error::new_spanned(
                         ty,
@@ -169,6 +188,7 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
         item,
         scope,
         token,
+        ready,
         output,
         name,
         policy: args.policy.unwrap_or(PolicyArg::FailFast),
@@ -177,10 +197,14 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
 }
 
 enum Kind<'a> {
-    Scope { by_ref: bool },
+    Scope {
+        by_ref: bool,
+    },
     MutScope(&'a Type),
     Token,
     BorrowedToken(&'a Type),
+    /// `Ready<T>`, by value.
+    Ready,
     Other,
 }
 
@@ -195,6 +219,14 @@ fn classify(ty: &Type) -> Kind<'_> {
         },
         Type::Group(group) => classify(&group.elem),
         Type::Paren(paren) => classify(&paren.elem),
+        Type::Path(path)
+            if path.qself.is_none()
+                && path.path.segments.last().is_some_and(|segment| {
+                    segment.ident == "Ready" && matches!(segment.arguments, syn::PathArguments::AngleBracketed(_))
+                }) =>
+        {
+            Kind::Ready
+        }
         _ => match last_ident(ty).as_deref() {
             Some("Scope") => Kind::Scope { by_ref: false },
             Some("CancellationToken") => Kind::Token,
