@@ -197,13 +197,10 @@ pub(crate) fn validate(args: Args, mut item: ItemFn) -> syn::Result<Model> {
 }
 
 enum Kind<'a> {
-    Scope {
-        by_ref: bool,
-    },
+    Scope { by_ref: bool },
     MutScope(&'a Type),
     Token,
     BorrowedToken(&'a Type),
-    /// `Ready<T>`, by value.
     Ready,
     Other,
 }
