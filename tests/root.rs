@@ -2,21 +2,15 @@
 //! what still runs is aborted, shutdown on signals; `run` returns only once
 //! nothing of the tree is alive.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::{DropFlag, bounded};
 use taskward::{CancellationToken, ErrorKind, Policy, Root, Scope, Task, supervised};
 use tokio::time::Instant;
-
-/// Sets its flag when dropped: tells whether a task's future is gone.
-struct DropFlag(Arc<AtomicBool>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 /// A task that ignores cancellation for ever; `dropped` is set once its
 /// future is gone.
@@ -44,7 +38,7 @@ async fn cancelling_the_root_token_stops_a_cooperative_tree_which_returns_its_re
     let counter = stopped.clone();
     let tree = tokio::spawn(root.run(taskward::task(|scope: Scope| async move {
         for _ in 0..3 {
-            scope.spawn(cooperative(counter.clone()));
+            drop(scope.spawn(cooperative(counter.clone())));
         }
         scope.cancelled().await;
         Ok::<_, std::io::Error>("stopped")
@@ -52,7 +46,7 @@ async fn cancelling_the_root_token_stops_a_cooperative_tree_which_returns_its_re
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!tree.is_finished());
     token.cancel();
-    assert_eq!(tree.await.unwrap().unwrap(), "stopped");
+    assert_eq!(bounded(tree).await.unwrap().unwrap(), "stopped");
     assert_eq!(stopped.load(Ordering::SeqCst), 3);
 }
 
@@ -64,16 +58,17 @@ async fn the_grace_period_aborts_what_still_runs_and_names_it() {
     root.token().cancel();
     let start = Instant::now();
     let (flag, counter) = (dropped.clone(), stopped.clone());
-    let err = root
-        .run(
+    let err = bounded(
+        root.run(
             taskward::task(|scope: Scope| async move {
-                scope.spawn(cooperative(counter));
-                scope.spawn(stubborn(&flag));
+                drop(scope.spawn(cooperative(counter)));
+                drop(scope.spawn(stubborn(&flag)));
             })
             .named("app"),
-        )
-        .await
-        .unwrap_err();
+        ),
+    )
+    .await
+    .unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(err.task(), "app/stubborn#0");
@@ -96,20 +91,20 @@ async fn run_returns_only_once_every_aborted_subtree_is_gone() {
     let tree = tokio::spawn(root.run(taskward::task(|scope: Scope| async move {
         let [a, b, c] = [&inner[0], &inner[1], &inner[2]].map(Arc::clone);
         // A body that ignores cancellation, with a subtree that does too.
-        scope.spawn(taskward::task(move |scope: Scope| async move {
-            scope.spawn(taskward::task(move |scope: Scope| async move {
-                scope.spawn(stubborn(&c));
+        drop(scope.spawn(taskward::task(move |scope: Scope| async move {
+            drop(scope.spawn(taskward::task(move |scope: Scope| async move {
+                drop(scope.spawn(stubborn(&c)));
                 let _flag = DropFlag(b);
                 std::future::pending::<()>().await;
-            }));
+            })));
             let _flag = DropFlag(a);
             std::future::pending::<()>().await;
-        }));
+        })));
         scope.cancelled().await;
     })));
     tokio::time::sleep(Duration::from_millis(5)).await;
     token.cancel();
-    let err = tree.await.unwrap().unwrap_err();
+    let err = bounded(tree).await.unwrap().unwrap_err();
     for (i, flag) in flags.iter().enumerate() {
         assert!(
             flag.load(Ordering::SeqCst),
@@ -140,16 +135,15 @@ fn collect_tasks(err: &taskward::Error, into: &mut Vec<String>) {
 async fn a_tree_that_stops_within_the_grace_period_is_not_aborted() {
     let root = Root::new().grace(Duration::from_millis(100));
     root.token().cancel();
-    let result = root
-        .run(taskward::task(|scope: Scope| async move {
-            let slow = scope.spawn(taskward::task(|scope: Scope| async move {
-                scope.cancelled().await;
-                tokio::time::sleep(Duration::from_millis(99)).await; // cleaning up
-                Ok::<_, std::io::Error>("cleaned up")
-            }));
-            slow.await
-        }))
-        .await;
+    let result = bounded(root.run(taskward::task(|scope: Scope| async move {
+        let slow = scope.spawn(taskward::task(|scope: Scope| async move {
+            scope.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(99)).await; // cleaning up
+            Ok::<_, std::io::Error>("cleaned up")
+        }));
+        slow.await
+    })))
+    .await;
     assert_eq!(result.unwrap(), "cleaned up");
 }
 
@@ -158,13 +152,12 @@ async fn without_a_grace_period_a_cancelled_tree_is_waited_for() {
     let root = Root::new();
     root.token().cancel();
     let start = Instant::now();
-    let result = root
-        .run(taskward::task(|scope: Scope| async move {
-            scope.cancelled().await;
-            tokio::time::sleep(Duration::from_secs(3600)).await; // a very slow stop
-            Ok::<_, std::io::Error>("stopped late")
-        }))
-        .await;
+    let result = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.cancelled().await;
+        tokio::time::sleep(Duration::from_secs(3600)).await; // a very slow stop
+        Ok::<_, std::io::Error>("stopped late")
+    })))
+    .await;
     assert_eq!(result.unwrap(), "stopped late");
     assert_eq!(start.elapsed(), Duration::from_secs(3600));
 }
@@ -174,17 +167,19 @@ async fn the_grace_period_starts_when_a_failing_child_cancels_the_tree() {
     let dropped = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let flag = dropped.clone();
-    let err = Root::new()
-        .grace(Duration::from_millis(50))
-        .run(taskward::task(|scope: Scope| async move {
-            scope.spawn(stubborn(&flag));
-            scope.spawn(async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Err::<(), _>(std::io::Error::other("disk full"))
-            });
-        }))
-        .await
-        .unwrap_err();
+    let err = bounded(
+        Root::new()
+            .grace(Duration::from_millis(50))
+            .run(taskward::task(|scope: Scope| async move {
+                drop(scope.spawn(stubborn(&flag)));
+                drop(scope.spawn(async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Err::<(), _>(std::io::Error::other("disk full"))
+                }));
+            })),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Failed);
     assert_eq!(err.task(), "task/task#0");
     assert_eq!(err.related().len(), 1, "{err:#}");
@@ -201,12 +196,11 @@ async fn a_zero_grace_period_aborts_at_once() {
     root.token().cancel();
     let start = Instant::now();
     let flag = dropped.clone();
-    let err = root
-        .run(taskward::task(|scope: Scope| async move {
-            scope.spawn(stubborn(&flag));
-        }))
-        .await
-        .unwrap_err();
+    let err = bounded(root.run(taskward::task(|scope: Scope| async move {
+        drop(scope.spawn(stubborn(&flag)));
+    })))
+    .await
+    .unwrap_err();
     assert_eq!(err.task(), "task/stubborn#0");
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert!(dropped.load(Ordering::SeqCst));
@@ -216,12 +210,11 @@ async fn a_zero_grace_period_aborts_at_once() {
 async fn a_huge_grace_period_is_accepted() {
     let root = Root::new().grace(Duration::MAX);
     root.token().cancel();
-    let result = root
-        .run(taskward::task(|scope: Scope| async move {
-            scope.cancelled().await;
-            Ok::<_, std::io::Error>(1)
-        }))
-        .await;
+    let result = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.cancelled().await;
+        Ok::<_, std::io::Error>(1)
+    })))
+    .await;
     assert_eq!(result.unwrap(), 1);
 }
 
@@ -231,16 +224,17 @@ async fn the_root_body_itself_is_aborted_when_it_ignores_cancellation() {
     let root = Root::new().grace(Duration::from_millis(10));
     root.token().cancel();
     let flag = DropFlag(dropped.clone());
-    let err = root
-        .run(
+    let err = bounded(
+        root.run(
             async move {
                 let _flag = flag;
                 std::future::pending::<()>().await;
             }
             .named("server"),
-        )
-        .await
-        .unwrap_err();
+        ),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(err.task(), "server");
     assert!(dropped.load(Ordering::SeqCst));
@@ -266,11 +260,10 @@ async fn finishing_the_tree_does_not_cancel_the_roots_token() {
 async fn a_supervised_tree_keeps_running_after_a_failure_and_no_grace_starts() {
     let dropped = Arc::new(AtomicBool::new(false));
     let flag = dropped.clone();
-    let result = Root::new()
-        .grace(Duration::from_millis(10))
-        .run(
+    let result = bounded(
+        Root::new().grace(Duration::from_millis(10)).run(
             taskward::task(|scope: Scope| async move {
-                scope.spawn(async { Err::<(), _>(std::io::Error::other("one job")) });
+                drop(scope.spawn(async { Err::<(), _>(std::io::Error::other("one job")) }));
                 let worker = scope.spawn(async move {
                     let _flag = DropFlag(flag);
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -281,8 +274,9 @@ async fn a_supervised_tree_keeps_running_after_a_failure_and_no_grace_starts() {
                 worker.await
             })
             .policy(Policy::Supervise),
-        )
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(result.unwrap(), "finished");
 }
 
@@ -308,7 +302,7 @@ async fn a_signal_cancels_the_tree_and_a_second_one_aborts_it() {
     let root = Root::new().grace(Duration::from_secs(3600)).shutdown_on_signal();
     let token = root.token();
     let tree = root.run(taskward::task(|scope: Scope| async move {
-        scope.spawn(stubborn(&flag));
+        drop(scope.spawn(stubborn(&flag)));
         raise("TERM");
         scope.cancelled().await;
         raise("INT");
