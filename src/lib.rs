@@ -64,15 +64,31 @@
 //! [`Scope::spawn`] or run as the root of a tree with [`run`]. A task is the
 //! call of a `#[supervised]` function, any `Send + 'static` future returning
 //! `Result<T, E>` or `()`, or a closure given to [`task()`].
+//!
+//! # Supervision
+//!
+//! - [`Root`] runs a tree with a token to stop it from outside, a grace
+//!   period after which what still runs is aborted, and shutdown on Ctrl-C
+//!   / SIGTERM.
+//! - [`Task::timeout`] gives any task a deadline; past it the task is
+//!   cancelled, then aborted after the grace period, and reports
+//!   [`ErrorKind::TimedOut`].
+//! - [`restart()`] re-runs a failing task (OTP's `one_for_one`), with
+//!   backoff and a restart budget.
+//! - [`Scope::set_limit`] bounds how many children of a scope run at once;
+//!   [`Scope::reserve`] and [`Scope::try_spawn`] add backpressure.
+//! - [`Scope::start`] waits until a child says it is [`Ready`] (a server's
+//!   bound address), then leaves it running.
 
 #![warn(missing_docs)]
 
 /// Turns an `async fn` into a supervised task.
 ///
-/// The function may take a `&Scope` (or `Scope`) parameter and a
-/// `CancellationToken` parameter, at any position; the runtime supplies them
-/// and they disappear from the signature callers see. Calling the function
-/// returns a lazy [`Task`] that runs once it is spawned or run.
+/// The function may take a `&Scope` (or `Scope`) parameter, a
+/// `CancellationToken` parameter and a [`Ready<T>`](Ready) parameter (for
+/// [`Scope::start`]), at any position; the runtime supplies them and they
+/// disappear from the signature callers see. Calling the function returns a
+/// lazy [`Task`] that runs once it is spawned or run.
 ///
 /// ```
 /// use taskward::{supervised, CancellationToken, Scope};

@@ -36,7 +36,9 @@ use crate::task::{BoxFuture, Parts, Start, Task, sealed};
 /// restart task is named `restart` (change it with [`Task::named`]):
 /// incarnations appear as `.../restart#0/worker#0`, `.../restart#0/worker#1`,
 /// and so on. [`Task::timeout`] on the restart bounds all incarnations
-/// together; a timeout inside `make` bounds each one.
+/// together; a timeout inside `make` bounds each one. The incarnations do
+/// not receive the restart's [`Ready`](crate::Ready): a restart is spawned,
+/// not [`start`](crate::Scope::start)ed.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -154,7 +154,10 @@ impl Root {
     ///
     /// The handlers are installed when [`run`](Root::run) starts. As for
     /// any tokio signal, the runtime needs its I/O driver
-    /// (`#[tokio::main]` and `Builder::enable_all` have it).
+    /// (`#[tokio::main]` and `Builder::enable_all` have it), and, as tokio
+    /// documents, once installed a handler stays for the life of the
+    /// process: after `run` has returned, Ctrl-C no longer ends the process
+    /// by itself.
     ///
     /// ```no_run
     /// use std::time::Duration;
