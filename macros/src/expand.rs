@@ -33,6 +33,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         let Injected { pat, ty, by_ref, .. } = injected.iter().find(|param| param.kind == kind)?;
         let value = match kind {
             Injection::Token => quote!(#private::token(&#scope_var)),
+            Injection::Ready => quote!(#private::ready(&#scope_var)),
             Injection::Scope if *by_ref => quote!(&#scope_var),
             Injection::Scope => quote!(#scope_var),
         };

@@ -27,12 +27,14 @@ pub(crate) enum Injection {
     Scope,
     /// `CancellationToken`: the token of the task's scope.
     Token,
+    /// `Ready<T>`: how the task tells `Scope::start` that it is ready.
+    Ready,
 }
 
 impl Injection {
     /// Every kind, in the order the body binds them: the scope last, because
     /// an owned `Scope` parameter moves the value the others are taken from.
-    pub(crate) const ALL: [Injection; 2] = [Injection::Token, Injection::Scope];
+    pub(crate) const ALL: [Injection; 3] = [Injection::Token, Injection::Ready, Injection::Scope];
 
     /// Whether `segment`, the last segment of a parameter's type, names this
     /// kind.
@@ -40,6 +42,9 @@ impl Injection {
         match self {
             Injection::Scope => segment.ident == "Scope" && segment.arguments.is_none(),
             Injection::Token => segment.ident == "CancellationToken" && segment.arguments.is_none(),
+            Injection::Ready => {
+                segment.ident == "Ready" && matches!(segment.arguments, syn::PathArguments::AngleBracketed(_))
+            }
         }
     }
 
@@ -48,6 +53,7 @@ impl Injection {
         match self {
             Injection::Scope => "scope",
             Injection::Token => "cancellation token",
+            Injection::Ready => "`Ready` (it becomes ready once)",
         }
     }
 
@@ -56,6 +62,7 @@ impl Injection {
         match self {
             Injection::Scope => "remove this parameter (a `Scope` is a cheap handle: clone it in the body if needed)",
             Injection::Token => "remove this parameter (clone the token in the body if you need a second one)",
+            Injection::Ready => "remove this parameter",
         }
     }
 
@@ -75,6 +82,10 @@ impl Injection {
             Injection::Token => Err(syn::Error::new_spanned(
                 ty,
                 "take the cancellation token by value: write `CancellationToken` (it is a cheap handle)",
+            )),
+            Injection::Ready => Err(syn::Error::new_spanned(
+                ty,
+                "take `Ready<T>` by value: `ready.send(value)` consumes it",
             )),
         }
     }

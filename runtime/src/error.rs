@@ -44,6 +44,9 @@ pub enum ErrorKind {
     NoRuntime,
     /// A [`Child`](crate::Child) was polled again after it had returned its result.
     AlreadyTaken,
+    /// A task started with [`Scope::start`](crate::Scope::start) ended, or
+    /// dropped its [`Ready`](crate::Ready), without sending a value.
+    NotReady,
 }
 
 impl ErrorKind {
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::ScopeClosed => "was not started",
             ErrorKind::NoRuntime => "was not started",
             ErrorKind::AlreadyTaken => "was already awaited",
+            ErrorKind::NotReady => "never became ready",
         }
     }
 }

@@ -6,20 +6,29 @@
 
 #![warn(missing_docs)]
 
+#[macro_use]
+mod trace;
+
 mod child;
+mod deadline;
 mod error;
+mod limit;
 mod node;
 mod policy;
+mod ready;
+mod restart;
 mod root;
 mod scope;
 mod task;
-mod trace;
 mod tree;
 
 pub use child::Child;
 pub use error::{BoxError, Error, ErrorKind};
+pub use limit::Permit;
 pub use policy::Policy;
-pub use root::run;
+pub use ready::Ready;
+pub use restart::{Restart, restart};
+pub use root::{Root, run};
 pub use scope::Scope;
 pub use task::{Configured, Supervised, Task, TaskFn, TaskResult, task};
 pub use tokio_util::sync::CancellationToken;
@@ -29,6 +38,7 @@ pub use tree::{TaskInfo, TaskState, TaskTree};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::policy::Policy;
+    pub use crate::ready::Ready;
     pub use crate::scope::Scope;
     pub use crate::task::{BoxFuture, Supervised, TaskResult};
     pub use std::boxed::Box;
@@ -39,5 +49,11 @@ pub mod __private {
     #[must_use]
     pub fn token(scope: &Scope) -> CancellationToken {
         scope.token().clone()
+    }
+
+    /// The handle handed to a `Ready<T>` parameter: the task's own.
+    #[must_use]
+    pub fn ready<T: Send + 'static>(scope: &Scope) -> Ready<T> {
+        scope.ready()
     }
 }

@@ -10,16 +10,20 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use tokio::time::Instant;
+use std::task::Poll;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::child::Slot;
 use crate::error::{Error, ErrorKind};
+use crate::limit::Limit;
 use crate::policy::Policy;
+use crate::ready::ReadyLink;
 use crate::scope::Scope;
 use crate::task::{Task, TaskResult};
 use crate::trace;
@@ -29,6 +33,9 @@ use crate::tree::{TaskState, TaskTree};
 #[derive(Debug)]
 pub(crate) struct Tree {
     pub(crate) runtime: Handle,
+    /// How long a cancelled task may take to stop before it is aborted:
+    /// the `Root`'s grace period, if one was set.
+    pub(crate) grace: Option<Duration>,
 }
 
 pub(crate) struct Node {
@@ -43,6 +50,13 @@ pub(crate) struct Node {
     path: OnceLock<Arc<str>>,
     policy: Policy,
     token: CancellationToken,
+    /// Cancelled to abort the task's body and its whole subtree in place,
+    /// keeping the bookkeeping: a child of the parent's `kill`.
+    kill: CancellationToken,
+    /// The task's deadline, counted from the start of its body.
+    timeout: Option<Duration>,
+    /// Set when the task was started with `Scope::start`.
+    ready: Option<Arc<ReadyLink>>,
     state: Mutex<State>,
     /// Signalled when a child finishes or a failure is routed here.
     changed: Notify,
@@ -67,7 +81,7 @@ enum Phase {
     Closed,
 }
 
-struct State {
+pub(crate) struct State {
     phase: Phase,
     /// Set when the node's future was dropped before it finished.
     aborted: bool,
@@ -82,6 +96,10 @@ struct State {
     names: HashMap<Cow<'static, str>, u32>,
     pending: VecDeque<Error>,
     failures: Vec<Error>,
+    /// Set when the task's deadline passed.
+    timed_out: Option<Duration>,
+    /// Which children may run now, and which wait for a slot.
+    pub(crate) limit: Limit,
 }
 
 impl State {
@@ -96,6 +114,8 @@ impl State {
             names: HashMap::new(),
             pending: VecDeque::new(),
             failures: Vec::new(),
+            timed_out: None,
+            limit: Limit::new(),
         }
     }
 }
@@ -106,6 +126,7 @@ impl Node {
         name: Cow<'static, str>,
         policy: Policy,
         token: CancellationToken,
+        timeout: Option<Duration>,
     ) -> Arc<Node> {
         Arc::new(Node {
             tree,
@@ -116,13 +137,16 @@ impl Node {
             path: OnceLock::new(),
             policy,
             token,
+            kill: CancellationToken::new(),
+            timeout,
+            ready: None,
             state: Mutex::new(State::new()),
             changed: Notify::new(),
             started: Instant::now(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs while the lock is held, so a poisoned lock can
         // only come from a bug in this module; its data is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -140,6 +164,28 @@ impl Node {
         self.policy
     }
 
+    pub(crate) fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {
+        self.ready.as_ref()
+    }
+
+    /// Aborts the task's body and every body of its subtree where they
+    /// stand: each is dropped at once and reported `Cancelled`, while the
+    /// joins go on, so that every task is awaited and delivers its result.
+    pub(crate) fn kill(&self) {
+        self.kill.cancel();
+    }
+
+    /// Marks the task as past its deadline (its result will be `TimedOut`)
+    /// and cancels it.
+    pub(crate) fn time_out(&self, limit: Duration) {
+        self.lock().timed_out = Some(limit);
+        self.token.cancel();
+    }
+
     /// The task's path from the root, such as `pipeline/worker#3`.
     pub(crate) fn path(&self) -> &Arc<str> {
         self.path.get_or_init(|| match &self.parent {
@@ -148,14 +194,30 @@ impl Node {
         })
     }
 
-    /// Starts `task` as a child of this node.
+    /// Starts `task` as a child of this node, waiting in line if the
+    /// scope's limit is reached.
     pub(crate) fn spawn<T: Task>(self: &Arc<Self>, task: T) -> crate::Child<T::Output> {
+        self.spawn_with(task, Admission::Queue, None)
+    }
+
+    /// Starts `task` as a child of this node: `admission` tells whether it
+    /// already holds a slot of the scope's limit, `ready` links it to a
+    /// `Scope::start` call.
+    pub(crate) fn spawn_with<T: Task>(
+        self: &Arc<Self>,
+        task: T,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
         let slot = Arc::new(Slot::new());
 
-        let node = {
+        let (node, wait) = {
             let mut state = self.lock();
             if state.phase == Phase::Closed {
+                if admission == Admission::Reserved {
+                    state.limit.release();
+                }
                 drop(state);
                 return self.refuse(parts.name, slot);
             }
@@ -165,8 +227,7 @@ impl Node {
                 *count += 1;
                 index
             };
-            let id = state.next_id;
-            state.next_id += 1;
+            let id = state.next_id();
             state.running += 1;
             let node = Arc::new(Node {
                 tree: Arc::clone(&self.tree),
@@ -177,6 +238,9 @@ impl Node {
                 path: OnceLock::new(),
                 policy: parts.policy,
                 token: self.token.child_token(),
+                kill: self.kill.child_token(),
+                timeout: parts.timeout,
+                ready,
                 state: Mutex::new(State::new()),
                 changed: Notify::new(),
                 started: Instant::now(),
@@ -188,7 +252,11 @@ impl Node {
                     abort: None,
                 },
             );
-            node
+            let wait = match admission {
+                Admission::Queue => state.limit.admit(id),
+                Admission::Reserved => None,
+            };
+            (node, wait)
         };
 
         // User code (a `task(...)` closure) runs here, outside the lock.
@@ -196,7 +264,7 @@ impl Node {
         let body = parts.into_body(&scope);
         drop(scope);
 
-        let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, Arc::clone(&slot)));
+        let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, Arc::clone(&slot), wait));
         let handle = self.tree.runtime.spawn(future);
 
         let mut state = self.lock();
@@ -220,6 +288,9 @@ impl Node {
             path: OnceLock::new(),
             policy: Policy::FailFast,
             token: CancellationToken::new(),
+            kill: CancellationToken::new(),
+            timeout: None,
+            ready: None,
             state: Mutex::new(State::new()),
             changed: Notify::new(),
             started: Instant::now(),
@@ -242,7 +313,18 @@ impl Node {
     ///
     /// If the future of this call is dropped before it finishes, the token is
     /// cancelled and every child is aborted (and so, recursively, the subtree).
+    /// A task with a timeout runs under its deadline (see `deadline`).
     pub(crate) async fn run<B>(self: &Arc<Self>, body: B) -> Result<<B::Output as TaskResult>::Ok, Error>
+    where
+        B: Future<Output: TaskResult>,
+    {
+        match self.timeout {
+            None => self.run_to_end(body).await,
+            Some(limit) => crate::deadline::enforce(self, limit, self.run_to_end(body)).await,
+        }
+    }
+
+    async fn run_to_end<B>(self: &Arc<Self>, body: B) -> Result<<B::Output as TaskResult>::Ok, Error>
     where
         B: Future<Output: TaskResult>,
     {
@@ -254,24 +336,66 @@ impl Node {
 
         // The body future is dropped as soon as it completes, before the
         // children are joined: whatever it captured (channel senders) is
-        // released now, so consumers see their channels close.
+        // released now, so consumers see their channels close. A kill drops
+        // it where it stands.
         let outcome = {
-            let mut body = pin!(body);
-            poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
-                Ok(poll) => poll.map(Ok),
-                Err(payload) => std::task::Poll::Ready(Err(payload)),
+            let ready = self.ready.as_deref();
+            let mut body = pin!(Some(body));
+            let mut killed = pin!(self.kill.cancelled());
+            let outcome = poll_fn(|cx| {
+                if killed.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Outcome::Killed);
+                }
+                let Some(running) = body.as_mut().as_pin_mut() else {
+                    unreachable!("the body is polled until it completes, then never again")
+                };
+                if let Some(link) = ready {
+                    link.enter();
+                }
+                let polled = catch_unwind(AssertUnwindSafe(|| running.poll(cx)));
+                if let Some(link) = ready {
+                    link.leave(polled.as_ref().is_ok_and(Poll::is_pending));
+                }
+                match polled {
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Ok(Poll::Ready(out)) => Poll::Ready(Outcome::Returned(out)),
+                    Err(payload) => Poll::Ready(Outcome::Panicked(payload)),
+                }
             })
-            .await
+            .await;
+            if let Some(link) = ready {
+                link.enter();
+            }
+            body.set(None);
+            if let Some(link) = ready {
+                link.leave(false);
+            }
+            outcome
         };
+        let killed = matches!(outcome, Outcome::Killed);
         let (value, body_error) = match outcome {
-            Ok(out) => match out.into_task_result() {
+            Outcome::Returned(out) => match out.into_task_result() {
                 Ok(value) => (Some(value), None),
                 Err(err) => (None, Some(Error::failed(Arc::clone(self.path()), err))),
             },
-            Err(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
+            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
+            // A task killed after its own deadline reports `TimedOut` below.
+            Outcome::Killed if self.lock().timed_out.is_some() => (None, None),
+            Outcome::Killed => (
+                None,
+                Some(Error::with_kind(
+                    ErrorKind::Cancelled,
+                    Arc::clone(self.path()),
+                    "still running when its grace period ended, so it was aborted",
+                )),
+            ),
         };
-        if let Some(err) = &body_error {
+        if killed {
+            trace::aborted(self);
+        } else if let Some(err) = &body_error {
             trace::body_failed(self, err);
+        }
+        if value.is_none() {
             // A task that failed has no use for the work of its children.
             self.token.cancel();
         }
@@ -286,6 +410,9 @@ impl Node {
             state.failures.extend(pending);
             state.failures.extend(body_error);
         }
+        if let Some(link) = &self.ready {
+            link.body_ended();
+        }
         // Wake `next_error` callers: nothing more will reach them.
         self.changed.notify_waiters();
 
@@ -299,14 +426,17 @@ impl Node {
             notified.await;
         }
 
-        let failures = {
+        let (failures, timed_out) = {
             let mut state = self.lock();
             state.phase = Phase::Closed;
-            std::mem::take(&mut state.failures)
+            (std::mem::take(&mut state.failures), state.timed_out)
         };
         guard.armed = false;
         self.token.cancel();
 
+        if let Some(limit) = timed_out {
+            return Err(crate::deadline::timed_out(self, limit, killed, failures));
+        }
         let mut failures = failures.into_iter();
         let result = match (failures.next(), value) {
             (Some(first), _) => Err(first.with_related(failures)),
@@ -324,16 +454,21 @@ impl Node {
         let mut tree = TaskTree::default();
         // (node, index of its parent in `tree`), visited depth first with an
         // explicit stack so that a deep chain cannot overflow the call stack.
-        let mut stack: Vec<(Arc<Node>, Option<usize>)> = vec![(Arc::clone(self), None)];
-        while let Some((node, parent)) = stack.pop() {
+        let mut stack: Vec<(Arc<Node>, Option<usize>, bool)> = vec![(Arc::clone(self), None, false)];
+        while let Some((node, parent, queued)) = stack.pop() {
             let (state, mut children) = {
                 let state = node.lock();
-                let children: Vec<(u64, Arc<Node>)> = state
+                let children: Vec<(u64, Arc<Node>, bool)> = state
                     .children
                     .iter()
-                    .map(|(id, entry)| (*id, Arc::clone(&entry.node)))
+                    .map(|(id, entry)| (*id, Arc::clone(&entry.node), state.limit.is_waiting(*id)))
                     .collect();
-                (node.task_state(&state), children)
+                let task_state = if queued {
+                    TaskState::Queued
+                } else {
+                    node.task_state(&state)
+                };
+                (task_state, children)
             };
             let label = match &node.parent {
                 Some(_) => format!("{}#{}", node.name, node.index),
@@ -341,8 +476,8 @@ impl Node {
             };
             let at = tree.push(parent, label, Arc::clone(node.path()), state, now - node.started);
             // Spawn order, so that the snapshot reads like the code.
-            children.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
-            stack.extend(children.into_iter().map(|(_, child)| (child, Some(at))));
+            children.sort_unstable_by_key(|(id, _, _)| std::cmp::Reverse(*id));
+            stack.extend(children.into_iter().map(|(_, child, queued)| (child, Some(at), queued)));
         }
         tree
     }
@@ -400,6 +535,7 @@ impl Node {
                 let mut state = node.lock();
                 if state.children.remove(&id).is_some() {
                     state.running -= 1;
+                    state.limit.leave(id);
                 }
                 let routed = unclaimed.is_some();
                 if let Some(err) = unclaimed.take() {
@@ -459,6 +595,13 @@ impl Node {
 }
 
 impl State {
+    /// A fresh id for a child or a reservation.
+    pub(crate) fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     fn route(&mut self, err: Error, node: &Node) {
         match self.phase {
             Phase::Body => self.pending.push_back(err),
@@ -477,6 +620,23 @@ impl State {
     }
 }
 
+/// How a task body ended.
+enum Outcome<T> {
+    Returned(T),
+    Panicked(Box<dyn std::any::Any + Send>),
+    /// Aborted in place by `Node::kill`.
+    Killed,
+}
+
+/// Whether a new child already holds a slot of its scope's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// It takes a slot, or waits in line for one.
+    Queue,
+    /// It was given a slot beforehand (`Permit`, `try_spawn`).
+    Reserved,
+}
+
 struct AbortOnDrop<'a> {
     node: &'a Node,
     armed: bool,
@@ -490,9 +650,14 @@ impl Drop for AbortOnDrop<'_> {
     }
 }
 
-/// The tokio task of a child: run it, then deliver its result exactly once.
-async fn drive_child<B>(node: Arc<Node>, body: B, slot: Arc<Slot<<B::Output as TaskResult>::Ok>>)
-where
+/// The tokio task of a child: wait for a slot if told to, run it, then
+/// deliver its result exactly once.
+async fn drive_child<B>(
+    node: Arc<Node>,
+    body: B,
+    slot: Arc<Slot<<B::Output as TaskResult>::Ok>>,
+    wait: Option<oneshot::Receiver<()>>,
+) where
     B: Future<Output: TaskResult>,
 {
     let mut finish = Finish {
@@ -500,6 +665,18 @@ where
         slot: &slot,
         done: false,
     };
+    if let Some(wait) = wait
+        && !crate::limit::wait_for_slot(wait, &node.kill).await
+    {
+        drop(body);
+        node.token.cancel();
+        finish.deliver(Err(Error::with_kind(
+            ErrorKind::Cancelled,
+            Arc::clone(node.path()),
+            "aborted while it waited for a free slot of its scope's limit",
+        )));
+        return;
+    }
     let result = node.run(body).await;
     finish.deliver(result);
 }

@@ -1,10 +1,14 @@
-//! Running a task as the root of a tree.
+//! Running a task as the root of a tree: [`run`], and [`Root`] for the
+//! options (a token to stop the tree from outside, a grace period, shutdown
+//! on signals).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use crate::deadline::alongside;
 use crate::error::{Error, ErrorKind};
 use crate::node::{Node, Tree};
 use crate::scope::Scope;
@@ -13,6 +17,8 @@ use crate::trace;
 
 /// Runs `task` as the root of a new task tree on the current tokio runtime,
 /// and returns its result once the whole tree has finished.
+///
+/// This is `Root::new().run(task)`: no grace period, no signal handling.
 ///
 /// Dropping the returned future (for example in a `select!` or a timeout)
 /// cancels the tree and aborts every task of it.
@@ -37,22 +43,306 @@ use crate::trace;
 /// # }
 /// ```
 pub async fn run<T: Task>(task: T) -> Result<T::Output, Error> {
-    run_with_token(task, CancellationToken::new()).await
+    Root::new().run(task).await
 }
 
-pub(crate) async fn run_with_token<T: Task>(task: T, token: CancellationToken) -> Result<T::Output, Error> {
-    let parts = task.into_parts();
-    let Ok(runtime) = Handle::try_current() else {
-        return Err(Error::with_kind(
-            ErrorKind::NoRuntime,
-            Arc::from(&*parts.name),
-            "`taskward::run` was called outside a tokio runtime; call it from within one \
-             (for example from `#[tokio::main]`, or `Runtime::block_on`)",
-        ));
-    };
-    let node = Node::root(Arc::new(Tree { runtime }), parts.name.clone(), parts.policy, token);
-    let scope = Scope::from_node(Arc::clone(&node));
-    let body = parts.into_body(&scope);
-    drop(scope);
-    trace::instrument(&node, node.run(body)).await
+/// The root of a task tree, with its options: a token to stop the tree from
+/// outside, a grace period after which what still runs is aborted, and
+/// shutdown on Ctrl-C / SIGTERM.
+///
+/// [`Root::run`] returns only when nothing of the tree is alive any more:
+/// every task has finished or, after an abort, has been dropped and awaited.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskward::{supervised, CancellationToken, Root};
+///
+/// #[supervised]
+/// async fn serve(token: CancellationToken) -> std::io::Result<&'static str> {
+///     token.cancelled().await; // serve until told to stop
+///     Ok("stopped cleanly")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let root = Root::new().grace(Duration::from_secs(5));
+/// let stop = root.token();
+/// let tree = tokio::spawn(root.run(serve()));
+/// stop.cancel(); // from anywhere: a signal handler, an admin endpoint
+/// assert_eq!(tree.await.unwrap().unwrap(), "stopped cleanly");
+/// # }
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a `Root` does nothing until `run` is called"]
+pub struct Root {
+    token: CancellationToken,
+    grace: Option<Duration>,
+    signals: bool,
+}
+
+impl Root {
+    /// A root with no grace period (a cancelled tree is waited for until
+    /// it stops by itself) and no signal handling.
+    pub fn new() -> Self {
+        Root::default()
+    }
+
+    /// The token that cancels the whole tree: cancel it from outside to
+    /// start a shutdown. It may be taken before or while the tree runs.
+    ///
+    /// The root task's own token is a child of this one, not this one: a
+    /// tree cancels its own token when it finishes (so that whatever was
+    /// handed it learns its owner is gone), and that must not flow back
+    /// out to whoever holds this token. Cancellation flows in; completion
+    /// does not flow out.
+    ///
+    /// ```
+    /// # use taskward::{Root, Scope};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let root = Root::new();
+    /// let token = root.token();
+    /// token.cancel(); // cancelled before it even starts
+    /// let seen = root.run(taskward::task(|scope: Scope| async move { Ok::<_, std::io::Error>(scope.is_cancelled()) }));
+    /// assert!(seen.await.unwrap());
+    /// assert!(token.is_cancelled());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Sets the grace period: once the tree is cancelled (through
+    /// [`token`](Root::token), a signal, the root's own scope, or a failing
+    /// child under [`Policy::FailFast`](crate::Policy::FailFast)), every task
+    /// still running when it ends is aborted where it stands and reported
+    /// [`ErrorKind::Cancelled`], naming the task.
+    ///
+    /// The grace period also applies to tasks past their
+    /// [`timeout`](crate::Task::timeout) (1 second when no grace period is
+    /// set). A zero grace period aborts, at the next poll, whatever did not
+    /// stop right away; a huge one is capped by tokio at about 30 years.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskward::{ErrorKind, Root, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let root = Root::new().grace(Duration::from_millis(10));
+    /// root.token().cancel();
+    /// let err = root
+    ///     .run(taskward::task(|scope: Scope| async move {
+    ///         // Ignores cancellation: aborted when the grace period ends.
+    ///         scope.spawn(std::future::pending::<()>().named("stubborn"));
+    ///     }))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Cancelled);
+    /// assert_eq!(err.task(), "task/stubborn#0");
+    /// # }
+    /// # use taskward::Task;
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
+    /// Cancels the tree on Ctrl-C (and on SIGTERM on Unix), as if
+    /// [`token`](Root::token) were cancelled; a second signal aborts at once
+    /// whatever still runs, without waiting for the grace period.
+    ///
+    /// The handlers are installed when [`run`](Root::run) starts. As for
+    /// any tokio signal, the runtime needs its I/O driver
+    /// (`#[tokio::main]` and `Builder::enable_all` have it), and, as tokio
+    /// documents, once installed a handler stays for the life of the
+    /// process: after `run` has returned, Ctrl-C no longer ends the process
+    /// by itself.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use taskward::{supervised, CancellationToken, Root};
+    ///
+    /// #[supervised]
+    /// async fn serve(token: CancellationToken) {
+    ///     token.cancelled().await;
+    /// }
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), taskward::Error> {
+    ///     Root::new()
+    ///         .grace(Duration::from_secs(10))
+    ///         .shutdown_on_signal()
+    ///         .run(serve())
+    ///         .await
+    /// }
+    /// ```
+    pub fn shutdown_on_signal(mut self) -> Self {
+        self.signals = true;
+        self
+    }
+
+    /// Runs `task` as the root of a new tree on the current tokio runtime,
+    /// and returns its result once nothing of the tree is alive.
+    ///
+    /// A tree that is cancelled and stops cooperatively returns whatever its
+    /// tasks return; what the grace period aborted is reported
+    /// [`ErrorKind::Cancelled`].
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](crate::run): the root's failure, a failure nobody handled,
+    /// a task aborted at the end of the grace period, or
+    /// [`ErrorKind::NoRuntime`] outside a tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// With [`shutdown_on_signal`](Root::shutdown_on_signal), if the tokio
+    /// runtime has no I/O driver; with a grace period or a timeout, if it has
+    /// no time driver (tokio's own checks).
+    ///
+    /// ```
+    /// # use taskward::Root;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let answer = Root::new().run(async { Ok::<_, std::io::Error>(42) }).await;
+    /// assert_eq!(answer.unwrap(), 42);
+    /// # }
+    /// ```
+    pub async fn run<T: Task>(self, task: T) -> Result<T::Output, Error> {
+        let parts = task.into_parts();
+        let Ok(runtime) = Handle::try_current() else {
+            return Err(Error::with_kind(
+                ErrorKind::NoRuntime,
+                Arc::from(&*parts.name),
+                "`taskward::run` was called outside a tokio runtime; call it from within one \
+                 (for example from `#[tokio::main]`, or `Runtime::block_on`)",
+            ));
+        };
+        // Installed before the body first runs, so that no signal sent
+        // after `run` started is missed.
+        let signals = if self.signals { signal::Signals::install() } else { None };
+        let tree = Arc::new(Tree {
+            runtime,
+            grace: self.grace,
+        });
+        let node = Node::root(
+            tree,
+            parts.name.clone(),
+            parts.policy,
+            self.token.child_token(),
+            parts.timeout,
+        );
+        let scope = Scope::from_node(Arc::clone(&node));
+        let body = parts.into_body(&scope);
+        drop(scope);
+
+        let grace = async {
+            if let Some(grace) = self.grace {
+                node.token().cancelled().await;
+                event!(
+                    debug,
+                    root = &**node.path(),
+                    ?grace,
+                    "tree cancelled; grace period started"
+                );
+                tokio::time::sleep(grace).await;
+                event!(
+                    warn,
+                    root = &**node.path(),
+                    "grace period over; aborting what still runs"
+                );
+                node.kill();
+            }
+        };
+        let on_signals = async {
+            if let Some(mut signals) = signals {
+                if signals.recv().await {
+                    event!(info, root = &**node.path(), "signal received; cancelling the tree");
+                    self.token.cancel();
+                }
+                if signals.recv().await {
+                    event!(warn, root = &**node.path(), "second signal received; aborting the tree");
+                    node.kill();
+                }
+            }
+        };
+        alongside(alongside(trace::instrument(&node, node.run(body)), grace), on_signals).await
+    }
+}
+
+/// Ctrl-C, and SIGTERM on Unix.
+mod signal {
+    #[cfg(unix)]
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    pub(super) struct Signals {
+        #[cfg(unix)]
+        interrupt: Signal,
+        #[cfg(unix)]
+        terminate: Signal,
+        #[cfg(windows)]
+        ctrl_c: tokio::signal::windows::CtrlC,
+    }
+
+    impl Signals {
+        /// The handlers, or `None` (reported as a tracing event) if the
+        /// system refused them.
+        pub(super) fn install() -> Option<Self> {
+            match Self::try_install() {
+                Ok(signals) => Some(signals),
+                Err(err) => {
+                    event!(error, error = %err, "cannot listen for shutdown signals");
+                    None
+                }
+            }
+        }
+
+        #[cfg(unix)]
+        fn try_install() -> std::io::Result<Self> {
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+
+        #[cfg(windows)]
+        fn try_install() -> std::io::Result<Self> {
+            Ok(Signals {
+                ctrl_c: tokio::signal::windows::ctrl_c()?,
+            })
+        }
+
+        #[cfg(not(any(unix, windows)))]
+        fn try_install() -> std::io::Result<Self> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "no signals on this platform",
+            ))
+        }
+
+        /// Waits for the next signal; `false` if none can come any more.
+        pub(super) async fn recv(&mut self) -> bool {
+            std::future::poll_fn(|cx| self.poll_recv(cx)).await.is_some()
+        }
+
+        #[cfg(unix)]
+        fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<()>> {
+            if let std::task::Poll::Ready(got) = self.interrupt.poll_recv(cx) {
+                return std::task::Poll::Ready(got);
+            }
+            self.terminate.poll_recv(cx)
+        }
+
+        #[cfg(windows)]
+        fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<()>> {
+            self.ctrl_c.poll_recv(cx)
+        }
+
+        #[cfg(not(any(unix, windows)))]
+        fn poll_recv(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<()>> {
+            std::task::Poll::Ready(None)
+        }
+    }
 }

@@ -7,8 +7,10 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::child::Child;
 use crate::error::Error;
+use crate::limit::Permit;
 use crate::node::Node;
 use crate::policy::Policy;
+use crate::ready::Ready;
 use crate::task::Task;
 use crate::tree::TaskTree;
 
@@ -77,8 +79,207 @@ impl Scope {
     /// .unwrap();
     /// # }
     /// ```
+    ///
+    /// With a limit set ([`set_limit`](Scope::set_limit)), a child spawned
+    /// while the scope is full waits in line and starts when a slot frees;
+    /// `spawn` itself never waits.
     pub fn spawn<T: Task>(&self, task: T) -> Child<T::Output> {
         self.node.spawn(task)
+    }
+
+    /// Starts `task` as a child if a slot of the scope's limit is free now,
+    /// and hands it back otherwise (like errgroup's `TryGo`). Without a
+    /// limit it always starts.
+    ///
+    /// # Errors
+    ///
+    /// `Err(task)`, unstarted, when the scope is full or children are
+    /// already waiting in line.
+    ///
+    /// ```
+    /// # use taskward::Scope;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     scope.set_limit(1);
+    ///     let busy = scope.try_spawn(taskward::task(|scope: Scope| async move {
+    ///         scope.cancelled().await; // holds the only slot until cancelled
+    ///     }));
+    ///     assert!(busy.is_ok());
+    ///     let second = scope.try_spawn(async { Ok::<_, std::io::Error>(()) });
+    ///     assert!(second.is_err()); // full: the task is handed back
+    ///     scope.cancel();
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn try_spawn<T: Task>(&self, task: T) -> Result<Child<T::Output>, T> {
+        match self.node.try_reserve() {
+            Some(permit) => Ok(permit.spawn(task)),
+            None => Err(task),
+        }
+    }
+
+    /// Lets at most `limit` children of this scope run at once (a child
+    /// runs from the start of its body until it has finished, children
+    /// included). Past it, [`spawn`](Scope::spawn)ed children wait in line,
+    /// first come first served; they are children all the same: joined,
+    /// cancelled and aborted with the scope, and their failures reach
+    /// [`next_error`](Scope::next_error). A child that waits in line when
+    /// the scope is cancelled still starts in its turn, and sees the
+    /// cancelled token at once.
+    ///
+    /// It may be called again to change the limit: a higher limit starts
+    /// waiting children at once; a lower one lets running children finish
+    /// and starts no new one until fewer than `limit` run. Children started
+    /// before the first call count too. A limit of `0` would never let a
+    /// child run, so it is taken as `1`; `usize::MAX` is no limit.
+    ///
+    /// Each scope has its own limit: children's sub-workers, spawned on
+    /// their own scopes, never wait for a slot of this one, so a full pool
+    /// cannot deadlock on them.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use taskward::Scope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let peak = taskward::run(taskward::task(|scope: Scope| async move {
+    ///     scope.set_limit(3);
+    ///     let running = Arc::new(AtomicUsize::new(0));
+    ///     let peak = Arc::new(AtomicUsize::new(0));
+    ///     for _ in 0..20 {
+    ///         let (running, peak) = (running.clone(), peak.clone());
+    ///         scope.spawn(async move {
+    ///             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+    ///             peak.fetch_max(now, Ordering::SeqCst);
+    ///             tokio::task::yield_now().await;
+    ///             running.fetch_sub(1, Ordering::SeqCst);
+    ///         });
+    ///     }
+    ///     Ok::<_, taskward::Error>(peak)
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// assert!(peak.load(Ordering::SeqCst) <= 3);
+    /// # }
+    /// ```
+    pub fn set_limit(&self, limit: usize) {
+        self.node.set_limit(limit);
+    }
+
+    /// Waits until a slot of this scope's limit is free and takes it: the
+    /// returned [`Permit`] starts a child at once with
+    /// [`Permit::spawn`]. This is backpressure: a producer that reserves
+    /// before it spawns goes at the pace of the children (like errgroup's
+    /// `Go`, or tokio's `Sender::reserve`). It waits in the same line as
+    /// spawned children, and returns at once when the scope has no limit.
+    ///
+    /// Dropping the future gives its place (or its slot) back. An unused
+    /// `Permit` holds its slot until it is dropped.
+    ///
+    /// ```
+    /// # use taskward::Scope;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     scope.set_limit(4);
+    ///     for job in 0..100u64 {
+    ///         scope.reserve().await.spawn(async move { Ok::<_, std::io::Error>(job) });
+    ///     }
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub async fn reserve(&self) -> Permit {
+        self.node.reserve().await
+    }
+
+    /// Starts `task` as a child and waits until it is ready: until it
+    /// calls [`Ready::send`], whose value is returned here (Trio's `start`,
+    /// OTP's `start_link`). The child then goes on running under this
+    /// scope, like any spawned child.
+    ///
+    /// The task receives its [`Ready`] as a `Ready<V>` parameter of a
+    /// `#[supervised]` function, or from [`Scope::ready`].
+    ///
+    /// # Errors
+    ///
+    /// - If the child fails before it is ready, that failure: it is claimed
+    ///   here and does not escalate. (A failure after readiness goes to the
+    ///   scope, as for any child whose handle was dropped.)
+    /// - [`ErrorKind::NotReady`](crate::ErrorKind::NotReady) if the child
+    ///   ends without sending, drops its `Ready` without sending (it then
+    ///   goes on running), or sends a value of another type than `V`.
+    ///
+    /// A child that never sends, never drops its `Ready` and never ends
+    /// keeps `start` waiting, as a child that never ends keeps its handle
+    /// waiting: bound it with [`Task::timeout`](crate::Task::timeout) or
+    /// cancel the scope. A task with no `Ready` parameter fails `start` as
+    /// soon as its body ends.
+    ///
+    /// ```
+    /// use taskward::{supervised, CancellationToken, Ready, Scope};
+    ///
+    /// #[supervised]
+    /// async fn cache(token: CancellationToken, ready: Ready<usize>) -> std::io::Result<()> {
+    ///     let entries = 128; // warm up
+    ///     ready.send(entries);
+    ///     token.cancelled().await; // then serve until cancelled
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let entries: usize = scope.start(cache()).await?;
+    ///     assert_eq!(entries, 128);
+    ///     scope.cancel();
+    ///     Ok::<_, taskward::Error>(())
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub async fn start<V, T>(&self, task: T) -> Result<V, Error>
+    where
+        V: Send + 'static,
+        T: Task,
+    {
+        crate::ready::start(&self.node, task).await
+    }
+
+    /// The readiness handle of this scope's task, for a task that was
+    /// started with [`start`](Scope::start) and is not a `#[supervised]`
+    /// function (which receives it as a `Ready<V>` parameter).
+    ///
+    /// In a task that was spawned rather than started, nobody waits for it
+    /// and [`Ready::send`] does nothing.
+    ///
+    /// ```
+    /// # use taskward::Scope;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let port: u16 = scope
+    ///         .start(taskward::task(|scope: Scope| async move {
+    ///             scope.ready().send(8080u16);
+    ///         }))
+    ///         .await?;
+    ///     assert_eq!(port, 8080);
+    ///     Ok::<_, taskward::Error>(())
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn ready<V: Send + 'static>(&self) -> Ready<V> {
+        Ready::of(&self.node)
     }
 
     /// The cancellation token of this scope. It is cancelled when the task

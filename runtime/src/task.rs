@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use crate::error::BoxError;
 use crate::policy::Policy;
@@ -53,7 +54,7 @@ where
     }
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
@@ -100,21 +101,51 @@ pub trait Task: sealed::Sealed + Send + Sized + 'static {
     /// errors and in traces. By default a `#[supervised]` function is named
     /// after the function and any other task is named `task`.
     fn named(self, name: impl Into<Cow<'static, str>>) -> Configured<Self> {
-        Configured {
-            task: self,
-            name: Some(name.into()),
-            policy: None,
-        }
+        Configured::new(self).named(name)
     }
 
     /// Chooses how this task's scope treats the failure of one of its
     /// children (see [`Policy`]). The default is [`Policy::FailFast`].
     fn policy(self, policy: Policy) -> Configured<Self> {
-        Configured {
-            task: self,
-            name: None,
-            policy: Some(policy),
-        }
+        Configured::new(self).policy(policy)
+    }
+
+    /// Gives the task a deadline, counted from the moment its body starts
+    /// (for a child waiting for a slot of its scope's limit, once its turn
+    /// comes). The deadline covers the body and the join of its children.
+    ///
+    /// At the deadline the task's token is cancelled, and so is its whole
+    /// subtree's; whatever it returns then, its result is
+    /// [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut), with the failures
+    /// of its scope in [`related`](crate::Error::related). If it has not
+    /// stopped when the grace period ends (the [`Root`](crate::Root)'s, or 1
+    /// second when the root sets none), its body and subtree are aborted
+    /// where they stand.
+    ///
+    /// As with `tokio::time::timeout`, the task is polled once before the
+    /// deadline is looked at: with `Duration::ZERO`, only a task that
+    /// finishes in its first poll succeeds. A huge duration is capped by
+    /// tokio at about 30 years.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskward::{supervised, CancellationToken, ErrorKind, Task};
+    ///
+    /// #[supervised]
+    /// async fn slow(token: CancellationToken) -> std::io::Result<()> {
+    ///     token.cancelled().await; // stops as soon as it is told to
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = taskward::run(slow().timeout(Duration::from_millis(10))).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert_eq!(err.to_string(), "task `slow` timed out: did not finish within 10ms");
+    /// # }
+    /// ```
+    fn timeout(self, limit: Duration) -> Configured<Self> {
+        Configured::new(self).timeout(limit)
     }
 }
 
@@ -125,6 +156,7 @@ pub trait Task: sealed::Sealed + Send + Sized + 'static {
 pub struct Parts<B> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) policy: Policy,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) start: Start<B>,
 }
 
@@ -196,6 +228,7 @@ impl<R: TaskResult> Task for Supervised<R> {
         Parts {
             name: Cow::Borrowed(self.name),
             policy: self.policy,
+            timeout: None,
             start: Start::WithScope(self.make),
         }
     }
@@ -215,6 +248,7 @@ where
         Parts {
             name: Cow::Borrowed("task"),
             policy: Policy::FailFast,
+            timeout: None,
             start: Start::Ready(self),
         }
     }
@@ -275,21 +309,33 @@ where
         Parts {
             name: Cow::Borrowed("task"),
             policy: Policy::FailFast,
+            timeout: None,
             start: Start::WithScope(Box::new(self.make)),
         }
     }
 }
 
-/// A task with a name or policy chosen by [`Task::named`] or [`Task::policy`].
+/// A task with a name, policy or timeout chosen by [`Task::named`],
+/// [`Task::policy`] or [`Task::timeout`].
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
 #[derive(Debug)]
 pub struct Configured<T> {
     task: T,
     name: Option<Cow<'static, str>>,
     policy: Option<Policy>,
+    timeout: Option<Duration>,
 }
 
 impl<T: Task> Configured<T> {
+    fn new(task: T) -> Self {
+        Configured {
+            task,
+            name: None,
+            policy: None,
+            timeout: None,
+        }
+    }
+
     /// Gives the task a name (see [`Task::named`]).
     pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
@@ -299,6 +345,12 @@ impl<T: Task> Configured<T> {
     /// Chooses the task's policy (see [`Task::policy`]).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Gives the task a deadline (see [`Task::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 }
@@ -316,6 +368,9 @@ impl<T: Task> Task for Configured<T> {
         }
         if let Some(policy) = self.policy {
             parts.policy = policy;
+        }
+        if let Some(limit) = self.timeout {
+            parts.timeout = Some(limit);
         }
         parts
     }

@@ -4,6 +4,14 @@
 
 use std::future::Future;
 
+/// `tracing`'s event macros, compiled away with the `tracing` feature off.
+macro_rules! event {
+    ($level:ident, $($arg:tt)*) => {
+        #[cfg(feature = "tracing")]
+        ::tracing::$level!($($arg)*);
+    };
+}
+
 use crate::error::Error;
 use crate::node::Node;
 
@@ -39,6 +47,18 @@ pub(crate) fn body_failed(node: &Node, err: &Error) {
     }
     #[cfg(not(feature = "tracing"))]
     let _ = (node, err);
+}
+
+/// The task's body was dropped where it stood: it was still running when
+/// its grace period (after a cancellation or its deadline) ended.
+pub(crate) fn aborted(node: &Node) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        task = &**node.path(),
+        "task aborted: still running when its grace period ended"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = node;
 }
 
 /// A failure nobody handled becomes the failure of `node`.

@@ -16,6 +16,10 @@ pub enum TaskState {
     /// Its body has ended; it waits for its children before delivering its
     /// result.
     Joining,
+    /// It waits in line for a slot of its scope's limit
+    /// ([`Scope::set_limit`](crate::Scope::set_limit)); its body has not
+    /// started.
+    Queued,
     /// Its future was dropped; its children are being aborted.
     Aborting,
 }
@@ -26,6 +30,7 @@ impl fmt::Display for TaskState {
             TaskState::Running => "running",
             TaskState::Cancelling => "cancelling",
             TaskState::Joining => "joining children",
+            TaskState::Queued => "waiting for a slot",
             TaskState::Aborting => "aborting",
         })
     }

@@ -1,0 +1,62 @@
+//! Deadlines: a task that runs past its timeout is cancelled, then aborted
+//! if it does not stop within the grace period, and reports `TimedOut`.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+use crate::node::Node;
+
+/// The grace period of a timed-out task when its tree's `Root` sets none:
+/// how long it may take to stop cooperatively once its token is cancelled,
+/// before it is aborted.
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(1);
+
+/// Polls `main` to its end while also driving `side` (until `side` ends).
+pub(crate) async fn alongside<M: Future, S: Future<Output = ()>>(main: M, side: S) -> M::Output {
+    let mut main = pin!(main);
+    let mut side = pin!(side);
+    let mut side_done = false;
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = main.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if !side_done {
+            side_done = side.as_mut().poll(cx).is_ready();
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs `work` (the task's body and join) under a deadline `limit` from
+/// now: past it the task is marked timed out and cancelled, and after the
+/// grace period it is killed.
+pub(crate) async fn enforce<W: Future>(node: &Node, limit: Duration, work: W) -> W::Output {
+    let watchdog = async {
+        tokio::time::sleep(limit).await;
+        event!(debug, task = &**node.path(), ?limit, "deadline passed; cancelling");
+        node.time_out(limit);
+        tokio::time::sleep(node.tree().grace.unwrap_or(DEFAULT_GRACE)).await;
+        event!(debug, task = &**node.path(), "grace period over; aborting");
+        node.kill();
+    };
+    alongside(work, watchdog).await
+}
+
+/// The result of a task that ran past its deadline: `TimedOut`, with the
+/// failures of its scope in `related()`.
+pub(crate) fn timed_out(node: &Node, limit: Duration, aborted: bool, failures: Vec<Error>) -> Error {
+    let message = if aborted {
+        format!(
+            "did not finish within {limit:?}, and was aborted when its grace period of {:?} ended",
+            node.tree().grace.unwrap_or(DEFAULT_GRACE)
+        )
+    } else {
+        format!("did not finish within {limit:?}")
+    };
+    Error::with_kind(ErrorKind::TimedOut, Arc::clone(node.path()), message).with_related(failures)
+}
