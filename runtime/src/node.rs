@@ -259,10 +259,14 @@ impl Node {
             (node, wait)
         };
 
-        // User code (a `task(...)` closure) runs here, outside the lock.
+        // User code (a `task(...)` closure) runs here, outside the lock. If
+        // it panics, the child is unregistered again, so that the parent's
+        // join does not wait for a task that never started.
+        let unregister = Unregister { parent: self, id: node.id };
         let scope = Scope::from_node(Arc::clone(&node));
         let body = parts.into_body(&scope);
         drop(scope);
+        std::mem::forget(unregister);
 
         let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, Arc::clone(&slot), wait));
         let handle = self.tree.runtime.spawn(future);
@@ -635,6 +639,18 @@ pub(crate) enum Admission {
     Queue,
     /// It was given a slot beforehand (`Permit`, `try_spawn`).
     Reserved,
+}
+
+/// Undoes the registration of a child whose body could not be made.
+struct Unregister<'a> {
+    parent: &'a Node,
+    id: u64,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.parent.child_done(self.id, None);
+    }
 }
 
 struct AbortOnDrop<'a> {
