@@ -262,7 +262,10 @@ impl Node {
         // User code (a `task(...)` closure) runs here, outside the lock. If
         // it panics, the child is unregistered again, so that the parent's
         // join does not wait for a task that never started.
-        let unregister = Unregister { parent: self, id: node.id };
+        let unregister = Unregister {
+            parent: self,
+            id: node.id,
+        };
         let scope = Scope::from_node(Arc::clone(&node));
         let body = parts.into_body(&scope);
         drop(scope);
@@ -484,6 +487,11 @@ impl Node {
             stack.extend(children.into_iter().map(|(_, child, queued)| (child, Some(at), queued)));
         }
         tree
+    }
+
+    /// Whether the task has delivered its result (or was torn down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().phase == Phase::Closed
     }
 
     fn task_state(&self, state: &State) -> TaskState {

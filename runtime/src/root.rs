@@ -14,6 +14,7 @@ use crate::node::{Node, Tree};
 use crate::scope::Scope;
 use crate::task::Task;
 use crate::trace;
+use crate::tree::TreeMonitor;
 
 /// Runs `task` as the root of a new task tree on the current tokio runtime,
 /// and returns its result once the whole tree has finished.
@@ -78,6 +79,7 @@ pub struct Root {
     token: CancellationToken,
     grace: Option<Duration>,
     signals: bool,
+    monitor: TreeMonitor,
 }
 
 impl Root {
@@ -111,6 +113,29 @@ impl Root {
     #[must_use]
     pub fn token(&self) -> CancellationToken {
         self.token.clone()
+    }
+
+    /// A handle that takes a snapshot of the whole tree at any moment while
+    /// it runs (see [`TreeMonitor`]); it may be taken before `run`.
+    ///
+    /// ```
+    /// # use taskward::{Root, Scope};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let root = Root::new();
+    /// let monitor = root.monitor();
+    /// assert!(monitor.snapshot().is_empty()); // not running yet
+    /// root.run(taskward::task(move |scope: Scope| async move {
+    ///     scope.spawn(async {});
+    ///     assert_eq!(monitor.snapshot().tasks().next().unwrap().path(), "task");
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn monitor(&self) -> TreeMonitor {
+        self.monitor.clone()
     }
 
     /// Sets the grace period: once the tree is cancelled (through
@@ -234,6 +259,7 @@ impl Root {
             self.token.child_token(),
             parts.timeout,
         );
+        self.monitor.watch(&node);
         let scope = Scope::from_node(Arc::clone(&node));
         let body = parts.into_body(&scope);
         drop(scope);

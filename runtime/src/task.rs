@@ -17,6 +17,11 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 ///
 /// This is what lets `std::io::Result<T>`, `anyhow::Result<T>` and your own
 /// error types all work as the return type of a supervised function.
+///
+/// An `async` block that can only panic (or loop forever) has the type `!`,
+/// which is not a task result: make the panic conditional
+/// (`async { if broken { panic!("...") } }`), or write a
+/// `#[supervised] async fn` with no return type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the result of a supervised task",
     label = "return `Result<T, E>` here, where `E: Into<Box<dyn std::error::Error + Send + Sync>>`, or return nothing (`()`)",

@@ -1,8 +1,10 @@
 //! A snapshot of a live task tree, for people to read.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
+
+use crate::node::Node;
 
 /// What a task is doing at the moment of a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,5 +172,39 @@ impl fmt::Display for TaskTree {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Takes snapshots of a whole tree from outside it, at any moment; see
+/// [`Root::monitor`](crate::Root::monitor). Cloning it shares the same tree.
+///
+/// A snapshot is empty before the tree starts and after it has finished.
+#[derive(Clone, Default)]
+pub struct TreeMonitor {
+    root: Arc<Mutex<Weak<Node>>>,
+}
+
+impl TreeMonitor {
+    /// Follows the tree whose root is `node` from now on.
+    pub(crate) fn watch(&self, node: &Arc<Node>) {
+        *self.root.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(node);
+    }
+
+    /// A snapshot of every live task of the tree (see [`TaskTree`]).
+    #[must_use]
+    pub fn snapshot(&self) -> TaskTree {
+        let root = self.root.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
+        match root {
+            Some(root) if !root.is_closed() => root.snapshot(),
+            _ => TaskTree::default(),
+        }
+    }
+}
+
+impl fmt::Debug for TreeMonitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TreeMonitor")
+            .field("running", &!self.snapshot().is_empty())
+            .finish()
     }
 }
