@@ -68,7 +68,16 @@ async fn alternate_display_is_the_full_report() {
 async fn debug_shows_kind_task_cause_and_related() {
     let err = failing_tree().await;
     let debug = format!("{err:?}");
-    assert!(debug.starts_with("Error { kind: Failed, task: \"job/writer#0\", cause: Outer("), "{debug}");
-    assert!(debug.contains("related: [Error { kind: Failed, task: \"job/uploader#0\""), "{debug}");
-    assert!(debug.contains("kind: Panicked, task: \"job/indexer#0\", message: \"index out of range\""), "{debug}");
+    assert!(
+        debug.starts_with("Error { kind: Failed, task: \"job/writer#0\", cause: Outer("),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("related: [Error { kind: Failed, task: \"job/uploader#0\""),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("kind: Panicked, task: \"job/indexer#0\", message: \"index out of range\""),
+        "{debug}"
+    );
 }

@@ -125,7 +125,11 @@ async fn tasks_run_in_spans_with_their_paths_and_failures_are_events() {
         .collect();
     assert_eq!(
         task_paths,
-        [Some("app".to_owned()), Some("app/fine#0".to_owned()), Some("app/broken#0".to_owned())]
+        [
+            Some("app".to_owned()),
+            Some("app/fine#0".to_owned()),
+            Some("app/broken#0".to_owned())
+        ]
     );
 
     let events = events.lock().unwrap().clone();
@@ -153,5 +157,8 @@ async fn tasks_run_in_spans_with_their_paths_and_failures_are_events() {
     // Emitted where the failure arrives (the child's span), naming the scope
     // it escalates in.
     assert_eq!(escalated.scope.as_deref(), Some("app"));
-    assert_eq!(escalated.error.as_deref(), Some("task `app/broken#0` failed: disk full"));
+    assert_eq!(
+        escalated.error.as_deref(),
+        Some("task `app/broken#0` failed: disk full")
+    );
 }

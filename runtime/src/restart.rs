@@ -250,13 +250,13 @@ where
                 let delay = backoff.delay(row, jitter.next());
                 row = row.saturating_add(1);
                 if let Err(err) = &result {
-                    event!(warn, task = scope.path(), error = %err, ?delay, "restarting after a delay");
+                    crate::trace::restarting(scope.path(), err, Some(delay));
                 }
                 if scope.until_cancelled(tokio::time::sleep(delay)).await.is_none() {
                     return result;
                 }
             } else if let Err(err) = &result {
-                event!(warn, task = scope.path(), error = %err, "restarting");
+                crate::trace::restarting(scope.path(), err, None);
             }
             recent.push_back((Instant::now(), result.err()));
         }

@@ -319,7 +319,7 @@ mod signal {
             match Self::try_install() {
                 Ok(signals) => Some(signals),
                 Err(err) => {
-                    event!(error, error = %err, "cannot listen for shutdown signals");
+                    crate::trace::signals_unavailable(&err);
                     None
                 }
             }

@@ -94,3 +94,22 @@ pub(crate) fn failure_lost(node: &Node, err: &Error) {
     #[cfg(not(feature = "tracing"))]
     let _ = (node, err);
 }
+
+/// A restart is about to re-run a failed task, after `delay` if any.
+pub(crate) fn restarting(task: &str, err: &Error, delay: Option<std::time::Duration>) {
+    #[cfg(feature = "tracing")]
+    match delay {
+        Some(delay) => tracing::warn!(task, error = %err, ?delay, "restarting after a delay"),
+        None => tracing::warn!(task, error = %err, "restarting"),
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (task, err, delay);
+}
+
+/// The system refused the signal handlers of `Root::shutdown_on_signal`.
+pub(crate) fn signals_unavailable(err: &std::io::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(error = %err, "cannot listen for shutdown signals");
+    #[cfg(not(feature = "tracing"))]
+    let _ = err;
+}
