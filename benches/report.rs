@@ -1,0 +1,265 @@
+//! The interleaved comparison behind BENCHMARKS.md.
+//!
+//! For every case, each round runs every variant once (in an order rotated
+//! from round to round) on the same 2-worker runtime, so the baseline and
+//! taskward see the same machine at the same moment. A variant's ratio is
+//! the median over the rounds of its time divided by the baseline's time of
+//! the same round.
+//!
+//! ```sh
+//! cargo bench --bench report                      # print the table
+//! cargo bench --bench report --bench memory -- --write   # regenerate BENCHMARKS.md
+//! cargo bench --bench report -- --filter spawn_join/10000/taskward-fn --rounds 1   # profile one
+//! ```
+
+#[path = "support/cases.rs"]
+mod cases;
+#[path = "support/section.rs"]
+mod section;
+#[path = "support/tasks.rs"]
+mod tasks;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use cases::{Case, WORKER_THREADS, cases, runtime};
+use section::{Args, write_section};
+
+/// Rounds when none are asked for: odd, so the median is one of them.
+const ROUNDS: usize = 9;
+
+/// Tasks per sample: small cases repeat until they start this many.
+const TASKS_PER_SAMPLE: usize = 100_000;
+
+/// What was measured of one variant in one case.
+struct Measured {
+    /// Seconds per task, one per round.
+    per_task: Vec<f64>,
+    /// Seconds per run (one run = `case.tasks` tasks), one per round.
+    per_run: Vec<f64>,
+}
+
+/// A goal the issue set for a variant, as a bound on its ratio.
+struct Target {
+    case: &'static str,
+    variant: &'static str,
+    limit: f64,
+    text: &'static str,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        case: "spawn_join/100000",
+        variant: "taskward-fn",
+        limit: 1.5,
+        text: "≤ 1.5x raw (goal 1.2x)",
+    },
+    Target {
+        case: "spawn_join/100000",
+        variant: "taskward-block",
+        limit: 1.5,
+        text: "≤ 1.5x raw (goal 1.2x)",
+    },
+    Target {
+        case: "cancel_idle/50000",
+        variant: "taskward-fn",
+        limit: 1.5,
+        text: "≤ 1.5x TaskTracker (goal ≤ 1.0x)",
+    },
+];
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn human(seconds: f64) -> String {
+    match seconds {
+        s if s >= 1.0 => format!("{s:.2} s"),
+        s if s >= 1e-3 => format!("{:.1} ms", s * 1e3),
+        s if s >= 1e-6 => format!("{:.2} µs", s * 1e6),
+        s => format!("{:.0} ns", s * 1e9),
+    }
+}
+
+fn selected(case: &Case, variant: &cases::Variant, filter: Option<&str>) -> bool {
+    filter.is_none_or(|f| format!("{}/{}", case.name(), variant.id).contains(f))
+}
+
+/// Runs every selected variant of `case` for `rounds` interleaved rounds.
+fn measure(case: &Case, rounds: usize, filter: Option<&str>) -> Vec<Option<Measured>> {
+    let rt = runtime();
+    let iters = (TASKS_PER_SAMPLE / case.tasks).max(1) as u64;
+    let chosen: Vec<usize> = (0..case.variants.len())
+        .filter(|&i| selected(case, &case.variants[i], filter))
+        .collect();
+    // One untimed run of each first: thread start, allocator and caches.
+    for &i in &chosen {
+        case.time(&rt, &case.variants[i], 1);
+    }
+    let mut measured: Vec<Option<Measured>> = (0..case.variants.len())
+        .map(|i| {
+            chosen.contains(&i).then(|| Measured {
+                per_task: Vec::new(),
+                per_run: Vec::new(),
+            })
+        })
+        .collect();
+    for round in 0..rounds {
+        for k in 0..chosen.len() {
+            let i = chosen[(round + k) % chosen.len()];
+            let elapsed: Duration = case.time(&rt, &case.variants[i], iters);
+            let per_run = elapsed.as_secs_f64() / iters as f64;
+            let m = measured[i].as_mut().expect("a chosen variant");
+            m.per_run.push(per_run);
+            m.per_task.push(per_run / case.tasks as f64);
+        }
+    }
+    measured
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map_or_else(|| "?".to_owned(), |s| s.trim().to_owned())
+}
+
+/// The version of `krate` in Cargo.lock.
+fn locked_version(krate: &str) -> String {
+    let lock = read(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"));
+    let needle = format!("name = \"{krate}\"\nversion = \"");
+    lock.find(&needle)
+        .map(|at| &lock[at + needle.len()..])
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+fn machine() -> String {
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']))
+        })
+        .unwrap_or("?");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    format!(
+        "- machine: {cores} cores ({cpu}), {memory} of memory, Linux {}; \
+         shared with other work, so the load average is given below\n\
+         - toolchain: {}; tokio {}, tokio-util {}; `cargo bench` profile (release, line tables)\n\
+         - runtime: tokio multi-thread, {WORKER_THREADS} worker threads, the work driven from a task on a worker\n",
+        read("/proc/sys/kernel/osrelease").trim(),
+        command_line("rustc", &["--version"]),
+        locked_version("tokio"),
+        locked_version("tokio-util"),
+    )
+}
+
+fn load() -> String {
+    read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    let args = Args::parse();
+    let rounds = args.rounds.unwrap_or(ROUNDS).max(1);
+    let filter = args.filter.as_deref();
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let load_before = load();
+
+    let mut table = String::from(
+        "| case | variant | per task | per run | × baseline | spread of × over rounds | target |\n\
+         |---|---|---:|---:|---:|---:|---|\n",
+    );
+    let mut verdicts = String::new();
+    for case in cases() {
+        if !case.variants.iter().any(|v| selected(&case, v, filter)) {
+            continue;
+        }
+        eprintln!(
+            "measuring {} ({} tasks per run, {rounds} rounds)",
+            case.name(),
+            case.tasks
+        );
+        let measured = measure(&case, rounds, filter);
+        let baseline = measured[0].as_ref();
+        for (variant, m) in case.variants.iter().zip(&measured) {
+            let Some(m) = m else { continue };
+            let (ratio, spread) = match baseline {
+                Some(base) => {
+                    let ratios: Vec<f64> = m.per_run.iter().zip(&base.per_run).map(|(v, b)| v / b).collect();
+                    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = ratios.iter().copied().fold(0.0, f64::max);
+                    (Some(median(&ratios)), format!("{lo:.2}–{hi:.2}"))
+                }
+                None => (None, "-".to_owned()),
+            };
+            let target = TARGETS
+                .iter()
+                .find(|t| t.case == case.name() && t.variant == variant.id);
+            let target_text = match (target, ratio) {
+                (Some(t), Some(r)) => {
+                    let met = if r <= t.limit { "met" } else { "**not met**" };
+                    let _ = writeln!(
+                        verdicts,
+                        "- `{}` {}: {r:.2}x, target {}: {met}",
+                        case.name(),
+                        variant.name,
+                        t.text
+                    );
+                    format!("{} — {met}", t.text)
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                table,
+                "| `{}` | {} | {} | {} | {} | {spread} | {target_text} |",
+                case.name(),
+                if variant.id == case.variants[0].id {
+                    format!("{} (baseline)", variant.name)
+                } else {
+                    variant.name.to_owned()
+                },
+                human(median(&m.per_task)),
+                human(median(&m.per_run)),
+                ratio.map_or_else(|| "-".to_owned(), |r| format!("**{r:.2}x**")),
+            );
+        }
+    }
+
+    let body = format!(
+        "Generated {date} by `cargo bench --bench report -- --write`, {rounds} interleaved rounds.\n\n\
+         {}- load average (1, 5, 15 min): {load_before} before, {} after\n\n{table}\n{verdicts}",
+        machine(),
+        load(),
+    );
+    print!("{body}");
+    if args.write && filter.is_none() {
+        match write_section("report", &body) {
+            Ok(path) => eprintln!("wrote the timing table into {}", path.display()),
+            Err(err) => {
+                eprintln!("{err}");
+                std::process::exit(1);
+            }
+        }
+    } else if args.write {
+        eprintln!("--write ignored: a filtered run does not replace the full table");
+    }
+}
