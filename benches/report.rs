@@ -153,10 +153,12 @@ fn machine() -> String {
         })
         .unwrap_or("?");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory = read("/proc/meminfo")
+    let memory_kib: f64 = read("/proc/meminfo")
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
-        .unwrap_or_default();
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    let memory = format!("{:.0} GiB", memory_kib / (1024.0 * 1024.0));
     format!(
         "- machine: {cores} cores ({cpu}), {memory} of memory, Linux {}; \
          shared with other work, so the load average is given below\n\
@@ -245,7 +247,8 @@ fn main() {
     }
 
     let body = format!(
-        "Generated {date} by `cargo bench --bench report -- --write`, {rounds} interleaved rounds.\n\n\
+        "Generated {date} by `cargo bench --bench report -- --write` \
+         (or the command above), {rounds} interleaved rounds.\n\n\
          {}- load average (1, 5, 15 min): {load_before} before, {} after\n\n{table}\n{verdicts}",
         machine(),
         load(),
