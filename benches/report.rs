@@ -22,7 +22,7 @@ mod tasks;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use cases::{Case, WORKER_THREADS, cases, runtime};
+use cases::{Case, cases, runtime, worker_threads};
 use section::{Args, write_section};
 
 /// Rounds when none are asked for: odd, so the median is one of them.
@@ -163,11 +163,12 @@ fn machine() -> String {
         "- machine: {cores} cores ({cpu}), {memory} of memory, Linux {}; \
          shared with other work, so the load average is given below\n\
          - toolchain: {}; tokio {}, tokio-util {}; `cargo bench` profile (release, line tables)\n\
-         - runtime: tokio multi-thread, {WORKER_THREADS} worker threads, the work driven from a task on a worker\n",
+         - runtime: tokio multi-thread, {} worker threads, the work driven from a task on a worker\n",
         read("/proc/sys/kernel/osrelease").trim(),
         command_line("rustc", &["--version"]),
         locked_version("tokio"),
         locked_version("tokio-util"),
+        worker_threads(),
     )
 }
 

@@ -21,13 +21,20 @@ use crate::tasks::{FANOUT, idle_parent, tree, tree_size, trivial, wait_started};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Worker threads of the runtime every case runs on (the setting).
-pub(crate) const WORKER_THREADS: usize = 2;
+/// Worker threads of the runtime every case runs on: 2 (the issue's
+/// setting), or `TASKWARD_BENCH_WORKERS` for profiling (with 1 worker, no
+/// thread steals or spins, so callgrind's counts repeat from run to run).
+pub(crate) fn worker_threads() -> usize {
+    std::env::var("TASKWARD_BENCH_WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2)
+}
 
 /// The runtime of every measurement: multi-threaded, 2 workers.
 pub(crate) fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKER_THREADS)
+        .worker_threads(worker_threads())
         .build()
         .expect("a tokio runtime")
 }
