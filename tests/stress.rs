@@ -1,0 +1,323 @@
+//! Stress: very large, very deep and churning trees complete, and their
+//! memory stays bounded. Nothing here measures speed.
+//!
+//! CI runs scaled-down sizes; `TASKWARD_STRESS_FULL=1` runs the full ones
+//! (a million tasks, 100k idle children, a minute of churn, the deepest
+//! killed chain). Memory is read from `/proc/self/status` (the resident set
+//! and its peak), so the memory checks only run on Linux. Each test runs in
+//! a process of its own (the test binary runs itself again for that one
+//! test), so that what one test allocates does not hide another's peak.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use taskward::{Error, Scope, supervised};
+
+/// Runs `test` (an async test body) on a fresh 2-worker runtime in a
+/// process of its own: the test binary is run again with `name` as the
+/// exact filter, and does the work there.
+fn isolated<F: Future<Output = ()>>(name: &str, test: impl FnOnce() -> F) {
+    const CHILD: &str = "TASKWARD_STRESS_CHILD";
+    if std::env::var(CHILD).is_ok_and(|running| running == name) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(test());
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .unwrap();
+    // Shown by the test harness when the test fails, or with --nocapture.
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "`{name}` failed in its own process: {}",
+        output.status
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "`{name}` did not run in its own process"
+    );
+}
+
+/// Whether to run the full sizes.
+fn full() -> bool {
+    std::env::var_os("TASKWARD_STRESS_FULL").is_some_and(|value| value != "0")
+}
+
+/// `ci` in CI, `full` with `TASKWARD_STRESS_FULL=1`.
+fn size(ci: usize, full_size: usize) -> usize {
+    if full() { full_size } else { ci }
+}
+
+/// The process's memory, from `/proc/self/status` (Linux only).
+mod memory {
+    /// A field of `/proc/self/status` in KiB, such as `VmRSS`.
+    fn status_kib(field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|line| line.starts_with(field))?;
+        line[field.len() + 1..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The resident set now, in MiB.
+    pub(crate) fn resident_mib() -> Option<u64> {
+        status_kib("VmRSS").map(|kib| kib / 1024)
+    }
+
+    /// Starts measuring the peak of the resident set from now (resets the
+    /// kernel's high-water mark) and gives the resident set now.
+    pub(crate) fn start_peak() -> Option<u64> {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+        resident_mib()
+    }
+
+    /// The highest resident set since `start_peak`, in MiB.
+    pub(crate) fn peak_mib() -> Option<u64> {
+        status_kib("VmHWM").map(|kib| kib / 1024)
+    }
+}
+
+/// Checks that the peak of the resident set during `work` stayed within
+/// `bound_mib` above where it started. Returns `work`'s output.
+async fn within_peak<F: Future>(what: &str, bound_mib: u64, work: F) -> F::Output {
+    let start = memory::start_peak();
+    let output = work.await;
+    if let (Some(start), Some(peak)) = (start, memory::peak_mib()) {
+        let grew = peak.saturating_sub(start);
+        eprintln!("{what}: resident set {start} MiB, peak {peak} MiB (+{grew} MiB; bound +{bound_mib} MiB)");
+        assert!(
+            grew <= bound_mib,
+            "{what}: memory grew by {grew} MiB, more than {bound_mib} MiB"
+        );
+    }
+    output
+}
+
+/// Runs `work` three times and checks that the resident set after the
+/// third is within `slack_mib` of where it was after the first: whatever a
+/// run leaks accumulates, while freed memory is reused by the allocator.
+async fn no_growth_over_runs<F, Fut>(what: &str, slack_mib: u64, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    work().await;
+    let first = memory::resident_mib();
+    work().await;
+    work().await;
+    if let (Some(first), Some(third)) = (first, memory::resident_mib()) {
+        eprintln!("{what}: resident set after the first run {first} MiB, after the third {third} MiB");
+        assert!(
+            third <= first + slack_mib,
+            "{what}: the resident set grew from {first} MiB to {third} MiB over two more runs: a leak"
+        );
+    }
+}
+
+/// Waits until tokio has released every task of the tree (a task is
+/// released a moment after its future completed), failing after a while.
+async fn settle_tasks(before: usize) {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    for _ in 0..2000 {
+        if metrics.num_alive_tasks() == before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), before, "tokio tasks still alive");
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+}
+
+// ---------------------------------------------------------------------------
+// A million trivial tasks in one tree.
+
+/// Spawns `per_worker` trivial children and counts them when they run.
+#[supervised]
+async fn worker(scope: &Scope, per_worker: usize, ran: Arc<AtomicUsize>) {
+    for _ in 0..per_worker {
+        let ran = Arc::clone(&ran);
+        scope.spawn(async move {
+            ran.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// `workers` workers, at most `limit` at a time (with `reserve`, so that
+/// the tree, not the queue, holds the backlog).
+#[supervised]
+async fn pool(scope: &Scope, workers: usize, per_worker: usize, limit: usize, ran: Arc<AtomicUsize>) {
+    scope.set_limit(limit);
+    for _ in 0..workers {
+        scope.reserve().await.spawn(worker(per_worker, Arc::clone(&ran)));
+    }
+}
+
+#[test]
+fn a_million_trivial_tasks_complete_in_memory_bounded_by_the_limit() {
+    isolated(
+        "a_million_trivial_tasks_complete_in_memory_bounded_by_the_limit",
+        || async {
+            let total = size(100_000, 1_000_000);
+            let per_worker = 100;
+            let workers = total / per_worker;
+            let before = alive_tasks();
+            let ran = Arc::new(AtomicUsize::new(0));
+            // At most 32 workers and their 100 children are alive at once: the
+            // peak does not depend on the total.
+            within_peak("1M trivial tasks", 64, async {
+                common::bounded(taskward::run(pool(workers, per_worker, 32, Arc::clone(&ran))))
+                    .await
+                    .unwrap();
+            })
+            .await;
+            assert_eq!(ran.load(Ordering::Relaxed), total);
+            settle_tasks(before).await;
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Many idle children cancelled at once.
+
+#[supervised]
+async fn idle(scope: &Scope, stopped: Arc<AtomicUsize>) {
+    scope.cancelled().await;
+    stopped.fetch_add(1, Ordering::Relaxed);
+}
+
+#[supervised]
+async fn crowd(scope: &Scope, children: usize, stopped: Arc<AtomicUsize>) {
+    for _ in 0..children {
+        scope.spawn(idle(Arc::clone(&stopped)));
+    }
+    // Every child is idle now (they only wait): stop them all at once.
+    tokio::task::yield_now().await;
+    scope.cancel();
+}
+
+#[test]
+fn a_hundred_thousand_idle_children_cancelled_at_once_all_stop() {
+    isolated(
+        "a_hundred_thousand_idle_children_cancelled_at_once_all_stop",
+        || async {
+            let children = size(20_000, 100_000);
+            let before = alive_tasks();
+            no_growth_over_runs("idle children cancelled at once", 16, || async {
+                let stopped = Arc::new(AtomicUsize::new(0));
+                common::bounded(taskward::run(crowd(children, Arc::clone(&stopped))))
+                    .await
+                    .unwrap();
+                assert_eq!(stopped.load(Ordering::Relaxed), children);
+                settle_tasks(before).await;
+            })
+            .await;
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Constant churn: children spawned, failing and finishing for a while.
+
+/// One unit of churn: spawns a few sub-workers, then fails (an `Err` or a
+/// panic), is cancelled, or succeeds, by `roll`.
+#[supervised]
+async fn churner(scope: &Scope, roll: u64, failed: Arc<AtomicUsize>) -> Result<(), std::io::Error> {
+    for sub in 0..roll % 4 {
+        scope.spawn(async move {
+            tokio::task::yield_now().await;
+            Ok::<_, std::io::Error>(sub)
+        });
+    }
+    tokio::task::yield_now().await;
+    match roll % 7 {
+        0 => {
+            failed.fetch_add(1, Ordering::Relaxed);
+            Err(std::io::Error::other("churn"))
+        }
+        1 => {
+            failed.fetch_add(1, Ordering::Relaxed);
+            panic!("stress: injected panic");
+        }
+        2 => {
+            scope.cancel();
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Spawns churners (at most `limit` at a time) until `until`, taking every
+/// failure with `next_error`; returns how many it took.
+#[supervised(policy = supervise)]
+async fn churn(
+    scope: &Scope,
+    until: tokio::time::Instant,
+    limit: usize,
+    failed: Arc<AtomicUsize>,
+) -> Result<usize, Error> {
+    scope.set_limit(limit);
+    let mut roll = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut taken = 0;
+    while tokio::time::Instant::now() < until {
+        tokio::select! {
+            permit = scope.reserve() => {
+                roll ^= roll << 13;
+                roll ^= roll >> 7;
+                roll ^= roll << 17;
+                permit.spawn(churner(roll, Arc::clone(&failed)));
+            }
+            Some(_) = scope.next_error() => taken += 1,
+        }
+    }
+    while scope.next_error().await.is_some() {
+        taken += 1;
+    }
+    Ok(taken)
+}
+
+#[test]
+fn a_tree_under_constant_churn_delivers_every_failure_in_bounded_memory() {
+    isolated(
+        "a_tree_under_constant_churn_delivers_every_failure_in_bounded_memory",
+        || async {
+            common::quiet_panics("stress: injected panic");
+            let seconds = size(2, 60) as u64;
+            let before = alive_tasks();
+            let failed = Arc::new(AtomicUsize::new(0));
+            // Warm up for a quarter of the time, then the memory must stay level:
+            // a leak per spawned task would grow with the number of tasks.
+            let warm_up = tokio::time::Instant::now() + Duration::from_millis(seconds * 250);
+            let taken_warm = common::bounded(taskward::run(churn(warm_up, 64, Arc::clone(&failed))))
+                .await
+                .unwrap();
+            let until = tokio::time::Instant::now() + Duration::from_millis(seconds * 750);
+            let taken = within_peak(
+                "constant churn",
+                32,
+                common::bounded(taskward::run(churn(until, 64, Arc::clone(&failed)))),
+            )
+            .await
+            .unwrap();
+            // Exactly once: every failure reached `next_error`, none twice.
+            assert_eq!(taken_warm + taken, failed.load(Ordering::Relaxed));
+            assert!(taken > 100, "only {taken} failures in the churn");
+            settle_tasks(before).await;
+        },
+    );
+}
