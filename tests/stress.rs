@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use taskward::{Error, Scope, supervised};
+use taskward::{Error, ErrorKind, Root, Scope, Task, supervised};
 
 /// Runs `test` (an async test body) on a fresh 2-worker runtime in a
 /// process of its own: the test binary is run again with `name` as the
@@ -190,6 +190,94 @@ fn a_million_trivial_tasks_complete_in_memory_bounded_by_the_limit() {
             settle_tasks(before).await;
         },
     );
+}
+
+// ---------------------------------------------------------------------------
+// A chain of tasks 10k deep: nothing along it may recurse once per level.
+
+const DEPTH: u32 = 10_000;
+
+/// What the bottom task of a chain does.
+#[derive(Clone, Copy, Debug)]
+enum Bottom {
+    /// Returns `Err`.
+    Fail,
+    /// Sends its scope out (so the test knows the chain is built), then
+    /// waits until cancelled.
+    WaitForCancel,
+}
+
+/// A task at `depth` above the bottom of a chain: spawns the next link
+/// (awaiting it if `awaits`), or does what `bottom` says.
+#[supervised]
+async fn link(
+    scope: &Scope,
+    depth: u32,
+    awaits: bool,
+    bottom: Bottom,
+    escape: tokio::sync::mpsc::UnboundedSender<Scope>,
+) -> Result<(), taskward::BoxError> {
+    if depth > 0 {
+        let next = scope.spawn(link(depth - 1, awaits, bottom, escape));
+        if awaits {
+            next.await?;
+        }
+        return Ok(());
+    }
+    match bottom {
+        Bottom::Fail => Err(std::io::Error::other("bottom").into()),
+        Bottom::WaitForCancel => {
+            let _ = escape.send(scope.clone());
+            scope.cancelled().await;
+            Ok(())
+        }
+    }
+}
+
+/// A chain `depth` deep whose bottom does `bottom`, and the receiver of
+/// the scope an escaping bottom sends.
+fn chain(
+    depth: u32,
+    awaits: bool,
+    bottom: Bottom,
+) -> (impl Task<Output = ()>, tokio::sync::mpsc::UnboundedReceiver<Scope>) {
+    let (escape, escaped) = tokio::sync::mpsc::unbounded_channel();
+    (link(depth, awaits, bottom, escape), escaped)
+}
+
+// Regression: the path of the bottom task was built by recursion over its
+// ancestors, one stack frame (several in a debug build) per level: a
+// failure at the bottom of a chain a few thousand deep overflowed a tokio
+// worker's stack and aborted the process.
+#[test]
+fn a_failure_at_the_bottom_of_a_deep_chain_escalates_with_its_path() {
+    isolated(
+        "a_failure_at_the_bottom_of_a_deep_chain_escalates_with_its_path",
+        || async {
+            let (tree, _) = chain(DEPTH, false, Bottom::Fail);
+            let err = within_peak("failure 10k deep", 64, common::bounded(taskward::run(tree)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Failed);
+            assert_eq!(err.task().matches("/link#0").count(), DEPTH as usize);
+            assert!(err.to_string().ends_with("failed: bottom"));
+        },
+    );
+}
+
+#[test]
+fn a_deep_chain_stops_when_its_root_is_cancelled() {
+    isolated("a_deep_chain_stops_when_its_root_is_cancelled", || async {
+        let before = alive_tasks();
+        let root = Root::new();
+        let stop = root.token();
+        let (tree, mut bottom) = chain(DEPTH, true, Bottom::WaitForCancel);
+        let tree = tokio::spawn(root.run(tree));
+        drop(bottom.recv().await);
+        stop.cancel();
+        common::bounded(tree).await.unwrap().unwrap();
+        settle_tasks(before).await;
+    });
 }
 
 // ---------------------------------------------------------------------------

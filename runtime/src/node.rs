@@ -187,10 +187,37 @@ impl Node {
     }
 
     /// The task's path from the root, such as `pipeline/worker#3`.
+    ///
+    /// Built in a loop up to the nearest ancestor whose path is known (or
+    /// the root), not by recursion: a chain of tasks thousands deep must
+    /// not overflow the stack. The ancestors' own paths are not built on
+    /// the way, so a failure at the bottom of a deep chain costs one string.
     pub(crate) fn path(&self) -> &Arc<str> {
-        self.path.get_or_init(|| match &self.parent {
-            None => Arc::from(&*self.name),
-            Some(parent) => Arc::from(format!("{}/{}#{}", parent.path(), self.name, self.index)),
+        self.path.get_or_init(|| {
+            // `self` and its ancestors whose path is not built, bottom up.
+            let mut chain = vec![self];
+            let mut known: &str = "";
+            let mut node = self;
+            while let Some(parent) = &node.parent {
+                if let Some(path) = parent.path.get() {
+                    known = path;
+                    break;
+                }
+                chain.push(parent);
+                node = parent;
+            }
+            let mut path = String::from(known);
+            for node in chain.into_iter().rev() {
+                match &node.parent {
+                    // The root is its bare name.
+                    None => path.push_str(&node.name),
+                    Some(_) => {
+                        use std::fmt::Write as _;
+                        let _ = write!(path, "/{}#{}", node.name, node.index);
+                    }
+                }
+            }
+            Arc::from(path)
         })
     }
 
