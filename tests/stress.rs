@@ -202,6 +202,8 @@ const DEPTH: u32 = 10_000;
 enum Bottom {
     /// Returns `Err`.
     Fail,
+    /// Sends its scope out of the tree, then returns.
+    Escape,
     /// Sends its scope out (so the test knows the chain is built), then
     /// waits until cancelled.
     WaitForCancel,
@@ -226,6 +228,10 @@ async fn link(
     }
     match bottom {
         Bottom::Fail => Err(std::io::Error::other("bottom").into()),
+        Bottom::Escape => {
+            let _ = escape.send(scope.clone());
+            Ok(())
+        }
         Bottom::WaitForCancel => {
             let _ = escape.send(scope.clone());
             scope.cancelled().await;
@@ -261,6 +267,24 @@ fn a_failure_at_the_bottom_of_a_deep_chain_escalates_with_its_path() {
             assert_eq!(err.kind(), ErrorKind::Failed);
             assert_eq!(err.task().matches("/link#0").count(), DEPTH as usize);
             assert!(err.to_string().ends_with("failed: bottom"));
+        },
+    );
+}
+
+// Regression: each task holds its parent, so when the last reference to the
+// bottom of a finished chain went (here a `Scope` kept after `run`), the
+// ancestors were dropped one inside the other, and the stack overflowed.
+#[test]
+fn a_scope_kept_from_the_bottom_of_a_deep_chain_drops_without_recursion() {
+    isolated(
+        "a_scope_kept_from_the_bottom_of_a_deep_chain_drops_without_recursion",
+        || async {
+            let (tree, mut escaped) = chain(DEPTH, false, Bottom::Escape);
+            common::bounded(taskward::run(tree)).await.unwrap();
+            let bottom = escaped.recv().await.unwrap();
+            assert_eq!(bottom.path().matches('/').count(), DEPTH as usize);
+            // The chain's last reference: dropping it drops all 10k ancestors.
+            drop(bottom);
         },
     );
 }

@@ -748,6 +748,20 @@ impl<T> Drop for Finish<'_, T> {
     }
 }
 
+impl Drop for Node {
+    /// Each node holds its parent, so dropping the last reference to the
+    /// bottom of a chain whose ancestors are otherwise unreferenced (a
+    /// `Scope` kept after its tree finished, the last task of an aborted
+    /// tree) would drop the ancestors one inside the other, a stack frame
+    /// per level. They are unlinked in a loop instead.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = Arc::into_inner(node).and_then(|mut node| node.parent.take());
+        }
+    }
+}
+
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
