@@ -207,6 +207,8 @@ enum Bottom {
     /// Sends its scope out (so the test knows the chain is built), then
     /// waits until cancelled.
     WaitForCancel,
+    /// Sends its scope out, then never ends, ignoring cancellation.
+    Hang,
 }
 
 /// A task at `depth` above the bottom of a chain: spawns the next link
@@ -236,6 +238,10 @@ async fn link(
             let _ = escape.send(scope.clone());
             scope.cancelled().await;
             Ok(())
+        }
+        Bottom::Hang => {
+            let _ = escape.send(scope.clone());
+            std::future::pending().await
         }
     }
 }
@@ -302,6 +308,31 @@ fn a_deep_chain_stops_when_its_root_is_cancelled() {
         common::bounded(tree).await.unwrap().unwrap();
         settle_tasks(before).await;
     });
+}
+
+// Regression: an aborted task makes a `Cancelled` failure for its handle;
+// it was made, with the task's path, even when no handle or parent could
+// take it. Aborting a chain 10k deep built every task's path, 10k strings
+// of up to 10k segments: 350 MiB (1.4 GiB at 20k deep), quadratic in the
+// depth. Now only a failure someone can take is made.
+#[test]
+fn dropping_the_run_of_a_deep_chain_aborts_it_in_linear_memory() {
+    isolated(
+        "dropping_the_run_of_a_deep_chain_aborts_it_in_linear_memory",
+        || async {
+            let before = alive_tasks();
+            let (tree, mut bottom) = chain(DEPTH, false, Bottom::Hang);
+            within_peak("aborted chain 10k deep", 64, async {
+                tokio::select! {
+                    _ = taskward::run(tree) => unreachable!("the chain never ends by itself"),
+                    // Built to the bottom: the run is dropped here.
+                    bottom = bottom.recv() => drop(bottom),
+                }
+                settle_tasks(before).await;
+            })
+            .await;
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -150,6 +150,11 @@ impl<T> Slot<T> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether a handle is still there to take the result.
+    pub(crate) fn is_held(&self) -> bool {
+        self.lock().holder == Holder::Held
+    }
+
     /// Stores the result for the handle, or gives the failure back when no
     /// handle is there to take it.
     pub(crate) fn complete(&self, result: Result<T, Error>) -> Option<Error> {

@@ -737,13 +737,21 @@ impl<T> Drop for Finish<'_, T> {
             return;
         }
         // The task's future was dropped: `run`'s guard has already aborted
-        // its children.
-        let err = Error::with_kind(
-            ErrorKind::Cancelled,
-            Arc::clone(self.node.path()),
-            "aborted before it finished",
-        );
-        let unclaimed = self.slot.complete(Err(err));
+        // its children. The failure is only made if someone can take it:
+        // the handle, or a parent that is not torn down itself. In an
+        // aborted tree nobody can, and making the path of every task of a
+        // deep chain would take memory quadratic in its depth.
+        let readable = self.slot.is_held() || self.node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
+        let unclaimed = if readable {
+            let err = Error::with_kind(
+                ErrorKind::Cancelled,
+                Arc::clone(self.node.path()),
+                "aborted before it finished",
+            );
+            self.slot.complete(Err(err))
+        } else {
+            None
+        };
         self.node.abandon(unclaimed);
     }
 }
