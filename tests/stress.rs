@@ -335,6 +335,54 @@ fn dropping_the_run_of_a_deep_chain_aborts_it_in_linear_memory() {
     );
 }
 
+// Regression: each task killed at the end of the grace period while it
+// awaited the next link reports its own `Cancelled` first and the next
+// link's failure in `related()`, so the root's error nests as deep as the
+// chain; dropping it recursed once per level and overflowed the stack.
+// The paths of the killed tasks are all needed here (each is in the error),
+// so memory is quadratic in the depth: CI runs 2k deep, the full run 10k
+// (about 0.5 GiB).
+#[test]
+fn a_deep_awaiting_chain_killed_after_its_grace_reports_every_level() {
+    isolated(
+        "a_deep_awaiting_chain_killed_after_its_grace_reports_every_level",
+        || async {
+            let depth = u32::try_from(size(2_000, DEPTH as usize)).unwrap();
+            let before = alive_tasks();
+            let root = Root::new().grace(Duration::from_millis(20));
+            let stop = root.token();
+            let (tree, mut bottom) = chain(depth, true, Bottom::Hang);
+            let tree = tokio::spawn(root.run(tree));
+            drop(bottom.recv().await);
+            stop.cancel();
+            let err = common::bounded(tree).await.unwrap().unwrap_err();
+            // Every failure of the tree, with how deep in `related()` it is.
+            let (mut failures, mut lists, mut deepest, mut bottom_seen) = (0, 0, 0, false);
+            let mut walk = vec![(&err, 0u32)];
+            while let Some((failure, level)) = walk.pop() {
+                failures += 1;
+                lists += usize::from(!failure.related().is_empty());
+                deepest = deepest.max(level);
+                bottom_seen |= failure.task().matches('/').count() == depth as usize;
+                assert_eq!(failure.kind(), ErrorKind::Cancelled, "{failure}");
+                walk.extend(failure.related().iter().map(|related| (related, level + 1)));
+            }
+            // A task whose link finished before the kill reached it passes the
+            // failure on instead of nesting it: nearly every level nests.
+            assert!(
+                deepest > depth * 9 / 10,
+                "nested {deepest} deep, for a chain {depth} deep"
+            );
+            assert!(bottom_seen, "the bottom task's failure is missing");
+            // One line per failure, and a heading per list of related ones.
+            let report = format!("{err:#}");
+            assert_eq!(report.lines().count(), failures + lists);
+            drop(err);
+            settle_tasks(before).await;
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Many idle children cancelled at once.
 
