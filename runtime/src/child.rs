@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, ErrorKind};
 use crate::node::Node;
+use crate::sync::{Mutex, MutexGuard};
 
 /// A handle to a task spawned with [`Scope::spawn`](crate::Scope::spawn).
 ///

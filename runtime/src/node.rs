@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -25,9 +25,13 @@ use crate::limit::Limit;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
-use crate::task::{Task, TaskResult};
+use crate::sync::{Mutex, MutexGuard};
+use crate::task::{Parts, Task, TaskResult};
 use crate::trace;
 use crate::tree::{TaskState, TaskTree};
+
+#[cfg(all(test, loom))]
+mod loom_model;
 
 /// What every node of one tree shares.
 #[derive(Debug)]
@@ -238,52 +242,8 @@ impl Node {
     ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
         let slot = Arc::new(Slot::new());
-
-        let (node, wait) = {
-            let mut state = self.lock();
-            if state.phase == Phase::Closed {
-                if admission == Admission::Reserved {
-                    state.limit.release();
-                }
-                drop(state);
-                return self.refuse(parts.name, slot);
-            }
-            let index = {
-                let count = state.names.entry(parts.name.clone()).or_insert(0);
-                let index = *count;
-                *count += 1;
-                index
-            };
-            let id = state.next_id();
-            state.running += 1;
-            let node = Arc::new(Node {
-                tree: Arc::clone(&self.tree),
-                parent: Some(Arc::clone(self)),
-                name: parts.name.clone(),
-                index,
-                id,
-                path: OnceLock::new(),
-                policy: parts.policy,
-                token: self.token.child_token(),
-                kill: self.kill.child_token(),
-                timeout: parts.timeout,
-                ready,
-                state: Mutex::new(State::new()),
-                changed: Notify::new(),
-                started: Instant::now(),
-            });
-            state.children.insert(
-                id,
-                ChildEntry {
-                    node: Arc::clone(&node),
-                    abort: None,
-                },
-            );
-            let wait = match admission {
-                Admission::Queue => state.limit.admit(id),
-                Admission::Reserved => None,
-            };
-            (node, wait)
+        let Some((node, wait)) = self.register(&parts, admission, ready) else {
+            return self.refuse(parts.name, slot);
         };
 
         // User code (a `task(...)` closure) runs here, outside the lock.
@@ -302,6 +262,61 @@ impl Node {
             entry.abort = Some(handle.abort_handle());
         }
         crate::Child::new(node, slot)
+    }
+
+    /// The bookkeeping of a spawn, under the scope's lock: counts a new
+    /// child as running and makes its node, with a slot of the scope's
+    /// limit or a place in line (`wait`); `None` if the scope is closed
+    /// (giving back the slot a reserved child held).
+    fn register<B>(
+        self: &Arc<Self>,
+        parts: &Parts<B>,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> Option<(Arc<Node>, Option<oneshot::Receiver<()>>)> {
+        let mut state = self.lock();
+        if state.phase == Phase::Closed {
+            if admission == Admission::Reserved {
+                state.limit.release();
+            }
+            return None;
+        }
+        let index = {
+            let count = state.names.entry(parts.name.clone()).or_insert(0);
+            let index = *count;
+            *count += 1;
+            index
+        };
+        let id = state.next_id();
+        state.running += 1;
+        let node = Arc::new(Node {
+            tree: Arc::clone(&self.tree),
+            parent: Some(Arc::clone(self)),
+            name: parts.name.clone(),
+            index,
+            id,
+            path: OnceLock::new(),
+            policy: parts.policy,
+            token: self.token.child_token(),
+            kill: self.kill.child_token(),
+            timeout: parts.timeout,
+            ready,
+            state: Mutex::new(State::new()),
+            changed: Notify::new(),
+            started: Instant::now(),
+        });
+        state.children.insert(
+            id,
+            ChildEntry {
+                node: Arc::clone(&node),
+                abort: None,
+            },
+        );
+        let wait = match admission {
+            Admission::Queue => state.limit.admit(id),
+            Admission::Reserved => None,
+        };
+        Some((node, wait))
     }
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
