@@ -458,20 +458,21 @@ impl Node {
         // Wake `next_error` callers: nothing more will reach them.
         self.changed.notify_waiters();
 
-        loop {
+        let (failures, timed_out) = loop {
             let notified = self.changed.notified();
             let mut notified = pin!(notified);
             notified.as_mut().enable();
-            if self.lock().running == 0 {
-                break;
+            {
+                // Closed under the lock that sees the last child gone: a
+                // spawn through a clone of the scope kept outside the tree
+                // comes before (and is joined) or after (and is refused).
+                let mut state = self.lock();
+                if state.running == 0 {
+                    state.phase = Phase::Closed;
+                    break (std::mem::take(&mut state.failures), state.timed_out);
+                }
             }
             notified.await;
-        }
-
-        let (failures, timed_out) = {
-            let mut state = self.lock();
-            state.phase = Phase::Closed;
-            (std::mem::take(&mut state.failures), state.timed_out)
         };
         guard.armed = false;
         self.token.cancel();

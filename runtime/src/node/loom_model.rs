@@ -29,7 +29,7 @@ use std::task::Poll;
 use ::loom::future::block_on;
 use ::loom::thread::{self, JoinHandle};
 
-use super::{Admission, Node, Tree, drive_child};
+use super::{Admission, Node, Phase, Tree, drive_child};
 use crate::child::{Child, Slot};
 use crate::error::Error;
 use crate::policy::Policy;
@@ -194,6 +194,35 @@ fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
         let err = result.unwrap_err();
         assert_eq!((err.task(), count(&err)), ("root/child#0/child#0", 1));
         assert!(root.lock().children.is_empty());
+        join(&threads);
+    });
+}
+
+// Regression: the join saw "no child running" and closed the scope under
+// two different locks; a spawn through a clone of the scope kept outside
+// the tree (a raw tokio task, a thread) could come in between, and the
+// scope finished without joining that child.
+#[test]
+fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let ran = Arc::new(AtomicBool::new(false));
+        let outsider = {
+            let (root, threads, ran) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&ran));
+            thread::spawn(move || {
+                let child = spawn(&root, Policy::FailFast, &threads, move |_| async move {
+                    ran.store(true, Ordering::SeqCst);
+                    Ok::<_, Error>(())
+                });
+                child.is_some()
+            })
+        };
+        block_on(root.run(async { Ok::<_, Error>(()) })).unwrap();
+        let ran_before_the_end = ran.load(Ordering::SeqCst);
+        let accepted = outsider.join().unwrap();
+        assert!(!accepted || ran_before_the_end, "a child was accepted and not joined");
+        assert_eq!(root.lock().phase, Phase::Closed);
         join(&threads);
     });
 }
