@@ -695,44 +695,53 @@ impl Drop for AbortOnDrop<'_> {
 
 /// The tokio task of a child: wait for a slot if told to, run it, then
 /// deliver its result exactly once.
-async fn drive_child<B>(
+///
+/// The `Finish` guard is made here, before the future is first polled: a
+/// task aborted before it ever ran (its tree dropped right after spawning
+/// it) is dropped unpolled, and must still report to its parent.
+fn drive_child<B>(
     node: Arc<Node>,
     body: B,
     slot: Arc<Slot<<B::Output as TaskResult>::Ok>>,
     wait: Option<oneshot::Receiver<()>>,
-) where
+) -> impl Future<Output = ()>
+where
     B: Future<Output: TaskResult>,
 {
-    let mut finish = Finish {
-        node: &node,
-        slot: &slot,
+    let finish = Finish {
+        node,
+        slot,
         done: false,
     };
-    if let Some(wait) = wait
-        && !crate::limit::wait_for_slot(wait, &node.kill).await
-    {
-        drop(body);
-        node.token.cancel();
-        finish.deliver(Err(Error::with_kind(
-            ErrorKind::Cancelled,
-            Arc::clone(node.path()),
-            "aborted while it waited for a free slot of its scope's limit",
-        )));
-        return;
+    async move {
+        let mut finish = finish;
+        let node = Arc::clone(&finish.node);
+        if let Some(wait) = wait
+            && !crate::limit::wait_for_slot(wait, &node.kill).await
+        {
+            drop(body);
+            node.token.cancel();
+            finish.deliver(Err(Error::with_kind(
+                ErrorKind::Cancelled,
+                Arc::clone(node.path()),
+                "aborted while it waited for a free slot of its scope's limit",
+            )));
+            return;
+        }
+        let result = node.run(body).await;
+        finish.deliver(result);
     }
-    let result = node.run(body).await;
-    finish.deliver(result);
 }
 
 /// Delivers a child's result; if the child is dropped (aborted) first, it
 /// delivers `Cancelled` instead, so no handle waits forever.
-struct Finish<'a, T> {
-    node: &'a Node,
-    slot: &'a Slot<T>,
+struct Finish<T> {
+    node: Arc<Node>,
+    slot: Arc<Slot<T>>,
     done: bool,
 }
 
-impl<T> Finish<'_, T> {
+impl<T> Finish<T> {
     fn deliver(&mut self, result: Result<T, Error>) {
         self.done = true;
         let Some(parent) = &self.node.parent else {
@@ -747,16 +756,19 @@ impl<T> Finish<'_, T> {
     }
 }
 
-impl<T> Drop for Finish<'_, T> {
+impl<T> Drop for Finish<T> {
     fn drop(&mut self) {
         if self.done {
             return;
         }
         // The task's future was dropped: `run`'s guard has already aborted
-        // its children. The failure is only made if someone can take it:
+        // its children, or the task never ran and is torn down here (its
+        // token cancelled, and children its `task(..)` closure may have
+        // spawned aborted). The failure is only made if someone can take it:
         // the handle, or a parent that is not torn down itself. In an
         // aborted tree nobody can, and making the path of every task of a
         // deep chain would take memory quadratic in its depth.
+        self.node.abort();
         let readable = self.slot.is_held() || self.node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
         let unclaimed = if readable {
             let err = Error::with_kind(

@@ -21,12 +21,12 @@
 
 use std::borrow::Cow;
 use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
-use ::loom::future::block_on;
+use ::loom::future::{AtomicWaker, block_on};
 use ::loom::thread::{self, JoinHandle};
 
 use super::{Admission, Node, Phase, Tree, drive_child};
@@ -224,5 +224,110 @@ fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
         assert!(!accepted || ran_before_the_end, "a child was accepted and not joined");
         assert_eq!(root.lock().phase, Phase::Closed);
         join(&threads);
+    });
+}
+
+/// A flag a thread waits on, with the waker of a loom future.
+#[derive(Default)]
+struct Gate {
+    open: ::loom::sync::atomic::AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    fn open(&self) {
+        self.open.store(true, ::loom::sync::atomic::Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register_by_ref(cx.waker());
+        if self.open.load(::loom::sync::atomic::Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Drives `future` on this thread until it completes, or until `abort`
+/// opens: then it is dropped where it stands, as tokio drops an aborted
+/// task. Returns whether it was aborted.
+fn run_abortable(future: impl Future<Output = ()>, abort: &Gate) -> bool {
+    let mut future = pin!(future);
+    block_on(poll_fn(|cx| {
+        if abort.poll_open(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        future.as_mut().poll(cx).map(|()| false)
+    }))
+}
+
+/// A root whose future is dropped while its child and grandchild run:
+/// each is aborted in turn (the child's abort aborts the grandchild), or
+/// the grandchild finishes first. Whatever the order, every node is
+/// released to its parent only once its own children are gone, no count
+/// is left behind, and no node is leaked (a node and its parent hold each
+/// other until the child is released).
+#[test]
+fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let (child_abort, grandchild_abort) = (Arc::new(Gate::default()), Arc::new(Gate::default()));
+        let nodes: Arc<StdMutex<Vec<std::sync::Weak<Node>>>> = Arc::default();
+        let threads = Threads::default();
+        {
+            let parts: Parts<()> = Parts {
+                name: Cow::Borrowed("child"),
+                policy: Policy::FailFast,
+                timeout: None,
+                start: Start::Ready(()),
+            };
+            let (child, _) = root.register(&parts, Admission::Queue, None).unwrap();
+            nodes.lock().unwrap().push(Arc::downgrade(&child));
+            let slot = Arc::new(Slot::<()>::new());
+            drop(Child::new(Arc::clone(&child), Arc::clone(&slot)));
+            let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
+            let (child_abort, grandchild_abort) = (Arc::clone(&child_abort), Arc::clone(&grandchild_abort));
+            let body = {
+                let child = Arc::clone(&child);
+                async move {
+                    let grandchild = spawn(&child, Policy::FailFast, &threads2, |node| {
+                        nodes.lock().unwrap().push(Arc::downgrade(&node));
+                        async {
+                            thread::yield_now();
+                            Ok::<_, Error>(())
+                        }
+                    });
+                    drop(grandchild);
+                    std::future::pending::<Result<(), Error>>().await
+                }
+            };
+            let thread = thread::spawn(move || {
+                let aborted = run_abortable(drive_child(child, body, slot, None), &child_abort);
+                // The child's `AbortOnDrop` aborts the grandchild's task.
+                if aborted {
+                    grandchild_abort.open();
+                }
+            });
+            threads.lock().unwrap().push(thread);
+        }
+        // The root's own future is dropped (a `select!` lost), then tokio
+        // gets round to the child's task.
+        {
+            let mut run = pin!(root.run(std::future::pending::<Result<(), Error>>()));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+        }
+        child_abort.open();
+        join(&threads);
+        {
+            let state = root.lock();
+            assert_eq!((state.running, state.children.len()), (0, 0));
+        }
+        drop(root);
+        for node in nodes.lock().unwrap().iter() {
+            assert_eq!(node.strong_count(), 0, "a node was leaked");
+        }
     });
 }
