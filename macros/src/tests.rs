@@ -1,7 +1,8 @@
 //! The macro never panics, whatever tokens it is given, and always emits
 //! tokens that parse as items: malformed and random inputs are fed through
 //! `supervised2` directly, from a deterministic generator (a failure names
-//! its seed, so it can be replayed).
+//! its seed, so it can be replayed). Random valid uses must expand cleanly
+//! and keep the caller's parameters.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
@@ -306,4 +307,161 @@ fn every_mistake_is_reported_once_in_source_order() {
     })
     .collect();
     assert!(positions.is_sorted(), "{output}");
+}
+
+/// A random valid use of the attribute: its arguments, the function, the
+/// parameters the caller must still pass (receiver included), the task's
+/// name and the function's name.
+struct ValidUse {
+    args: String,
+    item: String,
+    kept: Vec<String>,
+    task_name: String,
+    fn_name: &'static str,
+}
+
+fn valid_use(rng: &mut Rng) -> ValidUse {
+    const NAMES: &[(&str, &str)] = &[("worker", "worker"), ("fetch_all", "fetch_all"), ("r#type", "type")];
+    // (pattern, type); `{}` in a pattern is replaced by the parameter's index.
+    const PARAMS: &[(&str, &str)] = &[
+        ("id{}", "u32"),
+        ("mut count{}", "u64"),
+        ("name{}", "String"),
+        ("(a{}, b{})", "(u8, u16)"),
+        ("_", "std::path::PathBuf"),
+        ("map{}", "std::collections::HashMap<String, Vec<u8>>"),
+        ("callback{}", "Box<dyn Fn(&str) -> usize + Send + Sync>"),
+        ("pointer{}", "fn(&str) -> usize"),
+        ("tx{}", "tokio::sync::mpsc::Sender<Vec<u8>>"),
+        ("shared{}", "std::sync::Arc<str>"),
+    ];
+    const GENERIC_PARAMS: &[(&str, &str)] = &[("item{}", "T"), ("items{}", "Vec<T>"), ("maybe{}", "Option<T>")];
+    const SCOPES: &[&str] = &[
+        "scope: &Scope",
+        "scope: Scope",
+        "s: &taskward::Scope",
+        "mut scope: ::taskward::Scope",
+    ];
+    const TOKENS: &[&str] = &["token: CancellationToken", "stop: tokio_util::sync::CancellationToken"];
+    const READIES: &[&str] = &["ready: Ready<u16>", "up: taskward::Ready<std::net::SocketAddr>"];
+    const RECEIVERS: &[&str] = &["self", "mut self", "self: Arc<Self>", "self: std::sync::Arc<Self>"];
+
+    let (fn_name, unraw) = *rng.pick(NAMES);
+    let generic = rng.below(3) == 0;
+    let mut kept: Vec<String> = Vec::new();
+    if rng.below(5) == 0 {
+        kept.push((*rng.pick(RECEIVERS)).to_owned());
+    }
+    for index in 0..rng.below(5) {
+        let (pattern, ty) = if generic && rng.below(3) == 0 {
+            *rng.pick(GENERIC_PARAMS)
+        } else {
+            *rng.pick(PARAMS)
+        };
+        kept.push(format!("{}: {ty}", pattern.replace("{}", &index.to_string())));
+    }
+    // The injected parameters go anywhere after the receiver.
+    let mut inputs = kept.clone();
+    let first = usize::from(inputs.first().is_some_and(|input| input.contains("self")));
+    for injected in [SCOPES, TOKENS, READIES] {
+        if rng.below(2) == 0 {
+            let at = first + rng.below(inputs.len() - first + 1);
+            inputs.insert(at, (*rng.pick(injected)).to_owned());
+        }
+    }
+    let output = *rng.pick(&[
+        "",
+        "-> Result<u32, E>",
+        "-> std::io::Result<()>",
+        "-> anyhow::Result<String>",
+        "-> ()",
+    ]);
+    let visibility = *rng.pick(&["", "pub ", "pub(crate) "]);
+    let (generics, where_clause) = match (generic, rng.below(2)) {
+        (false, _) => ("", ""),
+        (true, 0) => ("<T: Send + 'static>", ""),
+        (true, _) => ("<T>", "where T: Clone + Send + 'static"),
+    };
+    let item = format!(
+        "/// Docs.\n#[inline] {visibility}async fn {fn_name}{generics}({}) {output} {where_clause} {{ Default::default() }}",
+        inputs.join(", ")
+    );
+
+    let mut args = Vec::new();
+    let mut task_name = unraw.to_owned();
+    if rng.below(3) == 0 {
+        task_name = format!("task-{}", rng.below(100));
+        args.push(format!("name = \"{task_name}\""));
+    }
+    if rng.below(3) == 0 {
+        args.push((*rng.pick(&["policy = supervise", "policy = fail_fast"])).to_owned());
+    }
+    if rng.below(4) == 0 {
+        args.push("crate = ::facade::taskward".to_owned());
+    }
+    if args.len() > 1 && rng.below(2) == 0 {
+        args.reverse();
+    }
+    ValidUse {
+        args: args.join(", "),
+        item,
+        kept,
+        task_name,
+        fn_name,
+    }
+}
+
+/// The other side of the inputs above: random *valid* uses (receivers,
+/// generics, patterns, the three injected kinds anywhere, every argument)
+/// expand without an error to one function that keeps the caller's
+/// parameters, in order, and nothing else.
+#[test]
+fn random_valid_signatures_keep_the_callers_parameters() {
+    for seed in 0..1000 {
+        let mut rng = Rng::new(seed);
+        let valid = valid_use(&mut rng);
+        let input = format!("seed {seed}: #[supervised({})] {}", valid.args, valid.item);
+        let output = supervised2(parse(&valid.args), parse(&valid.item));
+        let text = output.to_string();
+        assert!(
+            !text.contains("compile_error"),
+            "a valid use was rejected: {input}\n{text}"
+        );
+        let file: syn::File = syn::parse2(output).unwrap_or_else(|err| panic!("not items ({err}): {input}"));
+        let [syn::Item::Fn(item)] = file.items.as_slice() else {
+            panic!("not one function: {input}\n{text}");
+        };
+        assert_eq!(item.sig.ident.to_string(), valid.fn_name, "{input}");
+        assert!(item.sig.asyncness.is_none(), "{input}");
+        // The caller passes exactly the other parameters, in order.
+        let inputs: Vec<String> = item
+            .sig
+            .inputs
+            .iter()
+            .map(|arg| quote::quote!(#arg).to_string())
+            .collect();
+        let kept: Vec<String> = valid
+            .kept
+            .iter()
+            .map(|arg| {
+                let arg: syn::FnArg = syn::parse_str(arg).expect("the generator writes parameters");
+                quote::quote!(#arg).to_string()
+            })
+            .collect();
+        assert_eq!(inputs, kept, "{input}");
+        let syn::ReturnType::Type(_, output) = &item.sig.output else {
+            panic!("no return type: {input}");
+        };
+        assert!(quote::quote!(#output).to_string().contains("Supervised <"), "{input}");
+        assert!(
+            text.contains(&format!("\"{}\"", valid.task_name)),
+            "the task is not named `{}`: {input}\n{text}",
+            valid.task_name
+        );
+        assert!(
+            item.attrs.iter().any(|attr| attr.path().is_ident("must_use")),
+            "{input}"
+        );
+        assert!(item.attrs.iter().any(|attr| attr.path().is_ident("inline")), "{input}");
+    }
 }

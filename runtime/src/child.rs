@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, ErrorKind};
 use crate::node::Node;
+use crate::sync::{Mutex, MutexGuard};
 
 /// A handle to a task spawned with [`Scope::spawn`](crate::Scope::spawn).
 ///
@@ -148,6 +149,11 @@ impl<T> Slot<T> {
 
     fn lock(&self) -> MutexGuard<'_, SlotInner<T>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a handle is still there to take the result.
+    pub(crate) fn is_held(&self) -> bool {
+        self.lock().holder == Holder::Held
     }
 
     /// Stores the result for the handle, or gives the failure back when no

@@ -259,24 +259,61 @@ impl fmt::Display for Error {
 
 impl Error {
     /// The part of `{:#}` below the first line, indented by `level`.
+    ///
+    /// Related failures nest as deep as the tree that produced them (a
+    /// chain of tasks each aborted while it awaited the next), so they are
+    /// walked with a stack of their own rather than by recursion, and the
+    /// indentation stops growing `REPORT_DEPTH` levels down.
     fn write_report(&self, f: &mut fmt::Formatter<'_>, level: usize) -> fmt::Result {
-        let indent = level * 2;
-        let mut source = self.inner.cause.as_deref().and_then(StdError::source);
-        while let Some(cause) = source {
-            write!(f, "\n{:indent$}caused by: {cause}", "")?;
-            source = cause.source();
+        enum Step<'a> {
+            /// The causes and related failures of an error.
+            Report(&'a Error, usize),
+            /// One line of a list of related failures, then its report.
+            Item(&'a Error, usize),
         }
-        if !self.inner.related.is_empty() {
-            let count = self.inner.related.len();
-            let plural = if count == 1 { "" } else { "s" };
-            write!(f, "\n{:indent$}{count} related failure{plural}:", "")?;
-            for related in &self.inner.related {
-                write!(f, "\n{:indent$}- {related}", "", indent = indent + 2)?;
-                related.write_report(f, level + 2)?;
+        let mut steps = vec![Step::Report(self, level)];
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Report(err, level) => {
+                    let indent = level.min(REPORT_DEPTH) * 2;
+                    let mut source = err.inner.cause.as_deref().and_then(StdError::source);
+                    while let Some(cause) = source {
+                        write!(f, "\n{:indent$}caused by: {cause}", "")?;
+                        source = cause.source();
+                    }
+                    let related = &err.inner.related;
+                    if !related.is_empty() {
+                        let count = related.len();
+                        let plural = if count == 1 { "" } else { "s" };
+                        write!(f, "\n{:indent$}{count} related failure{plural}:", "")?;
+                        steps.extend(related.iter().rev().map(|related| Step::Item(related, level)));
+                    }
+                }
+                Step::Item(related, level) => {
+                    write!(
+                        f,
+                        "\n{:indent$}- {related}",
+                        "",
+                        indent = level.min(REPORT_DEPTH) * 2 + 2
+                    )?;
+                    steps.push(Step::Report(related, level + 2));
+                }
             }
         }
         Ok(())
     }
+}
+
+/// How many levels deep the report of `{:#}` indents: a chain of tasks
+/// thousands deep would indent its last lines by thousands of spaces.
+const REPORT_DEPTH: usize = 64;
+
+/// How many related failures deep `Debug` shows; deeper ones are counted.
+const DEBUG_DEPTH: usize = 32;
+
+thread_local! {
+    /// How many `Debug` calls of `Error` are under way on this thread.
+    static DEBUG_NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl fmt::Debug for Error {
@@ -291,9 +328,46 @@ impl fmt::Debug for Error {
             s.field("message", message);
         }
         if !inner.related.is_empty() {
-            s.field("related", &inner.related);
+            // `Debug` nests like the failures, a few stack frames a level:
+            // past `DEBUG_DEPTH` levels it only counts them (`{:#}` shows all).
+            let nested = Nested::enter();
+            if nested.0 < DEBUG_DEPTH {
+                s.field("related", &inner.related);
+            } else {
+                s.field(
+                    "related",
+                    &format_args!("[{} more, nested too deep to show]", inner.related.len()),
+                );
+            }
         }
         s.finish()
+    }
+}
+
+/// One level of `Debug` of a related failure, on this thread.
+struct Nested(usize);
+
+impl Nested {
+    fn enter() -> Self {
+        Nested(DEBUG_NESTING.with(|nesting| nesting.replace(nesting.get() + 1)))
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        DEBUG_NESTING.with(|nesting| nesting.set(self.0));
+    }
+}
+
+impl Drop for Error {
+    /// Related failures nest as deep as the tree that produced them: they
+    /// are dropped in a loop, not one inside the other, which would take
+    /// a few stack frames per level.
+    fn drop(&mut self) {
+        let mut nested = std::mem::take(&mut self.inner.related);
+        while let Some(mut err) = nested.pop() {
+            nested.append(&mut err.inner.related);
+        }
     }
 }
 
@@ -303,5 +377,70 @@ impl StdError for Error {
             .cause
             .as_deref()
             .map(|cause| cause as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure with `levels` failures nested under it, each the only
+    /// related failure of the one above, as a chain of tasks each killed
+    /// while it awaited the next reports them.
+    fn nested(levels: usize) -> Error {
+        let mut err = Error::with_kind(ErrorKind::Cancelled, Arc::from("bottom"), "aborted");
+        for _ in 0..levels {
+            err = Error::with_kind(ErrorKind::Cancelled, Arc::from("link"), "aborted").with_related([err]);
+        }
+        err
+    }
+
+    // Regression: dropping a failure dropped its related ones one inside the
+    // other, a few stack frames per level; an error nested 10k deep (from a
+    // chain of tasks 10k deep) overflowed the stack.
+    #[test]
+    fn a_deeply_nested_failure_drops_without_recursion() {
+        drop(nested(200_000));
+    }
+
+    // Regression: `{:#}` wrote the report of each related failure by
+    // recursion, and overflowed the stack on deep nesting; past 32k levels
+    // its indentation was also wider than `fmt` allows, which panics.
+    #[test]
+    fn the_full_report_of_a_deeply_nested_failure_lists_every_level() {
+        let report = format!("{:#}", nested(40_000));
+        // The first line, then a heading and an item per level.
+        assert_eq!(report.lines().count(), 1 + 2 * 40_000);
+        let last = report.lines().last().unwrap();
+        assert_eq!(
+            last,
+            format!(
+                "{:w$}- task `bottom` was cancelled: aborted",
+                "",
+                w = 2 * REPORT_DEPTH + 2
+            )
+        );
+    }
+
+    #[test]
+    fn the_full_report_keeps_the_order_of_related_failures() {
+        let failure = |task: &str| Error::with_kind(ErrorKind::Failed, Arc::from(task), "no");
+        let err = failure("a").with_related([failure("b").with_related([failure("c")]), failure("d")]);
+        assert_eq!(
+            format!("{err:#}"),
+            "task `a` failed: no\n  2 related failures:\n    - task `b` failed: no\n      1 related failure:\n        - task `c` failed: no\n    - task `d` failed: no"
+        );
+    }
+
+    // `Debug` nests as the failures do, so past `DEBUG_DEPTH` levels it
+    // counts them instead of overflowing the stack.
+    #[test]
+    fn debug_of_a_deeply_nested_failure_stops_at_a_depth() {
+        let debug = format!("{:?}", nested(100_000));
+        assert_eq!(debug.matches("Error {").count(), DEBUG_DEPTH + 1);
+        assert!(debug.contains("[1 more, nested too deep to show]"), "{debug}");
+        let shallow = format!("{:?}", nested(2));
+        assert_eq!(shallow.matches("Error {").count(), 3);
+        assert!(!shallow.contains("too deep"));
     }
 }

@@ -19,6 +19,7 @@ mod ready;
 mod restart;
 mod root;
 mod scope;
+mod sync;
 mod task;
 mod tree;
 

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -25,9 +25,13 @@ use crate::limit::Limit;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
-use crate::task::{Task, TaskResult};
+use crate::sync::{Mutex, MutexGuard};
+use crate::task::{Parts, Task, TaskResult};
 use crate::trace;
 use crate::tree::{TaskState, TaskTree};
+
+#[cfg(all(test, loom))]
+mod loom_model;
 
 /// What every node of one tree shares.
 #[derive(Debug)]
@@ -187,10 +191,37 @@ impl Node {
     }
 
     /// The task's path from the root, such as `pipeline/worker#3`.
+    ///
+    /// Built in a loop up to the nearest ancestor whose path is known (or
+    /// the root), not by recursion: a chain of tasks thousands deep must
+    /// not overflow the stack. The ancestors' own paths are not built on
+    /// the way, so a failure at the bottom of a deep chain costs one string.
     pub(crate) fn path(&self) -> &Arc<str> {
-        self.path.get_or_init(|| match &self.parent {
-            None => Arc::from(&*self.name),
-            Some(parent) => Arc::from(format!("{}/{}#{}", parent.path(), self.name, self.index)),
+        self.path.get_or_init(|| {
+            // `self` and its ancestors whose path is not built, bottom up.
+            let mut chain = vec![self];
+            let mut known: &str = "";
+            let mut node = self;
+            while let Some(parent) = &node.parent {
+                if let Some(path) = parent.path.get() {
+                    known = path;
+                    break;
+                }
+                chain.push(parent);
+                node = parent;
+            }
+            let mut path = String::from(known);
+            for node in chain.into_iter().rev() {
+                match &node.parent {
+                    // The root is its bare name.
+                    None => path.push_str(&node.name),
+                    Some(_) => {
+                        use std::fmt::Write as _;
+                        let _ = write!(path, "/{}#{}", node.name, node.index);
+                    }
+                }
+            }
+            Arc::from(path)
         })
     }
 
@@ -211,52 +242,8 @@ impl Node {
     ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
         let slot = Arc::new(Slot::new());
-
-        let (node, wait) = {
-            let mut state = self.lock();
-            if state.phase == Phase::Closed {
-                if admission == Admission::Reserved {
-                    state.limit.release();
-                }
-                drop(state);
-                return self.refuse(parts.name, slot);
-            }
-            let index = {
-                let count = state.names.entry(parts.name.clone()).or_insert(0);
-                let index = *count;
-                *count += 1;
-                index
-            };
-            let id = state.next_id();
-            state.running += 1;
-            let node = Arc::new(Node {
-                tree: Arc::clone(&self.tree),
-                parent: Some(Arc::clone(self)),
-                name: parts.name.clone(),
-                index,
-                id,
-                path: OnceLock::new(),
-                policy: parts.policy,
-                token: self.token.child_token(),
-                kill: self.kill.child_token(),
-                timeout: parts.timeout,
-                ready,
-                state: Mutex::new(State::new()),
-                changed: Notify::new(),
-                started: Instant::now(),
-            });
-            state.children.insert(
-                id,
-                ChildEntry {
-                    node: Arc::clone(&node),
-                    abort: None,
-                },
-            );
-            let wait = match admission {
-                Admission::Queue => state.limit.admit(id),
-                Admission::Reserved => None,
-            };
-            (node, wait)
+        let Some((node, wait)) = self.register(&parts, admission, ready) else {
+            return self.refuse(parts.name, slot);
         };
 
         // User code (a `task(...)` closure) runs here, outside the lock. If
@@ -282,6 +269,61 @@ impl Node {
             entry.abort = Some(handle.abort_handle());
         }
         crate::Child::new(node, slot)
+    }
+
+    /// The bookkeeping of a spawn, under the scope's lock: counts a new
+    /// child as running and makes its node, with a slot of the scope's
+    /// limit or a place in line (`wait`); `None` if the scope is closed
+    /// (giving back the slot a reserved child held).
+    fn register<B>(
+        self: &Arc<Self>,
+        parts: &Parts<B>,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> Option<(Arc<Node>, Option<oneshot::Receiver<()>>)> {
+        let mut state = self.lock();
+        if state.phase == Phase::Closed {
+            if admission == Admission::Reserved {
+                state.limit.release();
+            }
+            return None;
+        }
+        let index = {
+            let count = state.names.entry(parts.name.clone()).or_insert(0);
+            let index = *count;
+            *count += 1;
+            index
+        };
+        let id = state.next_id();
+        state.running += 1;
+        let node = Arc::new(Node {
+            tree: Arc::clone(&self.tree),
+            parent: Some(Arc::clone(self)),
+            name: parts.name.clone(),
+            index,
+            id,
+            path: OnceLock::new(),
+            policy: parts.policy,
+            token: self.token.child_token(),
+            kill: self.kill.child_token(),
+            timeout: parts.timeout,
+            ready,
+            state: Mutex::new(State::new()),
+            changed: Notify::new(),
+            started: Instant::now(),
+        });
+        state.children.insert(
+            id,
+            ChildEntry {
+                node: Arc::clone(&node),
+                abort: None,
+            },
+        );
+        let wait = match admission {
+            Admission::Queue => state.limit.admit(id),
+            Admission::Reserved => None,
+        };
+        Some((node, wait))
     }
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
@@ -423,20 +465,21 @@ impl Node {
         // Wake `next_error` callers: nothing more will reach them.
         self.changed.notify_waiters();
 
-        loop {
+        let (failures, timed_out) = loop {
             let notified = self.changed.notified();
             let mut notified = pin!(notified);
             notified.as_mut().enable();
-            if self.lock().running == 0 {
-                break;
+            {
+                // Closed under the lock that sees the last child gone: a
+                // spawn through a clone of the scope kept outside the tree
+                // comes before (and is joined) or after (and is refused).
+                let mut state = self.lock();
+                if state.running == 0 {
+                    state.phase = Phase::Closed;
+                    break (std::mem::take(&mut state.failures), state.timed_out);
+                }
             }
             notified.await;
-        }
-
-        let (failures, timed_out) = {
-            let mut state = self.lock();
-            state.phase = Phase::Closed;
-            (std::mem::take(&mut state.failures), state.timed_out)
         };
         guard.armed = false;
         self.token.cancel();
@@ -676,44 +719,53 @@ impl Drop for AbortOnDrop<'_> {
 
 /// The tokio task of a child: wait for a slot if told to, run it, then
 /// deliver its result exactly once.
-async fn drive_child<B>(
+///
+/// The `Finish` guard is made here, before the future is first polled: a
+/// task aborted before it ever ran (its tree dropped right after spawning
+/// it) is dropped unpolled, and must still report to its parent.
+fn drive_child<B>(
     node: Arc<Node>,
     body: B,
     slot: Arc<Slot<<B::Output as TaskResult>::Ok>>,
     wait: Option<oneshot::Receiver<()>>,
-) where
+) -> impl Future<Output = ()>
+where
     B: Future<Output: TaskResult>,
 {
-    let mut finish = Finish {
-        node: &node,
-        slot: &slot,
+    let finish = Finish {
+        node,
+        slot,
         done: false,
     };
-    if let Some(wait) = wait
-        && !crate::limit::wait_for_slot(wait, &node.kill).await
-    {
-        drop(body);
-        node.token.cancel();
-        finish.deliver(Err(Error::with_kind(
-            ErrorKind::Cancelled,
-            Arc::clone(node.path()),
-            "aborted while it waited for a free slot of its scope's limit",
-        )));
-        return;
+    async move {
+        let mut finish = finish;
+        let node = Arc::clone(&finish.node);
+        if let Some(wait) = wait
+            && !crate::limit::wait_for_slot(wait, &node.kill).await
+        {
+            drop(body);
+            node.token.cancel();
+            finish.deliver(Err(Error::with_kind(
+                ErrorKind::Cancelled,
+                Arc::clone(node.path()),
+                "aborted while it waited for a free slot of its scope's limit",
+            )));
+            return;
+        }
+        let result = node.run(body).await;
+        finish.deliver(result);
     }
-    let result = node.run(body).await;
-    finish.deliver(result);
 }
 
 /// Delivers a child's result; if the child is dropped (aborted) first, it
 /// delivers `Cancelled` instead, so no handle waits forever.
-struct Finish<'a, T> {
-    node: &'a Node,
-    slot: &'a Slot<T>,
+struct Finish<T> {
+    node: Arc<Node>,
+    slot: Arc<Slot<T>>,
     done: bool,
 }
 
-impl<T> Finish<'_, T> {
+impl<T> Finish<T> {
     fn deliver(&mut self, result: Result<T, Error>) {
         self.done = true;
         let Some(parent) = &self.node.parent else {
@@ -728,20 +780,45 @@ impl<T> Finish<'_, T> {
     }
 }
 
-impl<T> Drop for Finish<'_, T> {
+impl<T> Drop for Finish<T> {
     fn drop(&mut self) {
         if self.done {
             return;
         }
         // The task's future was dropped: `run`'s guard has already aborted
-        // its children.
-        let err = Error::with_kind(
-            ErrorKind::Cancelled,
-            Arc::clone(self.node.path()),
-            "aborted before it finished",
-        );
-        let unclaimed = self.slot.complete(Err(err));
+        // its children, or the task never ran and is torn down here (its
+        // token cancelled, and children its `task(..)` closure may have
+        // spawned aborted). The failure is only made if someone can take it:
+        // the handle, or a parent that is not torn down itself. In an
+        // aborted tree nobody can, and making the path of every task of a
+        // deep chain would take memory quadratic in its depth.
+        self.node.abort();
+        let readable = self.slot.is_held() || self.node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
+        let unclaimed = if readable {
+            let err = Error::with_kind(
+                ErrorKind::Cancelled,
+                Arc::clone(self.node.path()),
+                "aborted before it finished",
+            );
+            self.slot.complete(Err(err))
+        } else {
+            None
+        };
         self.node.abandon(unclaimed);
+    }
+}
+
+impl Drop for Node {
+    /// Each node holds its parent, so dropping the last reference to the
+    /// bottom of a chain whose ancestors are otherwise unreferenced (a
+    /// `Scope` kept after its tree finished, the last task of an aborted
+    /// tree) would drop the ancestors one inside the other, a stack frame
+    /// per level. They are unlinked in a loop instead.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = Arc::into_inner(node).and_then(|mut node| node.parent.take());
+        }
     }
 }
 

@@ -298,17 +298,18 @@ impl Root {
     }
 }
 
-/// Ctrl-C, and SIGTERM on Unix.
+/// Ctrl-C, and SIGTERM on Unix. (None when built with `--cfg loom`, for the
+/// loom model of the runtime: tokio has no signals then.)
 mod signal {
-    #[cfg(unix)]
+    #[cfg(all(unix, not(loom)))]
     use tokio::signal::unix::{Signal, SignalKind, signal};
 
     pub(super) struct Signals {
-        #[cfg(unix)]
+        #[cfg(all(unix, not(loom)))]
         interrupt: Signal,
-        #[cfg(unix)]
+        #[cfg(all(unix, not(loom)))]
         terminate: Signal,
-        #[cfg(windows)]
+        #[cfg(all(windows, not(loom)))]
         ctrl_c: tokio::signal::windows::CtrlC,
     }
 
@@ -325,7 +326,7 @@ mod signal {
             }
         }
 
-        #[cfg(unix)]
+        #[cfg(all(unix, not(loom)))]
         fn try_install() -> std::io::Result<Self> {
             Ok(Signals {
                 interrupt: signal(SignalKind::interrupt())?,
@@ -333,14 +334,14 @@ mod signal {
             })
         }
 
-        #[cfg(windows)]
+        #[cfg(all(windows, not(loom)))]
         fn try_install() -> std::io::Result<Self> {
             Ok(Signals {
                 ctrl_c: tokio::signal::windows::ctrl_c()?,
             })
         }
 
-        #[cfg(not(any(unix, windows)))]
+        #[cfg(any(loom, not(any(unix, windows))))]
         fn try_install() -> std::io::Result<Self> {
             Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
@@ -353,7 +354,7 @@ mod signal {
             std::future::poll_fn(|cx| self.poll_recv(cx)).await.is_some()
         }
 
-        #[cfg(unix)]
+        #[cfg(all(unix, not(loom)))]
         fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<()>> {
             if let std::task::Poll::Ready(got) = self.interrupt.poll_recv(cx) {
                 return std::task::Poll::Ready(got);
@@ -361,12 +362,12 @@ mod signal {
             self.terminate.poll_recv(cx)
         }
 
-        #[cfg(windows)]
+        #[cfg(all(windows, not(loom)))]
         fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<()>> {
             self.ctrl_c.poll_recv(cx)
         }
 
-        #[cfg(not(any(unix, windows)))]
+        #[cfg(any(loom, not(any(unix, windows))))]
         fn poll_recv(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<()>> {
             std::task::Poll::Ready(None)
         }

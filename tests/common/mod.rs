@@ -60,3 +60,22 @@ impl Drop for GaugeGuard {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// Keeps the panics a test injects on purpose, whose message starts with
+/// `marker`, out of the test output; any other panic is reported as usual.
+pub fn quiet_panics(marker: &'static str) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|message| message.starts_with(marker)) {
+                report(info);
+            }
+        }));
+    });
+}

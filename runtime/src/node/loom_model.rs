@@ -1,0 +1,333 @@
+//! A loom model of the bookkeeping of a scope: child registration, the
+//! delivery of a child's result (`Finish`, the `Slot` of its handle, the
+//! routing to the parent), `next_error`, the end of a body and the join,
+//! and the teardown of an aborted subtree (`AbortOnDrop`, `abandon`,
+//! `release`).
+//!
+//! It runs the production code itself: `Node::register`, `drive_child`,
+//! `Node::run`, `Node::next_error`, `Child` and `Slot`, whose mutexes are
+//! loom's under `cfg(all(test, loom))` (see `sync.rs`). What loom cannot
+//! model is replaced, and only that: each child's tokio task is a loom
+//! thread driving `drive_child` with `loom::future::block_on`, and the
+//! abort of a tokio task is that thread dropping the future when it is told
+//! to. tokio's `Notify` and tokio-util's `CancellationToken` run as they
+//! are: loom does not see inside them, so each of their calls is one step
+//! for it (they are linearizable), and no body here waits on a token
+//! (tokio-util wakes a child token's waiters under its parent's lock,
+//! which loom could switch away from).
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p taskward-runtime --lib
+//! --release loom_model` (see CONTRIBUTING.md).
+
+use std::borrow::Cow;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use ::loom::future::{AtomicWaker, block_on};
+use ::loom::thread::{self, JoinHandle};
+
+use super::{Admission, Node, Phase, Tree, drive_child};
+use crate::child::{Child, Slot};
+use crate::error::Error;
+use crate::policy::Policy;
+use crate::task::{Parts, Start, TaskResult};
+
+/// The tokio runtime a `Tree` names. Nothing is spawned on it: children
+/// run on loom threads.
+fn runtime() -> tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap())
+        .handle()
+        .clone()
+}
+
+fn root(policy: Policy) -> Arc<Node> {
+    let tree = Arc::new(Tree {
+        runtime: runtime(),
+        grace: None,
+    });
+    Node::root(
+        tree,
+        Cow::Borrowed("root"),
+        policy,
+        tokio_util::sync::CancellationToken::new(),
+        None,
+    )
+}
+
+type Threads = Arc<StdMutex<Vec<JoinHandle<()>>>>;
+
+/// `Scope::spawn` as `Node::spawn_with` does it, with a loom thread for the
+/// tokio task: `make` gets the child's node (its scope) and makes its
+/// body. `None` if the scope is closed. The thread is added to `threads`,
+/// to be joined at the end of the model.
+fn spawn<B>(
+    parent: &Arc<Node>,
+    policy: Policy,
+    threads: &Threads,
+    make: impl FnOnce(Arc<Node>) -> B,
+) -> Option<Child<<B::Output as TaskResult>::Ok>>
+where
+    B: Future<Output: TaskResult> + Send + 'static,
+{
+    let parts: Parts<()> = Parts {
+        name: Cow::Borrowed("child"),
+        policy,
+        timeout: None,
+        start: Start::Ready(()),
+    };
+    let (node, wait) = parent.register(&parts, Admission::Queue, None)?;
+    let slot = Arc::new(Slot::new());
+    let body = make(Arc::clone(&node));
+    let child = Child::new(Arc::clone(&node), Arc::clone(&slot));
+    let thread = thread::spawn(move || block_on(drive_child(node, body, slot, wait)));
+    threads.lock().unwrap().push(thread);
+    Some(child)
+}
+
+/// Joins every thread, including those spawned meanwhile.
+fn join(threads: &Threads) {
+    loop {
+        let batch = std::mem::take(&mut *threads.lock().unwrap());
+        if batch.is_empty() {
+            return;
+        }
+        for thread in batch {
+            thread.join().unwrap();
+        }
+    }
+}
+
+fn failure() -> std::io::Result<()> {
+    Err(std::io::Error::other("boom"))
+}
+
+/// Every failure in `err`, counting its related ones.
+fn count(err: &Error) -> usize {
+    1 + err.related().iter().map(count).sum::<usize>()
+}
+
+/// A child fails while its handle, moved to a sibling, is polled once and
+/// dropped, and while the parent's body takes failures with
+/// `next_error` (or ends at once): whichever wins each race, the failure
+/// reaches exactly one of the handle, `next_error` and the parent's result.
+fn exactly_once(policy: Policy, drain: bool) {
+    ::loom::model(move || {
+        let root = root(policy);
+        let threads = Threads::default();
+        let (by_handle, by_next_error) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let result = block_on(root.run({
+            let (root, threads) = (Arc::clone(&root), Arc::clone(&threads));
+            let (by_handle, by_next_error) = (Arc::clone(&by_handle), Arc::clone(&by_next_error));
+            async move {
+                let child = spawn(&root, Policy::FailFast, &threads, |_| async { failure() }).unwrap();
+                // A sibling holds the handle: it polls it once, then drops it.
+                spawn(&root, Policy::FailFast, &threads, move |_| async move {
+                    let mut child = child;
+                    let polled = poll_fn(|cx| Poll::Ready(Pin::new(&mut child).poll(cx))).await;
+                    if let Poll::Ready(result) = polled {
+                        assert!(result.is_err());
+                        by_handle.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok::<_, Error>(())
+                });
+                if drain {
+                    while let Some(err) = root.next_error().await {
+                        by_next_error.fetch_add(count(&err), Ordering::SeqCst);
+                    }
+                }
+                Ok::<_, Error>(())
+            }
+        }));
+        join(&threads);
+        let escalated = result.as_ref().map_or_else(count, |()| 0);
+        let by_handle = by_handle.load(Ordering::SeqCst);
+        let by_next_error = by_next_error.load(Ordering::SeqCst);
+        assert_eq!(
+            by_handle + by_next_error + escalated,
+            1,
+            "handle {by_handle}, next_error {by_next_error}, escalated {escalated}"
+        );
+    });
+}
+
+#[test]
+fn a_failure_reaches_exactly_one_of_handle_next_error_and_escalation() {
+    exactly_once(Policy::Supervise, true);
+}
+
+#[test]
+fn a_failure_reaches_exactly_one_of_handle_and_escalation_under_fail_fast() {
+    exactly_once(Policy::FailFast, false);
+}
+
+/// A task's result comes only after its whole subtree has finished, and
+/// a grandchild's failure escalates through its parent once.
+#[test]
+fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let result = block_on(root.run({
+            let (root, threads, done) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&done));
+            async move {
+                // The child's body ends at once; its own child fails later.
+                spawn(&root, Policy::FailFast, &threads.clone(), move |child| async move {
+                    spawn(&child, Policy::FailFast, &threads, move |_| async move {
+                        done.store(true, Ordering::SeqCst);
+                        failure()
+                    });
+                    Ok::<_, Error>(())
+                });
+                Ok::<_, Error>(())
+            }
+        }));
+        assert!(
+            done.load(Ordering::SeqCst),
+            "the result came before the grandchild finished"
+        );
+        let err = result.unwrap_err();
+        assert_eq!((err.task(), count(&err)), ("root/child#0/child#0", 1));
+        assert!(root.lock().children.is_empty());
+        join(&threads);
+    });
+}
+
+// Regression: the join saw "no child running" and closed the scope under
+// two different locks; a spawn through a clone of the scope kept outside
+// the tree (a raw tokio task, a thread) could come in between, and the
+// scope finished without joining that child.
+#[test]
+fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let ran = Arc::new(AtomicBool::new(false));
+        let outsider = {
+            let (root, threads, ran) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&ran));
+            thread::spawn(move || {
+                let child = spawn(&root, Policy::FailFast, &threads, move |_| async move {
+                    ran.store(true, Ordering::SeqCst);
+                    Ok::<_, Error>(())
+                });
+                child.is_some()
+            })
+        };
+        block_on(root.run(async { Ok::<_, Error>(()) })).unwrap();
+        let ran_before_the_end = ran.load(Ordering::SeqCst);
+        let accepted = outsider.join().unwrap();
+        assert!(!accepted || ran_before_the_end, "a child was accepted and not joined");
+        assert_eq!(root.lock().phase, Phase::Closed);
+        join(&threads);
+    });
+}
+
+/// A flag a thread waits on, with the waker of a loom future.
+#[derive(Default)]
+struct Gate {
+    open: ::loom::sync::atomic::AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    fn open(&self) {
+        self.open.store(true, ::loom::sync::atomic::Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register_by_ref(cx.waker());
+        if self.open.load(::loom::sync::atomic::Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Drives `future` on this thread until it completes, or until `abort`
+/// opens: then it is dropped where it stands, as tokio drops an aborted
+/// task. Returns whether it was aborted.
+fn run_abortable(future: impl Future<Output = ()>, abort: &Gate) -> bool {
+    let mut future = pin!(future);
+    block_on(poll_fn(|cx| {
+        if abort.poll_open(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        future.as_mut().poll(cx).map(|()| false)
+    }))
+}
+
+/// A root whose future is dropped while its child and grandchild run:
+/// each is aborted in turn (the child's abort aborts the grandchild), or
+/// the grandchild finishes first. Whatever the order, every node is
+/// released to its parent only once its own children are gone, no count
+/// is left behind, and no node is leaked (a node and its parent hold each
+/// other until the child is released).
+#[test]
+fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let (child_abort, grandchild_abort) = (Arc::new(Gate::default()), Arc::new(Gate::default()));
+        let nodes: Arc<StdMutex<Vec<std::sync::Weak<Node>>>> = Arc::default();
+        let threads = Threads::default();
+        {
+            let parts: Parts<()> = Parts {
+                name: Cow::Borrowed("child"),
+                policy: Policy::FailFast,
+                timeout: None,
+                start: Start::Ready(()),
+            };
+            let (child, _) = root.register(&parts, Admission::Queue, None).unwrap();
+            nodes.lock().unwrap().push(Arc::downgrade(&child));
+            let slot = Arc::new(Slot::<()>::new());
+            drop(Child::new(Arc::clone(&child), Arc::clone(&slot)));
+            let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
+            let (child_abort, grandchild_abort) = (Arc::clone(&child_abort), Arc::clone(&grandchild_abort));
+            let body = {
+                let child = Arc::clone(&child);
+                async move {
+                    let grandchild = spawn(&child, Policy::FailFast, &threads2, |node| {
+                        nodes.lock().unwrap().push(Arc::downgrade(&node));
+                        async {
+                            thread::yield_now();
+                            Ok::<_, Error>(())
+                        }
+                    });
+                    drop(grandchild);
+                    std::future::pending::<Result<(), Error>>().await
+                }
+            };
+            let thread = thread::spawn(move || {
+                let aborted = run_abortable(drive_child(child, body, slot, None), &child_abort);
+                // The child's `AbortOnDrop` aborts the grandchild's task.
+                if aborted {
+                    grandchild_abort.open();
+                }
+            });
+            threads.lock().unwrap().push(thread);
+        }
+        // The root's own future is dropped (a `select!` lost), then tokio
+        // gets round to the child's task.
+        {
+            let mut run = pin!(root.run(std::future::pending::<Result<(), Error>>()));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+        }
+        child_abort.open();
+        join(&threads);
+        {
+            let state = root.lock();
+            assert_eq!((state.running, state.children.len()), (0, 0));
+        }
+        drop(root);
+        for node in nodes.lock().unwrap().iter() {
+            assert_eq!(node.strong_count(), 0, "a node was leaked");
+        }
+    });
+}
