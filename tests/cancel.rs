@@ -112,3 +112,71 @@ async fn token_parameter_is_the_scope_token() {
     }
     assert!(taskward::run(same()).await.unwrap());
 }
+
+// The runtime makes a task's token on first use. These pin what a token made
+// late must be: cancelled if an ancestor was cancelled before, or if the task
+// has already finished.
+
+#[tokio::test(start_paused = true)]
+async fn a_token_first_asked_for_after_an_ancestor_was_cancelled_is_cancelled() {
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    taskward::run(taskward::task(|scope: Scope| async move {
+        // The middle task never looks at its token; the grandchild looks at
+        // its own only after the root was cancelled.
+        let middle = scope.spawn(taskward::task(|scope: Scope| async move {
+            let grandchild = scope.spawn(async move {
+                go_rx.await.expect("the root sends go");
+                Ok::<_, Error>(())
+            });
+            grandchild.await?;
+            let late = scope.spawn(taskward::task(|scope: Scope| async move {
+                Ok::<_, Error>(scope.is_cancelled())
+            }));
+            late.await
+        }));
+        scope.cancel();
+        go_tx.send(()).unwrap();
+        assert!(middle.await?, "a token made after the root's cancel must be cancelled");
+        Ok::<_, Error>(())
+    }))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_first_asked_for_after_the_task_finished_is_cancelled() {
+    taskward::run(taskward::task(|scope: Scope| async move {
+        let child = scope.spawn(taskward::task(|scope: Scope| async move { Ok::<_, Error>(scope) }));
+        let kept = child.await?;
+        // The child has finished but its parent (this body) still runs.
+        assert!(!scope.is_cancelled());
+        assert!(
+            kept.is_cancelled(),
+            "a finished task's token is cancelled, even one made late"
+        );
+        Ok::<_, Error>(())
+    }))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_failing_under_fail_fast_cancels_a_sibling_that_looks_later() {
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    let err = taskward::run(taskward::task(|scope: Scope| async move {
+        scope.spawn(taskward::task(|scope: Scope| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let _ = seen_tx.send(scope.is_cancelled());
+        }));
+        scope.spawn(async { Err::<(), _>(std::io::Error::other("boom")) });
+        Ok::<_, Error>(())
+    }))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `task/task#1` failed: boom");
+    assert!(err.related().is_empty(), "{:?}", err.related());
+    assert!(
+        seen_rx.await.unwrap(),
+        "the failure cancelled the scope, so the sibling's late token is cancelled"
+    );
+}
