@@ -4,23 +4,28 @@
 //!
 //! Each round builds a random tree from one seed: trees at least 5 deep,
 //! random fanout, both policies, handles awaited, raced in a `select!`,
-//! held or dropped, `next_error` loops, limits, `scope.cancel()` and
-//! `child.cancel()` of subtrees, `Task::timeout`s (with tasks that ignore
-//! cancellation and get aborted when their grace ends), `taskward::restart`
-//! of every flavour, nested trees whose `run` is dropped when a `select!`
-//! loses, a root cancelled or dropped from outside. Every failure injected
-//! (an `Err` or a panic) carries a unique id, and the test counts where each
-//! id comes out. After the run:
+//! held or dropped, children started with `scope.start`, `next_error`
+//! loops, limits (`spawn`, `reserve`, `try_spawn`), tasks spawning siblings
+//! on their parent's scope, `scope.cancel()` and `child.cancel()` of
+//! subtrees, `Task::timeout`s (with tasks that ignore cancellation and get
+//! aborted when their grace ends), `taskward::restart` of every flavour,
+//! nested trees whose `run` is dropped when a `select!` loses, a root
+//! cancelled or dropped from outside. Every failure injected (an `Err` or
+//! a panic) carries a unique id, and the test counts where each id comes
+//! out. After the run:
 //!
 //! 1. every failure injected is delivered exactly once: to a `Child`
-//!    handle, to `next_error`, or out of a `run` (escalated to a root),
-//!    counting the failures nested in `related()`. Only a failure whose tree
-//!    was dropped (a dropped `run`, or a body aborted around a nested run)
-//!    may be delivered zero times; a failure a `restart` retried is taken by
-//!    it and must never come out (see `Restarts`);
+//!    handle, to `next_error`, to `start`, or out of a `run` (escalated to
+//!    a root), counting the failures nested in `related()`. Only a failure
+//!    whose tree was dropped (a dropped `run`, or a body aborted around a
+//!    nested run) may be delivered zero times; a failure a `restart`
+//!    retried is taken by it and must never come out, unless the restart
+//!    gives up and reports them all (see `Ledger::check`). A spawn may be
+//!    refused (`ScopeClosed`) only in a dropped tree;
 //! 2. no body of a tree is still running when its `run` returns (a live
 //!    count per tree, with drop guards in the bodies), and the bodies of
-//!    dropped trees all go away soon after;
+//!    dropped trees all go away soon after (in paused time, without the
+//!    clock moving);
 //! 3. tokio's count of alive tasks is back to where it was;
 //! 4. `run` returns (a watchdog fails the round if it hangs).
 //!

@@ -470,3 +470,31 @@ async fn each_run_can_have_its_own_timeout() {
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert_eq!(runs.load(Ordering::SeqCst), 3);
 }
+
+// Regression: during a backoff the restart held the last failure in its
+// body; a kill at that moment (a zero grace period, here, aborts the tree
+// before the restart sees its token cancelled) dropped the body and the
+// failure with it, and the restart reported only that it was aborted. The
+// chaos suite found it (1 round in 2500). The failure now escalates as the
+// restart's own, with the abort in `related()`.
+#[tokio::test(start_paused = true)]
+async fn a_restart_killed_during_a_backoff_still_reports_the_last_failure() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let counter = runs.clone();
+    let root = taskward::Root::new().grace(Duration::ZERO);
+    let err = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.spawn(
+            taskward::restart(move || flaky(counter.clone(), u32::MAX))
+                .backoff(Duration::from_secs(10), Duration::from_secs(10)),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await; // the worker is in its backoff
+        scope.cancel(); // and the tree is killed at once
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(err.to_string(), "task `task/restart#0/flaky#0` failed: run 1 failed");
+    assert_eq!(err.related().len(), 1, "{err:#}");
+    assert_eq!(err.related()[0].kind(), ErrorKind::Cancelled);
+    assert_eq!(err.related()[0].task(), "task/restart#0");
+}

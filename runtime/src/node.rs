@@ -198,6 +198,15 @@ impl Node {
     /// the way, so a failure at the bottom of a deep chain costs one string.
     pub(crate) fn path(&self) -> &Arc<str> {
         self.path.get_or_init(|| {
+            // Most often the parent's path is known: one `format!`.
+            match &self.parent {
+                None => return Arc::from(&*self.name),
+                Some(parent) => {
+                    if let Some(known) = parent.path.get() {
+                        return Arc::from(format!("{known}/{}#{}", self.name, self.index));
+                    }
+                }
+            }
             // `self` and its ancestors whose path is not built, bottom up.
             let mut chain = vec![self];
             let mut known: &str = "";
@@ -739,20 +748,20 @@ where
     };
     async move {
         let mut finish = finish;
-        let node = Arc::clone(&finish.node);
         if let Some(wait) = wait
-            && !crate::limit::wait_for_slot(wait, &node.kill).await
+            && !crate::limit::wait_for_slot(wait, &finish.node.kill).await
         {
             drop(body);
-            node.token.cancel();
+            finish.node.token.cancel();
+            let path = Arc::clone(finish.node.path());
             finish.deliver(Err(Error::with_kind(
                 ErrorKind::Cancelled,
-                Arc::clone(node.path()),
+                path,
                 "aborted while it waited for a free slot of its scope's limit",
             )));
             return;
         }
-        let result = node.run(body).await;
+        let result = finish.node.run(body).await;
         finish.deliver(result);
     }
 }

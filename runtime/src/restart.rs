@@ -243,7 +243,7 @@ where
                 return Err(self.give_up(&scope, result, recent));
             }
 
-            if let Some(backoff) = self.backoff {
+            let result = if let Some(backoff) = self.backoff {
                 if ran >= backoff.max {
                     row = 0;
                 }
@@ -252,12 +252,19 @@ where
                 if let Err(err) = &result {
                     crate::trace::restarting(scope.path(), err, Some(delay));
                 }
-                if scope.until_cancelled(tokio::time::sleep(delay)).await.is_none() {
+                let held = Held::new(&scope, result);
+                let cancelled = scope.until_cancelled(tokio::time::sleep(delay)).await.is_none();
+                let result = held.take();
+                if cancelled {
                     return result;
                 }
-            } else if let Err(err) = &result {
-                crate::trace::restarting(scope.path(), err, None);
-            }
+                result
+            } else {
+                if let Err(err) = &result {
+                    crate::trace::restarting(scope.path(), err, None);
+                }
+                result
+            };
             recent.push_back((Instant::now(), result.err()));
         }
     }
@@ -284,6 +291,40 @@ where
             ),
         };
         last.with_related(earlier)
+    }
+}
+
+/// The last run's result while the restart waits out a backoff. If the
+/// restart is aborted meanwhile (killed at the end of a grace period before
+/// it saw its token cancelled), its body is dropped where it stands: a
+/// failure held here then escalates as the restart's own (the abort goes in
+/// its `related()`), instead of vanishing with the body.
+struct Held<'a, T> {
+    scope: &'a Scope,
+    result: Option<Result<T, Error>>,
+}
+
+impl<'a, T> Held<'a, T> {
+    fn new(scope: &'a Scope, result: Result<T, Error>) -> Self {
+        Held {
+            scope,
+            result: Some(result),
+        }
+    }
+
+    fn take(mut self) -> Result<T, Error> {
+        let Some(result) = self.result.take() else {
+            unreachable!("the result is only taken once")
+        };
+        result
+    }
+}
+
+impl<T> Drop for Held<'_, T> {
+    fn drop(&mut self) {
+        if let Some(Err(err)) = self.result.take() {
+            self.scope.node().route(err);
+        }
     }
 }
 

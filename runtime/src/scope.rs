@@ -57,6 +57,11 @@ impl Scope {
         Scope { node }
     }
 
+    /// The bookkeeping behind this scope.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// Starts `task` as a child of this scope and returns its handle.
     ///
     /// The child starts running at once on the tokio runtime of the tree. It
