@@ -128,3 +128,21 @@ async fn snapshots_taken_while_the_tree_churns_stay_consistent() {
     .await
     .unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn snapshot_shows_children_waiting_for_a_slot() {
+    taskward::run(taskward::task(|scope: Scope| async move {
+        scope.set_limit(1);
+        scope.spawn(leaf());
+        scope.spawn(leaf());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+
+        let tree = scope.tree();
+        assert_eq!(tree.find("task/leaf#0").unwrap().state(), TaskState::Running);
+        assert_eq!(tree.find("task/leaf#1").unwrap().state(), TaskState::Queued);
+        assert!(tree.to_string().contains("leaf#1 (waiting for a slot, "), "{tree}");
+        scope.cancel();
+    }))
+    .await
+    .unwrap();
+}
