@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod common;
+
+use common::bounded;
 use taskward::{CancellationToken, Error, ErrorKind, Policy, Scope, Task, supervised};
 
 #[derive(Debug, PartialEq)]
@@ -112,18 +115,10 @@ async fn handle_dropped_after_failure_hands_it_to_the_scope() {
     assert_eq!(err.unwrap().downcast_ref::<JobError>(), Some(&JobError(1)));
 }
 
-/// Fails instead of hanging when a cancellation that should come never does
-/// (the clock is paused, so the hour passes at once when nothing else runs).
-async fn within_an_hour<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(3600), future)
-        .await
-        .expect("the tree did not finish: a cancellation was missing")
-}
-
 #[tokio::test(start_paused = true)]
 async fn fail_fast_cancels_every_sibling_and_reports_the_first_failure() {
     let stopped = Arc::new(AtomicUsize::new(0));
-    let err = within_an_hour(taskward::run(
+    let err = bounded(taskward::run(
         taskward::task({
             let stopped = stopped.clone();
             |scope: Scope| async move {
@@ -153,7 +148,7 @@ async fn fail_fast_cancels_every_sibling_and_reports_the_first_failure() {
 async fn fail_fast_cancels_even_when_the_failure_is_claimed_by_a_handle() {
     // Without the cancellation this would hang: `waiter` only ends when told.
     let stopped = Arc::new(AtomicUsize::new(0));
-    let result = within_an_hour(taskward::run(taskward::task({
+    let result = bounded(taskward::run(taskward::task({
         let stopped = stopped.clone();
         |scope: Scope| async move {
             let failing = scope.spawn(job(1, true));
