@@ -48,7 +48,7 @@ impl<T> Child<T> {
     /// Cancels the child's token, and so its whole subtree. Cancellation is
     /// cooperative: the child sees it through its token or scope.
     pub fn cancel(&self) {
-        self.node.token().cancel();
+        self.node.cancel();
     }
 
     /// The child's path, such as `pipeline/worker#3`.

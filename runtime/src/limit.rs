@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 
 use crate::child::Child;
 use crate::node::{Admission, Node};
 use crate::task::Task;
 
 /// The slots of one scope.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Limit {
     /// At most this many slots in use; `None` is no limit.
     max: Option<usize>,
@@ -43,14 +42,6 @@ struct Waiter {
 }
 
 impl Limit {
-    pub(crate) fn new() -> Self {
-        Limit {
-            max: None,
-            active: 0,
-            queue: VecDeque::new(),
-        }
-    }
-
     fn has_room(&self) -> bool {
         self.queue.is_empty() && self.max.is_none_or(|max| self.active < max)
     }
@@ -119,16 +110,15 @@ impl Limit {
 
 /// Waits until the child's turn comes (`true`), or until it is killed
 /// while in line (`false`).
-pub(crate) async fn wait_for_slot(wait: oneshot::Receiver<()>, kill: &CancellationToken) -> bool {
+pub(crate) async fn wait_for_slot(wait: oneshot::Receiver<()>, node: &Node) -> bool {
     let mut wait = pin!(wait);
-    let mut killed = pin!(kill.cancelled());
     poll_fn(|cx| {
         // The grant is looked at first: a child granted a slot runs, and
         // its body sees the kill at once.
         if wait.as_mut().poll(cx).is_ready() {
             return Poll::Ready(true);
         }
-        if killed.as_mut().poll(cx).is_ready() {
+        if node.is_killed() {
             return Poll::Ready(false);
         }
         Poll::Pending
@@ -146,15 +136,16 @@ impl Node {
                 "a limit of 0 children would never let a child run; the limit is set to 1"
             );
         }
-        self.lock().limit.set(max.max(1));
+        self.lock().family().limit.set(max.max(1));
     }
 
     /// Waits for a free slot, in line with the children that wait for one.
     pub(crate) async fn reserve(self: &Arc<Self>) -> Permit {
         let wait = {
             let mut state = self.lock();
-            let id = state.next_id();
-            match state.limit.admit(id) {
+            let family = state.family();
+            let id = family.next_id();
+            match family.limit.admit(id) {
                 None => return Permit::new(Arc::clone(self)),
                 Some(wait) => Reservation {
                     node: self,
@@ -168,7 +159,11 @@ impl Node {
 
     /// A slot if one is free now.
     pub(crate) fn try_reserve(self: &Arc<Self>) -> Option<Permit> {
-        self.lock().limit.try_take().then(|| Permit::new(Arc::clone(self)))
+        self.lock()
+            .family()
+            .limit
+            .try_take()
+            .then(|| Permit::new(Arc::clone(self)))
     }
 }
 
@@ -199,7 +194,7 @@ impl std::future::Future for Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if self.wait.is_some() {
-            self.node.lock().limit.leave(self.id);
+            self.node.lock().family().limit.leave(self.id);
         }
     }
 }
@@ -269,7 +264,7 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.armed {
-            self.node.lock().limit.release();
+            self.node.lock().family().limit.release();
         }
     }
 }

@@ -1,21 +1,26 @@
 //! The bookkeeping behind a scope: one `Node` per task of the tree.
 //!
-//! A node counts its running children, keeps their abort handles (so that
-//! dropping the task aborts its subtree), and holds the failures routed to it
-//! until they are taken by `next_error` or escalate when the body ends.
+//! A node counts its running children, keeps them (so that dropping the task
+//! aborts its subtree, and a snapshot can list it), and holds the failures
+//! routed to it until they are taken by `next_error` or escalate when the
+//! body ends.
+//!
+//! What most tasks never use is made on first use: the cancellation token
+//! (a child token takes its parent's lock twice), the path, and the
+//! children's bookkeeping (`Family`, boxed, made by the first spawn). A
+//! leaf task costs one node, one slot and its tokio task.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, OnceLock, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, oneshot};
-use tokio::task::AbortHandle;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -25,15 +30,17 @@ use crate::limit::Limit;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
-use crate::sync::{Mutex, MutexGuard};
-use crate::task::{Parts, Task, TaskResult};
+use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::task::{Parts, Start, Task, TaskResult};
 use crate::trace;
 use crate::tree::{TaskState, TaskTree};
 
 #[cfg(all(test, loom))]
 mod loom_model;
 
-/// What every node of one tree shares.
+/// What every node of one tree shares. Only the root holds it: a count
+/// shared by every task of the tree would be written by every spawn, from
+/// every worker.
 #[derive(Debug)]
 pub(crate) struct Tree {
     pub(crate) runtime: Handle,
@@ -42,37 +49,42 @@ pub(crate) struct Tree {
     pub(crate) grace: Option<Duration>,
 }
 
+/// `Node::alarm`: the task's body is to be dropped where it stands (its
+/// joins go on).
+const KILL: u8 = 1;
+/// `Node::alarm`: the task's future is to be dropped, bookkeeping and all,
+/// as tokio drops an aborted task.
+const ABORT: u8 = 2;
+
 pub(crate) struct Node {
-    tree: Arc<Tree>,
     parent: Option<Arc<Node>>,
+    /// The tree, on the root (and on the detached node of a refused spawn).
+    tree: Option<Arc<Tree>>,
     name: Cow<'static, str>,
     /// Position among the siblings of the same name, from 0.
     index: u32,
     /// Key of this node in its parent's `children`.
+    key: usize,
+    /// Spawn order among the siblings; reservations of the limit take
+    /// numbers from the same count.
     id: u64,
     /// Built on first use: most tasks never need their path.
     path: OnceLock<Arc<str>>,
     policy: Policy,
-    token: CancellationToken,
-    /// Cancelled to abort the task's body and its whole subtree in place,
-    /// keeping the bookkeeping: a child of the parent's `kill`.
-    kill: CancellationToken,
+    /// Made on first use, as a child of the parent's token (see `token`).
+    token: OnceLock<CancellationToken>,
     /// The task's deadline, counted from the start of its body.
     timeout: Option<Duration>,
     /// Set when the task was started with `Scope::start`.
     ready: Option<Arc<ReadyLink>>,
+    /// `KILL` and `ABORT`, looked at every time the task is polled.
+    alarm: AtomicU8,
+    /// The waker of the task's last pending poll, so that an alarm can
+    /// wake it.
+    waker: Mutex<Option<Waker>>,
     state: Mutex<State>,
-    /// Signalled when a child finishes or a failure is routed here.
-    changed: Notify,
     /// When the task was spawned, for the age shown in a tree snapshot.
     started: Instant,
-}
-
-/// A running child, as its parent sees it.
-struct ChildEntry {
-    node: Arc<Node>,
-    /// Known once the child's tokio task is spawned.
-    abort: Option<AbortHandle>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,21 +101,162 @@ pub(crate) struct State {
     phase: Phase,
     /// Set when the node's future was dropped before it finished.
     aborted: bool,
-    /// For an aborted node whose children are still being dropped: what to
-    /// hand the parent once the last of them is gone (its unclaimed failure).
-    release: Option<Option<Error>>,
+    /// The task was cancelled before its token was made: the token is
+    /// made cancelled.
+    cancelled: bool,
     running: usize,
-    next_id: u64,
-    /// Running children (and aborted ones not yet gone).
-    children: HashMap<u64, ChildEntry>,
-    /// How many children of each name were spawned, for `name#index`.
-    names: HashMap<Cow<'static, str>, u32>,
-    pending: VecDeque<Error>,
+    /// The failures that make the task's result, first one first.
     failures: Vec<Error>,
     /// Set when the task's deadline passed.
     timed_out: Option<Duration>,
+    /// Made by the first spawn (or `set_limit`, `reserve`).
+    family: Option<Box<Family>>,
+}
+
+/// The bookkeeping of a task that has children.
+#[derive(Default)]
+pub(crate) struct Family {
+    next_id: u64,
+    /// Running children (and aborted ones not yet gone).
+    children: Slab,
+    /// How many children of each name were spawned, for `name#index`.
+    names: Names,
+    /// Failures waiting for `next_error`.
+    pending: VecDeque<Error>,
+    /// Who waits for a child to finish or a failure to be routed: the join,
+    /// `next_error`.
+    waiters: Vec<Waker>,
+    /// For an aborted node whose children are still being dropped: what to
+    /// hand the parent once the last of them is gone (its unclaimed failure).
+    release: Option<Option<Error>>,
     /// Which children may run now, and which wait for a slot.
     pub(crate) limit: Limit,
+}
+
+impl Family {
+    /// A fresh id for a child or a reservation.
+    pub(crate) fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Wakes `waker` at the next change (once).
+    fn wait(&mut self, waker: &Waker) {
+        if !self.waiters.iter().any(|known| known.will_wake(waker)) {
+            self.waiters.push(waker.clone());
+        }
+    }
+}
+
+/// A vector with a free list: O(1) insert and remove, no hashing.
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Entry>,
+    /// The first free entry.
+    free: Option<usize>,
+    len: usize,
+}
+
+enum Entry {
+    Used(Arc<Node>),
+    Free(Option<usize>),
+}
+
+impl Slab {
+    /// The key the next `insert` will use.
+    fn next_key(&self) -> usize {
+        self.free.unwrap_or(self.entries.len())
+    }
+
+    fn insert(&mut self, node: Arc<Node>) {
+        self.len += 1;
+        match self.free {
+            Some(key) => {
+                let Entry::Free(next) = std::mem::replace(&mut self.entries[key], Entry::Used(node)) else {
+                    unreachable!("the free list only holds free entries")
+                };
+                self.free = next;
+            }
+            None => self.entries.push(Entry::Used(node)),
+        }
+    }
+
+    /// Removes the node at `key`; `false` if it was not there.
+    fn remove(&mut self, key: usize) -> bool {
+        match self.entries.get_mut(key) {
+            Some(entry @ Entry::Used(_)) => {
+                *entry = Entry::Free(self.free);
+                self.free = Some(key);
+                self.len -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.entries.iter().filter_map(|entry| match entry {
+            Entry::Used(node) => Some(node),
+            Entry::Free(_) => None,
+        })
+    }
+
+    #[cfg(all(test, loom))]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Counts per name. Most scopes spawn children of one or two names: a
+/// short list compared by address, then by text, is cheaper than hashing;
+/// past `SHORT` names it becomes a map.
+enum Names {
+    Short(Vec<(Cow<'static, str>, u32)>),
+    Many(HashMap<Cow<'static, str>, u32>),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::Short(Vec::new())
+    }
+}
+
+impl Names {
+    const SHORT: usize = 16;
+
+    /// The next index of `name`.
+    #[expect(
+        clippy::ptr_arg,
+        reason = "a new name is kept as the `Cow` it is: a `&'static str` is not copied"
+    )]
+    fn next(&mut self, name: &Cow<'static, str>) -> u32 {
+        match self {
+            Names::Short(list) => {
+                let same = |known: &str| std::ptr::eq(known, &**name) || known == &**name;
+                if let Some((_, count)) = list.iter_mut().find(|(known, _)| same(known)) {
+                    *count += 1;
+                    return *count - 1;
+                }
+                if list.len() < Self::SHORT {
+                    list.push((name.clone(), 1));
+                    return 0;
+                }
+                let mut map: HashMap<_, _> = list.drain(..).collect();
+                map.insert(name.clone(), 1);
+                *self = Names::Many(map);
+                0
+            }
+            Names::Many(map) => {
+                if let Some(count) = map.get_mut(&**name) {
+                    *count += 1;
+                    return *count - 1;
+                }
+                map.insert(name.clone(), 1);
+                0
+            }
+        }
+    }
 }
 
 impl State {
@@ -111,20 +264,63 @@ impl State {
         State {
             phase: Phase::Body,
             aborted: false,
-            release: None,
+            cancelled: false,
             running: 0,
-            next_id: 0,
-            children: HashMap::new(),
-            names: HashMap::new(),
-            pending: VecDeque::new(),
             failures: Vec::new(),
             timed_out: None,
-            limit: Limit::new(),
+            family: None,
         }
+    }
+
+    /// The children's bookkeeping, made if this is the first use.
+    pub(crate) fn family(&mut self) -> &mut Family {
+        self.family.get_or_insert_with(Box::default)
+    }
+
+    /// Takes the wakers to wake once the lock is released.
+    fn take_waiters(&mut self) -> Vec<Waker> {
+        self.family
+            .as_mut()
+            .map(|family| std::mem::take(&mut family.waiters))
+            .unwrap_or_default()
+    }
+}
+
+fn wake_all(waiters: Vec<Waker>) {
+    for waker in waiters {
+        waker.wake();
     }
 }
 
 impl Node {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        parent: Option<Arc<Node>>,
+        tree: Option<Arc<Tree>>,
+        name: Cow<'static, str>,
+        policy: Policy,
+        timeout: Option<Duration>,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> Node {
+        Node {
+            parent,
+            tree,
+            name,
+            index: 0,
+            key: 0,
+            id: 0,
+            path: OnceLock::new(),
+            policy,
+            token: OnceLock::new(),
+            timeout,
+            ready,
+            alarm: AtomicU8::new(0),
+            waker: Mutex::new(None),
+            state: Mutex::new(State::new()),
+            started: Instant::now(),
+        }
+    }
+
     pub(crate) fn root(
         tree: Arc<Tree>,
         name: Cow<'static, str>,
@@ -132,22 +328,9 @@ impl Node {
         token: CancellationToken,
         timeout: Option<Duration>,
     ) -> Arc<Node> {
-        Arc::new(Node {
-            tree,
-            parent: None,
-            name,
-            index: 0,
-            id: 0,
-            path: OnceLock::new(),
-            policy,
-            token,
-            kill: CancellationToken::new(),
-            timeout,
-            ready: None,
-            state: Mutex::new(State::new()),
-            changed: Notify::new(),
-            started: Instant::now(),
-        })
+        let node = Node::new(None, Some(tree), name, policy, timeout, None);
+        let _ = node.token.set(token);
+        Arc::new(node)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -156,8 +339,73 @@ impl Node {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The task's cancellation token, made on first use.
     pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
+        match self.token.get() {
+            Some(token) => token,
+            None => self.make_token(),
+        }
+    }
+
+    /// Makes the tokens of this node and of its ancestors that have none,
+    /// top down, each a child of its parent's (the root always has one).
+    /// In a loop, not by recursion: a chain can be thousands deep.
+    ///
+    /// A token made late must be what it would have been if made at the
+    /// spawn: cancelled if the task was cancelled meanwhile, or has
+    /// finished (its token is cancelled then). Both are decided under the
+    /// node's lock, which `cancel` and the end of the task take too.
+    #[cold]
+    fn make_token(&self) -> &CancellationToken {
+        let mut chain = vec![self];
+        let mut node = self;
+        while let Some(parent) = &node.parent {
+            if parent.token.get().is_some() {
+                break;
+            }
+            chain.push(parent);
+            node = parent;
+        }
+        for node in chain.into_iter().rev() {
+            let state = node.lock();
+            let token = node.token.get_or_init(|| match &node.parent {
+                Some(parent) => parent
+                    .token
+                    .get()
+                    .map_or_else(CancellationToken::new, CancellationToken::child_token),
+                None => CancellationToken::new(),
+            });
+            let cancelled = state.cancelled || state.phase == Phase::Closed;
+            drop(state);
+            if cancelled {
+                token.cancel();
+            }
+        }
+        self.token.get().unwrap_or_else(|| unreachable!("made above"))
+    }
+
+    /// Cancels the task's token, and so its subtree's. Without a token yet,
+    /// it is marked for its token to be made cancelled: its descendants'
+    /// tokens are made from it, so they will be too.
+    pub(crate) fn cancel(&self) {
+        if let Some(token) = self.token.get() {
+            token.cancel();
+            return;
+        }
+        let made = {
+            let mut state = self.lock();
+            state.cancelled = true;
+            self.token.get().cloned()
+        };
+        // Made between the two looks.
+        if let Some(token) = made {
+            token.cancel();
+        }
+    }
+
+    /// Whether the task's token is cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.token().is_cancelled()
     }
 
     pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
@@ -168,26 +416,67 @@ impl Node {
         self.policy
     }
 
+    /// The tree, found at the root.
     pub(crate) fn tree(&self) -> &Tree {
-        &self.tree
+        let mut node = self;
+        loop {
+            if let Some(tree) = &node.tree {
+                return tree;
+            }
+            match &node.parent {
+                Some(parent) => node = parent,
+                None => unreachable!("the root holds the tree"),
+            }
+        }
     }
 
     pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {
         self.ready.as_ref()
     }
 
+    /// Sets `bits` of the alarm and wakes the task, so that its next poll
+    /// sees them.
+    fn raise(&self, bits: u8) {
+        self.alarm.fetch_or(bits, Ordering::SeqCst);
+        let waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_killed(&self) -> bool {
+        self.alarm.load(Ordering::Acquire) & KILL != 0
+    }
+
     /// Aborts the task's body and every body of its subtree where they
     /// stand: each is dropped at once and reported `Cancelled`, while the
     /// joins go on, so that every task is awaited and delivers its result.
+    ///
+    /// A child spawned in the subtree after this is born killed: it reads
+    /// its parent's alarm under the parent's lock, which the walk takes
+    /// after raising it.
     pub(crate) fn kill(&self) {
-        self.kill.cancel();
+        self.raise(KILL);
+        let mut stack = self.children();
+        while let Some(node) = stack.pop() {
+            node.raise(KILL);
+            stack.extend(node.children());
+        }
+    }
+
+    /// The children, listed under the lock.
+    fn children(&self) -> Vec<Arc<Node>> {
+        match &self.lock().family {
+            Some(family) => family.children.iter().cloned().collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Marks the task as past its deadline (its result will be `TimedOut`)
     /// and cancels it.
     pub(crate) fn time_out(&self, limit: Duration) {
         self.lock().timed_out = Some(limit);
-        self.token.cancel();
+        self.cancel();
     }
 
     /// The task's path from the root, such as `pipeline/worker#3`.
@@ -254,29 +543,26 @@ impl Node {
         let Some((node, wait)) = self.register(&parts, admission, ready) else {
             return self.refuse(parts.name, slot);
         };
-
-        // User code (a `task(...)` closure) runs here, outside the lock. If
-        // it panics, the child is unregistered again, so that the parent's
-        // join does not wait for a task that never started.
-        let unregister = Unregister {
-            parent: self,
-            id: node.id,
+        let body = match parts.start {
+            Start::Ready(body) => body,
+            Start::WithScope(make) => {
+                // User code (a `task(...)` closure) runs here, outside the
+                // lock. If it panics, the child is unregistered again, so
+                // that the parent's join does not wait for a task that
+                // never started.
+                let unregister = Unregister {
+                    parent: self,
+                    child: &node,
+                };
+                let body = make(Scope::from_node(Arc::clone(&node)));
+                std::mem::forget(unregister);
+                body
+            }
         };
-        let scope = Scope::from_node(Arc::clone(&node));
-        let body = parts.into_body(&scope);
-        drop(scope);
-        std::mem::forget(unregister);
-
         let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, Arc::clone(&slot), wait));
-        let handle = self.tree.runtime.spawn(future);
-
-        let mut state = self.lock();
-        if state.aborted {
-            drop(state);
-            handle.abort();
-        } else if let Some(entry) = state.children.get_mut(&node.id) {
-            entry.abort = Some(handle.abort_handle());
-        }
+        // The task is detached: it reports to the node, and an abort
+        // reaches it through the node's alarm.
+        drop(self.tree().runtime.spawn(future));
         crate::Child::new(node, slot)
     }
 
@@ -293,43 +579,29 @@ impl Node {
         let mut state = self.lock();
         if state.phase == Phase::Closed {
             if admission == Admission::Reserved {
-                state.limit.release();
+                state.family().limit.release();
             }
             return None;
         }
-        let index = {
-            let count = state.names.entry(parts.name.clone()).or_insert(0);
-            let index = *count;
-            *count += 1;
-            index
-        };
-        let id = state.next_id();
         state.running += 1;
-        let node = Arc::new(Node {
-            tree: Arc::clone(&self.tree),
-            parent: Some(Arc::clone(self)),
-            name: parts.name.clone(),
-            index,
-            id,
-            path: OnceLock::new(),
-            policy: parts.policy,
-            token: self.token.child_token(),
-            kill: self.kill.child_token(),
-            timeout: parts.timeout,
+        let family = state.family();
+        let mut node = Node::new(
+            Some(Arc::clone(self)),
+            None,
+            parts.name.clone(),
+            parts.policy,
+            parts.timeout,
             ready,
-            state: Mutex::new(State::new()),
-            changed: Notify::new(),
-            started: Instant::now(),
-        });
-        state.children.insert(
-            id,
-            ChildEntry {
-                node: Arc::clone(&node),
-                abort: None,
-            },
         );
+        node.index = family.names.next(&parts.name);
+        node.id = family.next_id();
+        node.key = family.children.next_key();
+        // A child spawned into a killed subtree is killed too (see `kill`).
+        node.alarm = AtomicU8::new(self.alarm.load(Ordering::Acquire) & KILL);
+        let node = Arc::new(node);
+        family.children.insert(Arc::clone(&node));
         let wait = match admission {
-            Admission::Queue => state.limit.admit(id),
+            Admission::Queue => family.limit.admit(node.id),
             Admission::Reserved => None,
         };
         Some((node, wait))
@@ -337,23 +609,13 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     fn refuse<T>(self: &Arc<Self>, name: Cow<'static, str>, slot: Arc<Slot<T>>) -> crate::Child<T> {
-        let node = Arc::new(Node {
-            tree: Arc::clone(&self.tree),
-            parent: None,
-            name: Cow::Owned(format!("{}/{}", self.path(), name)),
-            index: 0,
-            id: 0,
-            path: OnceLock::new(),
-            policy: Policy::FailFast,
-            token: CancellationToken::new(),
-            kill: CancellationToken::new(),
-            timeout: None,
-            ready: None,
-            state: Mutex::new(State::new()),
-            changed: Notify::new(),
-            started: Instant::now(),
+        let tree = Arc::new(Tree {
+            runtime: self.tree().runtime.clone(),
+            grace: None,
         });
-        node.token.cancel();
+        let name = Cow::Owned(format!("{}/{}", self.path(), name));
+        let node = Node::root(tree, name, Policy::FailFast, CancellationToken::new(), None);
+        node.cancel();
         node.lock().phase = Phase::Closed;
         let err = Error::with_kind(
             ErrorKind::ScopeClosed,
@@ -399,9 +661,8 @@ impl Node {
         let outcome = {
             let ready = self.ready.as_deref();
             let mut body = pin!(Some(body));
-            let mut killed = pin!(self.kill.cancelled());
             let outcome = poll_fn(|cx| {
-                if killed.as_mut().poll(cx).is_ready() {
+                if self.is_killed() {
                     return Poll::Ready(Outcome::Killed);
                 }
                 let Some(running) = body.as_mut().as_pin_mut() else {
@@ -453,45 +714,54 @@ impl Node {
         } else if let Some(err) = &body_error {
             trace::body_failed(self, err);
         }
-        if value.is_none() {
-            // A task that failed has no use for the work of its children.
-            self.token.cancel();
-        }
 
-        {
+        let waiters = {
             let mut state = self.lock();
             state.phase = Phase::Joining;
-            let pending: Vec<Error> = state.pending.drain(..).collect();
-            for err in &pending {
-                trace::escalated(self, err);
+            if let Some(family) = state.family.as_mut() {
+                let pending: Vec<Error> = family.pending.drain(..).collect();
+                for err in &pending {
+                    trace::escalated(self, err);
+                }
+                state.failures.extend(pending);
             }
-            state.failures.extend(pending);
             state.failures.extend(body_error);
+            // A task that failed has no use for the work of its children.
+            if value.is_none() {
+                state.cancelled = true;
+            }
+            // `next_error` callers: nothing more will reach them.
+            state.take_waiters()
+        };
+        if value.is_none()
+            && let Some(token) = self.token.get()
+        {
+            token.cancel();
         }
         if let Some(link) = &self.ready {
             link.body_ended();
         }
-        // Wake `next_error` callers: nothing more will reach them.
-        self.changed.notify_waiters();
+        wake_all(waiters);
 
-        let (failures, timed_out) = loop {
-            let notified = self.changed.notified();
-            let mut notified = pin!(notified);
-            notified.as_mut().enable();
-            {
-                // Closed under the lock that sees the last child gone: a
-                // spawn through a clone of the scope kept outside the tree
-                // comes before (and is joined) or after (and is refused).
-                let mut state = self.lock();
-                if state.running == 0 {
-                    state.phase = Phase::Closed;
-                    break (std::mem::take(&mut state.failures), state.timed_out);
-                }
+        let (failures, timed_out, token) = poll_fn(|cx| {
+            // Closed under the lock that sees the last child gone: a spawn
+            // through a clone of the scope kept outside the tree comes
+            // before (and is joined) or after (and is refused).
+            let mut state = self.lock();
+            if state.running == 0 {
+                state.phase = Phase::Closed;
+                let failures = std::mem::take(&mut state.failures);
+                return Poll::Ready((failures, state.timed_out, self.token.get()));
             }
-            notified.await;
-        };
+            state.family().wait(cx.waker());
+            Poll::Pending
+        })
+        .await;
         guard.armed = false;
-        self.token.cancel();
+        // A token made from now on is made cancelled (see `make_token`).
+        if let Some(token) = token {
+            token.cancel();
+        }
 
         if let Some(limit) = timed_out {
             return Err(crate::deadline::timed_out(self, limit, killed, failures));
@@ -515,17 +785,24 @@ impl Node {
         // explicit stack so that a deep chain cannot overflow the call stack.
         let mut stack: Vec<(Arc<Node>, Option<usize>, bool)> = vec![(Arc::clone(self), None, false)];
         while let Some((node, parent, queued)) = stack.pop() {
+            // Before the lock, which making the token takes.
+            let cancelled = node.is_cancelled();
             let (state, mut children) = {
                 let state = node.lock();
-                let children: Vec<(u64, Arc<Node>, bool)> = state
-                    .children
-                    .iter()
-                    .map(|(id, entry)| (*id, Arc::clone(&entry.node), state.limit.is_waiting(*id)))
-                    .collect();
-                let task_state = if queued {
-                    TaskState::Queued
-                } else {
-                    node.task_state(&state)
+                let children: Vec<(u64, Arc<Node>, bool)> = match &state.family {
+                    None => Vec::new(),
+                    Some(family) => family
+                        .children
+                        .iter()
+                        .map(|child| (child.id, Arc::clone(child), family.limit.is_waiting(child.id)))
+                        .collect(),
+                };
+                let task_state = match state.phase {
+                    _ if queued => TaskState::Queued,
+                    Phase::Body if cancelled => TaskState::Cancelling,
+                    Phase::Body => TaskState::Running,
+                    Phase::Joining => TaskState::Joining,
+                    Phase::Closed => TaskState::Aborting,
                 };
                 (task_state, children)
             };
@@ -546,74 +823,74 @@ impl Node {
         self.lock().phase == Phase::Closed
     }
 
-    fn task_state(&self, state: &State) -> TaskState {
-        match state.phase {
-            Phase::Body if self.token.is_cancelled() => TaskState::Cancelling,
-            Phase::Body => TaskState::Running,
-            Phase::Joining => TaskState::Joining,
-            Phase::Closed => TaskState::Aborting,
-        }
-    }
-
     /// Takes the next failure routed to this scope, waiting while children
     /// still run.
     pub(crate) async fn next_error(&self) -> Option<Error> {
-        loop {
-            let notified = self.changed.notified();
-            let mut notified = pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut state = self.lock();
-                if let Some(err) = state.pending.pop_front() {
-                    return Some(err);
-                }
-                if state.running == 0 || state.phase != Phase::Body {
-                    return None;
-                }
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if let Some(err) = state.family.as_mut().and_then(|family| family.pending.pop_front()) {
+                return Poll::Ready(Some(err));
             }
-            notified.await;
-        }
+            if state.running == 0 || state.phase != Phase::Body {
+                return Poll::Ready(None);
+            }
+            state.family().wait(cx.waker());
+            Poll::Pending
+        })
+        .await
     }
 
     /// A failure that nobody claimed through a handle.
     pub(crate) fn route(&self, err: Error) {
-        {
+        let waiters = {
             let mut state = self.lock();
             state.route(err, self);
-        }
-        self.changed.notify_waiters();
+            state.take_waiters()
+        };
+        wake_all(waiters);
     }
 
-    /// Bookkeeping when child `id` is gone; `unclaimed` is its failure if no
+    /// Bookkeeping when `child` is gone; `unclaimed` is its failure if no
     /// handle took it.
     ///
     /// An aborted node tells its own parent only once its last child is gone
     /// too, so that a parent never counts a subtree as finished while part
     /// of it is still alive.
-    fn child_done(&self, id: u64, unclaimed: Option<Error>) {
+    fn child_done(&self, child: &Node, unclaimed: Option<Error>) {
         let mut node = self;
-        let mut id = id;
+        let mut child = child;
         let mut unclaimed = unclaimed;
         loop {
-            let (notify, release) = {
+            let (waiters, release) = {
                 let mut state = node.lock();
-                if state.children.remove(&id).is_some() {
+                let family = state.family();
+                let present = matches!(
+                    family.children.entries.get(child.key),
+                    Some(Entry::Used(known)) if std::ptr::eq(&**known, child)
+                );
+                if present {
+                    family.children.remove(child.key);
+                    family.limit.leave(child.id);
                     state.running -= 1;
-                    state.limit.leave(id);
                 }
                 let routed = unclaimed.is_some();
                 if let Some(err) = unclaimed.take() {
                     state.route(err, node);
                 }
-                let release = if state.running == 0 { state.release.take() } else { None };
-                (routed || state.running == 0, release)
+                let idle = state.running == 0;
+                let family = state.family();
+                let release = if idle { family.release.take() } else { None };
+                let waiters = if routed || idle {
+                    std::mem::take(&mut family.waiters)
+                } else {
+                    Vec::new()
+                };
+                (waiters, release)
             };
-            if notify {
-                node.changed.notify_waiters();
-            }
+            wake_all(waiters);
             match (release, &node.parent) {
                 (Some(failure), Some(parent)) => {
-                    id = node.id;
+                    child = node;
                     unclaimed = failure;
                     node = parent;
                 }
@@ -625,19 +902,14 @@ impl Node {
     /// Cancels the token and aborts every running child; their bookkeeping
     /// stays until each is gone.
     fn abort(&self) {
-        self.token.cancel();
-        let handles: Vec<AbortHandle> = {
+        self.cancel();
+        {
             let mut state = self.lock();
             state.aborted = true;
             state.phase = Phase::Closed;
-            state
-                .children
-                .values_mut()
-                .filter_map(|entry| entry.abort.take())
-                .collect()
-        };
-        for handle in handles {
-            handle.abort();
+        }
+        for child in self.children() {
+            child.raise(ABORT);
         }
     }
 
@@ -650,25 +922,18 @@ impl Node {
         {
             let mut state = self.lock();
             if state.running > 0 {
-                state.release = Some(unclaimed);
+                state.family().release = Some(unclaimed);
                 return;
             }
         }
-        parent.child_done(self.id, unclaimed);
+        parent.child_done(self, unclaimed);
     }
 }
 
 impl State {
-    /// A fresh id for a child or a reservation.
-    pub(crate) fn next_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
-    }
-
     fn route(&mut self, err: Error, node: &Node) {
         match self.phase {
-            Phase::Body => self.pending.push_back(err),
+            Phase::Body => self.family().pending.push_back(err),
             Phase::Joining => {
                 trace::escalated(node, &err);
                 self.failures.push(err);
@@ -704,12 +969,12 @@ pub(crate) enum Admission {
 /// Undoes the registration of a child whose body could not be made.
 struct Unregister<'a> {
     parent: &'a Node,
-    id: u64,
+    child: &'a Node,
 }
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        self.parent.child_done(self.id, None);
+        self.parent.child_done(self.child, None);
     }
 }
 
@@ -723,6 +988,52 @@ impl Drop for AbortOnDrop<'_> {
         if self.armed {
             self.node.abort();
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a task, watched for its node's alarm: it stops at once
+    /// (`None`) on `ABORT`, and keeps the waker of its last pending poll so
+    /// that `raise` can wake it. (`KILL` is looked at by the body's poll.)
+    pub(crate) struct Watched<'a, F> {
+        node: &'a Node,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<'a, F> Watched<'a, F> {
+    pub(crate) fn new(node: &'a Node, inner: F) -> Self {
+        Watched { node, inner }
+    }
+}
+
+impl<F: Future> Future for Watched<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let node = *this.node;
+        let seen = node.alarm.load(Ordering::Acquire);
+        if seen & ABORT != 0 {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(output) = this.inner.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        {
+            let mut waker = node.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *waker {
+                Some(known) if known.will_wake(cx.waker()) => {}
+                waker => *waker = Some(cx.waker().clone()),
+            }
+        }
+        // Raised meanwhile: `raise` may have found no waker (or the one of
+        // an earlier poll), so this poll wakes itself.
+        if node.alarm.load(Ordering::Acquire) != seen {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 }
 
@@ -748,21 +1059,26 @@ where
     };
     async move {
         let mut finish = finish;
-        if let Some(wait) = wait
-            && !crate::limit::wait_for_slot(wait, &finish.node.kill).await
-        {
-            drop(body);
-            finish.node.token.cancel();
-            let path = Arc::clone(finish.node.path());
-            finish.deliver(Err(Error::with_kind(
-                ErrorKind::Cancelled,
-                path,
-                "aborted while it waited for a free slot of its scope's limit",
-            )));
-            return;
+        let node = &*finish.node;
+        let ran = Watched::new(node, async {
+            if let Some(wait) = wait
+                && !crate::limit::wait_for_slot(wait, node).await
+            {
+                drop(body);
+                node.cancel();
+                return Err(Error::with_kind(
+                    ErrorKind::Cancelled,
+                    Arc::clone(node.path()),
+                    "aborted while it waited for a free slot of its scope's limit",
+                ));
+            }
+            finish.node.run(body).await
+        })
+        .await;
+        // Aborted: `finish` reports it as it is dropped.
+        if let Some(result) = ran {
+            finish.deliver(result);
         }
-        let result = finish.node.run(body).await;
-        finish.deliver(result);
     }
 }
 
@@ -783,9 +1099,9 @@ impl<T> Finish<T> {
         let failed = result.is_err();
         let unclaimed = self.slot.complete(result);
         if failed && parent.policy == Policy::FailFast {
-            parent.token.cancel();
+            parent.cancel();
         }
-        parent.child_done(self.node.id, unclaimed);
+        parent.child_done(&self.node, unclaimed);
     }
 }
 
@@ -836,7 +1152,7 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("path", self.path())
             .field("policy", &self.policy)
-            .field("cancelled", &self.token.is_cancelled())
+            .field("cancelled", &self.is_cancelled())
             .finish_non_exhaustive()
     }
 }

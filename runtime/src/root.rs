@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deadline::alongside;
 use crate::error::{Error, ErrorKind};
-use crate::node::{Node, Tree};
+use crate::node::{Node, Tree, Watched};
 use crate::scope::Scope;
 use crate::task::Task;
 use crate::trace;
@@ -294,7 +294,14 @@ impl Root {
                 }
             }
         };
-        alongside(alongside(trace::instrument(&node, node.run(body)), grace), on_signals).await
+        let run = async {
+            // The root has no parent to abort it (dropping this future does):
+            // its alarm is only ever `KILL`.
+            Watched::new(&node, node.run(body))
+                .await
+                .unwrap_or_else(|| unreachable!("a root is never aborted through its alarm"))
+        };
+        alongside(alongside(trace::instrument(&node, run), grace), on_signals).await
     }
 }
 

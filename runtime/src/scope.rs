@@ -297,13 +297,13 @@ impl Scope {
 
     /// Cancels this scope: its own body and every descendant are told to stop.
     pub fn cancel(&self) {
-        self.node.token().cancel();
+        self.node.cancel();
     }
 
     /// Whether this scope has been cancelled.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.node.token().is_cancelled()
+        self.node.is_cancelled()
     }
 
     /// Waits until this scope is cancelled.

@@ -8,13 +8,12 @@
 //! `Node::run`, `Node::next_error`, `Child` and `Slot`, whose mutexes are
 //! loom's under `cfg(all(test, loom))` (see `sync.rs`). What loom cannot
 //! model is replaced, and only that: each child's tokio task is a loom
-//! thread driving `drive_child` with `loom::future::block_on`, and the
-//! abort of a tokio task is that thread dropping the future when it is told
-//! to. tokio's `Notify` and tokio-util's `CancellationToken` run as they
-//! are: loom does not see inside them, so each of their calls is one step
-//! for it (they are linearizable), and no body here waits on a token
-//! (tokio-util wakes a child token's waiters under its parent's lock,
-//! which loom could switch away from).
+//! thread driving `drive_child` with `loom::future::block_on` (an abort
+//! reaches it through its node's alarm and waker, as on tokio).
+//! tokio-util's `CancellationToken` runs as it is: loom does not see inside
+//! it, so each of its calls is one step for it (they are linearizable), and
+//! no body here waits on a token (tokio-util wakes a child token's waiters
+//! under its parent's lock, which loom could switch away from).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p taskward-runtime --lib
 //! --release loom_model` (see CONTRIBUTING.md).
@@ -26,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use ::loom::future::{AtomicWaker, block_on};
+use ::loom::future::block_on;
 use ::loom::thread::{self, JoinHandle};
 
 use super::{Admission, Node, Phase, Tree, drive_child};
@@ -193,7 +192,12 @@ fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
         );
         let err = result.unwrap_err();
         assert_eq!((err.task(), count(&err)), ("root/child#0/child#0", 1));
-        assert!(root.lock().children.is_empty());
+        assert!(
+            root.lock()
+                .family
+                .as_ref()
+                .is_none_or(|family| family.children.is_empty())
+        );
         join(&threads);
     });
 }
@@ -227,45 +231,9 @@ fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
     });
 }
 
-/// A flag a thread waits on, with the waker of a loom future.
-#[derive(Default)]
-struct Gate {
-    open: ::loom::sync::atomic::AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Gate {
-    fn open(&self) {
-        self.open.store(true, ::loom::sync::atomic::Ordering::SeqCst);
-        self.waker.wake();
-    }
-
-    fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.waker.register_by_ref(cx.waker());
-        if self.open.load(::loom::sync::atomic::Ordering::SeqCst) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// Drives `future` on this thread until it completes, or until `abort`
-/// opens: then it is dropped where it stands, as tokio drops an aborted
-/// task. Returns whether it was aborted.
-fn run_abortable(future: impl Future<Output = ()>, abort: &Gate) -> bool {
-    let mut future = pin!(future);
-    block_on(poll_fn(|cx| {
-        if abort.poll_open(cx).is_ready() {
-            return Poll::Ready(true);
-        }
-        future.as_mut().poll(cx).map(|()| false)
-    }))
-}
-
 /// A root whose future is dropped while its child and grandchild run:
-/// each is aborted in turn (the child's abort aborts the grandchild), or
-/// the grandchild finishes first. Whatever the order, every node is
+/// each is aborted in turn through its alarm (the child's abort aborts the
+/// grandchild), or the grandchild finishes first. Whatever the order, every node is
 /// released to its parent only once its own children are gone, no count
 /// is left behind, and no node is leaked (a node and its parent hold each
 /// other until the child is released).
@@ -273,7 +241,6 @@ fn run_abortable(future: impl Future<Output = ()>, abort: &Gate) -> bool {
 fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
     ::loom::model(|| {
         let root = root(Policy::Supervise);
-        let (child_abort, grandchild_abort) = (Arc::new(Gate::default()), Arc::new(Gate::default()));
         let nodes: Arc<StdMutex<Vec<std::sync::Weak<Node>>>> = Arc::default();
         let threads = Threads::default();
         {
@@ -288,7 +255,6 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
             let slot = Arc::new(Slot::<()>::new());
             drop(Child::new(Arc::clone(&child), Arc::clone(&slot)));
             let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
-            let (child_abort, grandchild_abort) = (Arc::clone(&child_abort), Arc::clone(&grandchild_abort));
             let body = {
                 let child = Arc::clone(&child);
                 async move {
@@ -303,27 +269,21 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                     std::future::pending::<Result<(), Error>>().await
                 }
             };
-            let thread = thread::spawn(move || {
-                let aborted = run_abortable(drive_child(child, body, slot, None), &child_abort);
-                // The child's `AbortOnDrop` aborts the grandchild's task.
-                if aborted {
-                    grandchild_abort.open();
-                }
-            });
+            let thread = thread::spawn(move || block_on(drive_child(child, body, slot, None)));
             threads.lock().unwrap().push(thread);
         }
-        // The root's own future is dropped (a `select!` lost), then tokio
-        // gets round to the child's task.
+        // The root's own future is dropped (a `select!` lost): its guard
+        // raises the child's alarm.
         {
             let mut run = pin!(root.run(std::future::pending::<Result<(), Error>>()));
             let mut cx = Context::from_waker(Waker::noop());
             assert!(run.as_mut().poll(&mut cx).is_pending());
         }
-        child_abort.open();
         join(&threads);
         {
             let state = root.lock();
-            assert_eq!((state.running, state.children.len()), (0, 0));
+            let children = state.family.as_ref().map_or(0, |family| family.children.len);
+            assert_eq!((state.running, children), (0, 0));
         }
         drop(root);
         for node in nodes.lock().unwrap().iter() {
