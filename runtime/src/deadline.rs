@@ -32,19 +32,16 @@ pub(crate) async fn alongside<M: Future, S: Future<Output = ()>>(main: M, side: 
     .await
 }
 
-/// Runs `work` (the task's body and join) under a deadline `limit` from
-/// now: past it the task is marked timed out and cancelled, and after the
-/// grace period it is killed.
-pub(crate) async fn enforce<W: Future>(node: &Node, limit: Duration, work: W) -> W::Output {
-    let watchdog = async {
-        tokio::time::sleep(limit).await;
-        event!(debug, task = &**node.path(), ?limit, "deadline passed; cancelling");
-        node.time_out(limit);
-        tokio::time::sleep(node.tree().grace.unwrap_or(DEFAULT_GRACE)).await;
-        event!(debug, task = &**node.path(), "grace period over; aborting");
-        node.kill();
-    };
-    alongside(work, watchdog).await
+/// The deadline of a task: `limit` from now, the task is marked timed out
+/// and cancelled; after the grace period it is killed. Polled by the
+/// task's `Driver` beside the task itself.
+pub(crate) async fn watchdog(node: Arc<Node>, limit: Duration) {
+    tokio::time::sleep(limit).await;
+    event!(debug, task = &**node.path(), ?limit, "deadline passed; cancelling");
+    node.time_out(limit);
+    tokio::time::sleep(node.tree().grace.unwrap_or(DEFAULT_GRACE)).await;
+    event!(debug, task = &**node.path(), "grace period over; aborting");
+    node.kill();
 }
 
 /// The result of a task that ran past its deadline: `TimedOut`, with the

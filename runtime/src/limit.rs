@@ -12,8 +12,6 @@
 //! children that were started before it.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -106,24 +104,6 @@ impl Limit {
             let _ = waiter.start.send(());
         }
     }
-}
-
-/// Waits until the child's turn comes (`true`), or until it is killed
-/// while in line (`false`).
-pub(crate) async fn wait_for_slot(wait: oneshot::Receiver<()>, node: &Node) -> bool {
-    let mut wait = pin!(wait);
-    poll_fn(|cx| {
-        // The grant is looked at first: a child granted a slot runs, and
-        // its body sees the kill at once.
-        if wait.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(true);
-        }
-        if node.is_killed() {
-            return Poll::Ready(false);
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 impl Node {

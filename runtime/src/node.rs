@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -444,10 +444,6 @@ impl Node {
         }
     }
 
-    pub(crate) fn is_killed(&self) -> bool {
-        self.alarm.load(Ordering::Acquire) & KILL != 0
-    }
-
     /// Aborts the task's body and every body of its subtree where they
     /// stand: each is dropped at once and reported `Cancelled`, while the
     /// joins go on, so that every task is awaited and delivers its result.
@@ -629,68 +625,10 @@ impl Node {
         crate::Child::new(node, slot)
     }
 
-    /// Runs a task body, then joins every child, and gives the task's result.
-    ///
-    /// If the future of this call is dropped before it finishes, the token is
-    /// cancelled and every child is aborted (and so, recursively, the subtree).
-    /// A task with a timeout runs under its deadline (see `deadline`).
-    pub(crate) async fn run<B>(self: &Arc<Self>, body: B) -> Result<<B::Output as TaskResult>::Ok, Error>
-    where
-        B: Future<Output: TaskResult>,
-    {
-        match self.timeout {
-            None => self.run_to_end(body).await,
-            Some(limit) => crate::deadline::enforce(self, limit, self.run_to_end(body)).await,
-        }
-    }
-
-    async fn run_to_end<B>(self: &Arc<Self>, body: B) -> Result<<B::Output as TaskResult>::Ok, Error>
-    where
-        B: Future<Output: TaskResult>,
-    {
-        let mut guard = AbortOnDrop {
-            node: self,
-            armed: true,
-        };
-        trace::started(self);
-
-        // The body future is dropped as soon as it completes, before the
-        // children are joined: whatever it captured (channel senders) is
-        // released now, so consumers see their channels close. A kill drops
-        // it where it stands.
-        let outcome = {
-            let ready = self.ready.as_deref();
-            let mut body = pin!(Some(body));
-            let outcome = poll_fn(|cx| {
-                if self.is_killed() {
-                    return Poll::Ready(Outcome::Killed);
-                }
-                let Some(running) = body.as_mut().as_pin_mut() else {
-                    unreachable!("the body is polled until it completes, then never again")
-                };
-                if let Some(link) = ready {
-                    link.enter();
-                }
-                let polled = catch_unwind(AssertUnwindSafe(|| running.poll(cx)));
-                if let Some(link) = ready {
-                    link.leave(polled.as_ref().is_ok_and(Poll::is_pending));
-                }
-                match polled {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(out)) => Poll::Ready(Outcome::Returned(out)),
-                    Err(payload) => Poll::Ready(Outcome::Panicked(payload)),
-                }
-            })
-            .await;
-            if let Some(link) = ready {
-                link.enter();
-            }
-            body.set(None);
-            if let Some(link) = ready {
-                link.leave(false);
-            }
-            outcome
-        };
+    /// The end of the task's body: its failure (if any) is the first of
+    /// the task's, the failures waiting for `next_error` escalate, and the
+    /// join begins. Returns the body's value, if it has one.
+    fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> Option<R::Ok> {
         let killed = matches!(outcome, Outcome::Killed);
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
@@ -698,7 +636,7 @@ impl Node {
                 Err(err) => (None, Some(Error::failed(Arc::clone(self.path()), err))),
             },
             Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
-            // A task killed after its own deadline reports `TimedOut` below.
+            // A task killed after its own deadline reports `TimedOut` then.
             Outcome::Killed if self.lock().timed_out.is_some() => (None, None),
             Outcome::Killed => (
                 None,
@@ -742,27 +680,40 @@ impl Node {
             link.body_ended();
         }
         wake_all(waiters);
+        value
+    }
 
-        let (failures, timed_out, token) = poll_fn(|cx| {
-            // Closed under the lock that sees the last child gone: a spawn
-            // through a clone of the scope kept outside the tree comes
-            // before (and is joined) or after (and is refused).
+    /// The join: ready with the task's failures (and its deadline, if it
+    /// passed) once no child runs.
+    ///
+    /// The scope is closed under the lock that sees the last child gone: a
+    /// spawn through a clone of the scope kept outside the tree comes
+    /// before (and is joined) or after (and is refused).
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<(Vec<Error>, Option<Duration>)> {
+        let (failures, timed_out) = {
             let mut state = self.lock();
-            if state.running == 0 {
-                state.phase = Phase::Closed;
-                let failures = std::mem::take(&mut state.failures);
-                return Poll::Ready((failures, state.timed_out, self.token.get()));
+            if state.running > 0 {
+                state.family().wait(cx.waker());
+                return Poll::Pending;
             }
-            state.family().wait(cx.waker());
-            Poll::Pending
-        })
-        .await;
-        guard.armed = false;
+            state.phase = Phase::Closed;
+            (std::mem::take(&mut state.failures), state.timed_out)
+        };
         // A token made from now on is made cancelled (see `make_token`).
-        if let Some(token) = token {
+        if let Some(token) = self.token.get() {
             token.cancel();
         }
+        Poll::Ready((failures, timed_out))
+    }
 
+    /// The task's result, once body and children are done.
+    fn result<T>(
+        &self,
+        value: Option<T>,
+        failures: Vec<Error>,
+        timed_out: Option<Duration>,
+        killed: bool,
+    ) -> Result<T, Error> {
         if let Some(limit) = timed_out {
             return Err(crate::deadline::timed_out(self, limit, killed, failures));
         }
@@ -774,6 +725,22 @@ impl Node {
         };
         trace::finished(self, result.as_ref().err());
         result
+    }
+
+    /// Keeps `waker` for `raise`; `seen` is the alarm as the poll began.
+    fn keep_waker(&self, waker: &Waker, seen: u8) {
+        {
+            let mut kept = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut *kept {
+                Some(known) if known.will_wake(waker) => {}
+                kept => *kept = Some(waker.clone()),
+            }
+        }
+        // Raised meanwhile: `raise` may have found no waker (or the one of
+        // an earlier poll), so this poll wakes itself.
+        if self.alarm.load(Ordering::Acquire) != seen {
+            waker.wake_by_ref();
+        }
     }
 
     /// A snapshot of the live subtree rooted here. Each node's lock is held
@@ -957,6 +924,258 @@ enum Outcome<T> {
     Killed,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting in line for a slot of the parent's limit.
+    Queued,
+    /// About to run the body for the first time.
+    Start,
+    Body,
+    Joining,
+    Done,
+}
+
+pin_project_lite::pin_project! {
+    /// A task from start to result, as one state machine: its body (which
+    /// it holds once, and drops as soon as it completes), then the join
+    /// of its children. It returns `None`, at once, when its alarm says
+    /// `ABORT`, and keeps the waker of its last pending poll so that
+    /// `raise` can wake it.
+    ///
+    /// Dropped before it is done (aborted, or its `select!` lost), it
+    /// cancels its token and aborts every child, and so the subtree.
+    pub(crate) struct Driver<B, T> {
+        node: Arc<Node>,
+        #[pin]
+        body: Option<B>,
+        // The body's value, while the children are joined.
+        value: Option<T>,
+        stage: Stage,
+        // The body was dropped by a kill.
+        killed: bool,
+        wait: Option<oneshot::Receiver<()>>,
+        // The deadline of a task with a timeout, from the start of its body.
+        watchdog: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+
+    impl<B, T> PinnedDrop for Driver<B, T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.stage != Stage::Done {
+                this.node.abort();
+            }
+        }
+    }
+}
+
+impl<B, T> Driver<B, T>
+where
+    B: Future<Output: TaskResult<Ok = T>>,
+{
+    /// Runs `body` as the task of `node`, after waiting for a slot if
+    /// `wait` is given.
+    pub(crate) fn new(node: Arc<Node>, body: B, wait: Option<oneshot::Receiver<()>>) -> Self {
+        Driver {
+            node,
+            body: Some(body),
+            value: None,
+            stage: if wait.is_some() { Stage::Queued } else { Stage::Start },
+            killed: false,
+            wait,
+            watchdog: None,
+        }
+    }
+}
+
+impl<B, T> Future for Driver<B, T>
+where
+    B: Future<Output: TaskResult<Ok = T>>,
+{
+    type Output = Option<Result<T, Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let node: &Arc<Node> = this.node;
+        let seen = node.alarm.load(Ordering::Acquire);
+        if seen & ABORT != 0 {
+            return Poll::Ready(None);
+        }
+        loop {
+            match *this.stage {
+                Stage::Queued => {
+                    let Some(wait) = this.wait.as_mut() else {
+                        unreachable!("a queued task has its receiver")
+                    };
+                    // The grant is looked at first: a child granted a slot
+                    // runs, and its body sees the kill at once.
+                    if Pin::new(wait).poll(cx).is_ready() {
+                        *this.wait = None;
+                        *this.stage = Stage::Start;
+                        continue;
+                    }
+                    if seen & KILL == 0 {
+                        break;
+                    }
+                    this.body.set(None);
+                    node.cancel();
+                    *this.stage = Stage::Done;
+                    return Poll::Ready(Some(Err(Error::with_kind(
+                        ErrorKind::Cancelled,
+                        Arc::clone(node.path()),
+                        "aborted while it waited for a free slot of its scope's limit",
+                    ))));
+                }
+                Stage::Start => {
+                    trace::started(node);
+                    if let Some(limit) = node.timeout {
+                        *this.watchdog = Some(Box::pin(crate::deadline::watchdog(Arc::clone(node), limit)));
+                    }
+                    *this.stage = Stage::Body;
+                }
+                Stage::Body => {
+                    let outcome = if seen & KILL != 0 {
+                        Outcome::Killed
+                    } else {
+                        let Some(body) = this.body.as_mut().as_pin_mut() else {
+                            unreachable!("the body is polled until it completes, then never again")
+                        };
+                        let ready = node.ready.as_deref();
+                        if let Some(link) = ready {
+                            link.enter();
+                        }
+                        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+                        if let Some(link) = ready {
+                            link.leave(polled.as_ref().is_ok_and(Poll::is_pending));
+                        }
+                        match polled {
+                            Ok(Poll::Pending) => break,
+                            Ok(Poll::Ready(out)) => Outcome::Returned(out),
+                            Err(payload) => Outcome::Panicked(payload),
+                        }
+                    };
+                    *this.killed = matches!(outcome, Outcome::Killed);
+                    // The body is dropped as soon as it completes, before
+                    // the children are joined: whatever it captured
+                    // (channel senders) is released now, so consumers see
+                    // their channels close. A kill drops it where it stands.
+                    if let Some(link) = &node.ready {
+                        link.enter();
+                    }
+                    this.body.set(None);
+                    if let Some(link) = &node.ready {
+                        link.leave(false);
+                    }
+                    *this.value = node.end_body(outcome);
+                    *this.stage = Stage::Joining;
+                }
+                Stage::Joining => match node.poll_join(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready((failures, timed_out)) => {
+                        *this.stage = Stage::Done;
+                        *this.watchdog = None;
+                        return Poll::Ready(Some(node.result(this.value.take(), failures, timed_out, *this.killed)));
+                    }
+                },
+                Stage::Done => panic!("a task's future was polled after it completed"),
+            }
+        }
+        // As `tokio::time::timeout`: the task first, then its deadline.
+        if let Some(watchdog) = this.watchdog.as_mut()
+            && watchdog.as_mut().poll(cx).is_ready()
+        {
+            *this.watchdog = None;
+        }
+        node.keep_waker(cx.waker(), seen);
+        Poll::Pending
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The tokio task of a child: its `Driver`, then the delivery of its
+    /// result, exactly once. If it is dropped before (aborted, or the
+    /// runtime shut down; also before it was ever polled), it delivers
+    /// `Cancelled` instead, so that no handle waits forever.
+    struct ChildTask<B, T> {
+        #[pin]
+        driver: Driver<B, T>,
+        slot: Arc<Slot<T>>,
+        done: bool,
+    }
+
+    impl<B, T> PinnedDrop for ChildTask<B, T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.done {
+                return;
+            }
+            // Torn down before the result: the body first (what it owns
+            // is released before the parent hears of it), then the
+            // children are aborted, and the parent is released once they
+            // are gone. The failure is only made if someone can take it:
+            // the handle, or a parent that is not torn down itself. In an
+            // aborted tree nobody can, and making the path of every task
+            // of a deep chain would take memory quadratic in its depth.
+            let mut driver = this.driver.project();
+            driver.body.set(None);
+            let node = &**driver.node;
+            node.abort();
+            let readable = this.slot.is_held() || node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
+            let unclaimed = if readable {
+                let err = Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), "aborted before it finished");
+                this.slot.complete(Err(err))
+            } else {
+                None
+            };
+            node.abandon(unclaimed);
+        }
+    }
+}
+
+impl<B, T> Future for ChildTask<B, T>
+where
+    B: Future<Output: TaskResult<Ok = T>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(result) = std::task::ready!(this.driver.as_mut().poll(cx)) else {
+            // Aborted: reported as the task is dropped.
+            return Poll::Ready(());
+        };
+        *this.done = true;
+        let node = &**this.driver.project().node;
+        let Some(parent) = &node.parent else {
+            return Poll::Ready(());
+        };
+        let failed = result.is_err();
+        let unclaimed = this.slot.complete(result);
+        if failed && parent.policy == Policy::FailFast {
+            parent.cancel();
+        }
+        parent.child_done(node, unclaimed);
+        Poll::Ready(())
+    }
+}
+
+/// The tokio task of a child: wait for a slot if told to, run it, then
+/// deliver its result exactly once.
+fn drive_child<B>(
+    node: Arc<Node>,
+    body: B,
+    slot: Arc<Slot<<B::Output as TaskResult>::Ok>>,
+    wait: Option<oneshot::Receiver<()>>,
+) -> impl Future<Output = ()>
+where
+    B: Future<Output: TaskResult>,
+{
+    ChildTask {
+        driver: Driver::new(node, body, wait),
+        slot,
+        done: false,
+    }
+}
+
 /// Whether a new child already holds a slot of its scope's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -975,161 +1194,6 @@ struct Unregister<'a> {
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
         self.parent.child_done(self.child, None);
-    }
-}
-
-struct AbortOnDrop<'a> {
-    node: &'a Node,
-    armed: bool,
-}
-
-impl Drop for AbortOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.node.abort();
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of a task, watched for its node's alarm: it stops at once
-    /// (`None`) on `ABORT`, and keeps the waker of its last pending poll so
-    /// that `raise` can wake it. (`KILL` is looked at by the body's poll.)
-    pub(crate) struct Watched<'a, F> {
-        node: &'a Node,
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<'a, F> Watched<'a, F> {
-    pub(crate) fn new(node: &'a Node, inner: F) -> Self {
-        Watched { node, inner }
-    }
-}
-
-impl<F: Future> Future for Watched<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let node = *this.node;
-        let seen = node.alarm.load(Ordering::Acquire);
-        if seen & ABORT != 0 {
-            return Poll::Ready(None);
-        }
-        if let Poll::Ready(output) = this.inner.poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        {
-            let mut waker = node.waker.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *waker {
-                Some(known) if known.will_wake(cx.waker()) => {}
-                waker => *waker = Some(cx.waker().clone()),
-            }
-        }
-        // Raised meanwhile: `raise` may have found no waker (or the one of
-        // an earlier poll), so this poll wakes itself.
-        if node.alarm.load(Ordering::Acquire) != seen {
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    }
-}
-
-/// The tokio task of a child: wait for a slot if told to, run it, then
-/// deliver its result exactly once.
-///
-/// The `Finish` guard is made here, before the future is first polled: a
-/// task aborted before it ever ran (its tree dropped right after spawning
-/// it) is dropped unpolled, and must still report to its parent.
-fn drive_child<B>(
-    node: Arc<Node>,
-    body: B,
-    slot: Arc<Slot<<B::Output as TaskResult>::Ok>>,
-    wait: Option<oneshot::Receiver<()>>,
-) -> impl Future<Output = ()>
-where
-    B: Future<Output: TaskResult>,
-{
-    let finish = Finish {
-        node,
-        slot,
-        done: false,
-    };
-    async move {
-        let mut finish = finish;
-        let node = &*finish.node;
-        let ran = Watched::new(node, async {
-            if let Some(wait) = wait
-                && !crate::limit::wait_for_slot(wait, node).await
-            {
-                drop(body);
-                node.cancel();
-                return Err(Error::with_kind(
-                    ErrorKind::Cancelled,
-                    Arc::clone(node.path()),
-                    "aborted while it waited for a free slot of its scope's limit",
-                ));
-            }
-            finish.node.run(body).await
-        })
-        .await;
-        // Aborted: `finish` reports it as it is dropped.
-        if let Some(result) = ran {
-            finish.deliver(result);
-        }
-    }
-}
-
-/// Delivers a child's result; if the child is dropped (aborted) first, it
-/// delivers `Cancelled` instead, so no handle waits forever.
-struct Finish<T> {
-    node: Arc<Node>,
-    slot: Arc<Slot<T>>,
-    done: bool,
-}
-
-impl<T> Finish<T> {
-    fn deliver(&mut self, result: Result<T, Error>) {
-        self.done = true;
-        let Some(parent) = &self.node.parent else {
-            return;
-        };
-        let failed = result.is_err();
-        let unclaimed = self.slot.complete(result);
-        if failed && parent.policy == Policy::FailFast {
-            parent.cancel();
-        }
-        parent.child_done(&self.node, unclaimed);
-    }
-}
-
-impl<T> Drop for Finish<T> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // The task's future was dropped: `run`'s guard has already aborted
-        // its children, or the task never ran and is torn down here (its
-        // token cancelled, and children its `task(..)` closure may have
-        // spawned aborted). The failure is only made if someone can take it:
-        // the handle, or a parent that is not torn down itself. In an
-        // aborted tree nobody can, and making the path of every task of a
-        // deep chain would take memory quadratic in its depth.
-        self.node.abort();
-        let readable = self.slot.is_held() || self.node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
-        let unclaimed = if readable {
-            let err = Error::with_kind(
-                ErrorKind::Cancelled,
-                Arc::clone(self.node.path()),
-                "aborted before it finished",
-            );
-            self.slot.complete(Err(err))
-        } else {
-            None
-        };
-        self.node.abandon(unclaimed);
     }
 }
 

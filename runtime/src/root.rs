@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deadline::alongside;
 use crate::error::{Error, ErrorKind};
-use crate::node::{Node, Tree, Watched};
+use crate::node::{Driver, Node, Tree};
 use crate::scope::Scope;
 use crate::task::Task;
 use crate::trace;
@@ -297,7 +297,7 @@ impl Root {
         let run = async {
             // The root has no parent to abort it (dropping this future does):
             // its alarm is only ever `KILL`.
-            Watched::new(&node, node.run(body))
+            Driver::new(Arc::clone(&node), body, None)
                 .await
                 .unwrap_or_else(|| unreachable!("a root is never aborted through its alarm"))
         };
