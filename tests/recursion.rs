@@ -62,3 +62,29 @@ async fn a_failure_deep_in_recursion_names_its_path() {
     assert_eq!(err.task(), "dig/dig#0/dig#0/dig#0");
     assert_eq!(err.to_string(), "task `dig/dig#0/dig#0/dig#0` failed: bottom");
 }
+
+#[supervised(name = "inner")]
+async fn inner_path(scope: &Scope) -> Result<String, Error> {
+    Ok(scope.path().to_owned())
+}
+
+#[supervised(name = "outer")]
+async fn runs_a_tree_of_its_own(scope: Scope) -> Result<(String, String, String), Error> {
+    // In the body's first poll, before it has awaited anything: a
+    // `#[supervised]` body takes its scope from the runtime at its first
+    // poll, and the tree run here must neither take the outer scope nor
+    // leave its own behind.
+    let before = scope.path().to_owned();
+    let nested = taskward::run(inner_path()).await?;
+    let child = scope.spawn(inner_path()).await?;
+    assert_eq!(scope.path(), "outer");
+    Ok((before, nested, child))
+}
+
+#[tokio::test]
+async fn a_tree_run_inside_a_supervised_body_keeps_each_scope_apart() {
+    let (before, nested, child) = taskward::run(runs_a_tree_of_its_own()).await.unwrap();
+    assert_eq!(before, "outer");
+    assert_eq!(nested, "inner");
+    assert_eq!(child, "outer/inner#0");
+}

@@ -28,6 +28,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let private = private(&krate);
     let scope_var = syn::Ident::new("__taskward_scope", Span::mixed_site());
     let never = syn::Ident::new("__taskward_never", Span::mixed_site());
+    let body_var = syn::Ident::new("__taskward_body", Span::mixed_site());
 
     let bindings = Injection::ALL.into_iter().filter_map(|kind| {
         let Injected { pat, ty, by_ref, .. } = injected.iter().find(|param| param.kind == kind)?;
@@ -51,18 +52,22 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             return #never;
         }
     };
-    // The closure and its future are located at the user's `async`, so that
+    // The boxed body is located at the user's `async`, so that
     // a body or a parameter that is not `Send` is reported there, with notes
     // pointing into the body.
     let at_async = private_at(&krate, async_span);
     let block = &item.block;
+    // One allocation per call: the body is made now, with the arguments,
+    // and takes its scope from the runtime at its first poll.
     let make = quote_spanned! {async_span=>
-        move |#scope_var: #at_async::Scope| -> #at_async::BoxFuture<#output> {
-            #at_async::Box::pin(async move {
+        {
+            let #body_var: #at_async::BoxFuture<#output> = #at_async::Box::pin(async move {
+                let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type
                 #block
-            })
+            });
+            #body_var
         }
     };
     let body = quote!(#private::Supervised::new(#name, #policy, #make));

@@ -46,6 +46,17 @@ pub mod __private {
     pub use std::option::Option;
     pub use tokio_util::sync::CancellationToken;
 
+    /// The scope of the task whose body is being polled for the first time:
+    /// what a `#[supervised]` body takes before anything else.
+    ///
+    /// # Panics
+    ///
+    /// Anywhere else; the generated code calls it only there.
+    #[must_use]
+    pub fn scope() -> Scope {
+        crate::node::first_poll_scope()
+    }
+
     /// The token handed to a `CancellationToken` parameter: the scope's own.
     #[must_use]
     pub fn token(scope: &Scope) -> CancellationToken {

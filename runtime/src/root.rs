@@ -261,7 +261,7 @@ impl Root {
         );
         self.monitor.watch(&node);
         let scope = Scope::from_node(Arc::clone(&node));
-        let body = parts.into_body(&scope);
+        let (body, lazy) = parts.into_body(&scope);
         drop(scope);
 
         let grace = async {
@@ -297,7 +297,7 @@ impl Root {
         let run = async {
             // The root has no parent to abort it (dropping this future does):
             // its alarm is only ever `KILL`.
-            Driver::new(Arc::clone(&node), body, None)
+            Driver::new(Arc::clone(&node), body, lazy, None)
                 .await
                 .unwrap_or_else(|| unreachable!("a root is never aborted through its alarm"))
         };

@@ -169,6 +169,9 @@ pub struct Parts<B> {
 pub(crate) enum Start<B> {
     /// The body exists already (a plain future) and ignores its scope.
     Ready(B),
+    /// The body exists already and takes its scope at its first poll, with
+    /// `__private::scope` (a `#[supervised]` body).
+    Lazy(B),
     /// The body needs its scope first.
     WithScope(Box<dyn FnOnce(Scope) -> B + Send + 'static>),
 }
@@ -177,16 +180,19 @@ impl<B> std::fmt::Debug for Start<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Start::Ready(_) => "Ready",
+            Start::Lazy(_) => "Lazy",
             Start::WithScope(_) => "WithScope",
         })
     }
 }
 
 impl<B> Parts<B> {
-    pub(crate) fn into_body(self, scope: &Scope) -> B {
+    /// The body, and whether it takes its scope at its first poll.
+    pub(crate) fn into_body(self, scope: &Scope) -> (B, bool) {
         match self.start {
-            Start::Ready(body) => body,
-            Start::WithScope(make) => make(scope.clone()),
+            Start::Ready(body) => (body, false),
+            Start::Lazy(body) => (body, true),
+            Start::WithScope(make) => (make(scope.clone()), false),
         }
     }
 }
@@ -200,17 +206,16 @@ impl<B> Parts<B> {
 pub struct Supervised<R: TaskResult> {
     name: &'static str,
     policy: Policy,
-    make: Box<dyn FnOnce(Scope) -> BoxFuture<R> + Send + 'static>,
+    /// The body, which takes its scope at its first poll: one allocation
+    /// per call, where a closure making the body once the scope exists
+    /// would need two.
+    body: BoxFuture<R>,
 }
 
 impl<R: TaskResult> Supervised<R> {
     #[doc(hidden)]
-    pub fn new(name: &'static str, policy: Policy, make: impl FnOnce(Scope) -> BoxFuture<R> + Send + 'static) -> Self {
-        Supervised {
-            name,
-            policy,
-            make: Box::new(make),
-        }
+    pub fn new(name: &'static str, policy: Policy, body: BoxFuture<R>) -> Self {
+        Supervised { name, policy, body }
     }
 }
 
@@ -234,7 +239,7 @@ impl<R: TaskResult> Task for Supervised<R> {
             name: Cow::Borrowed(self.name),
             policy: self.policy,
             timeout: None,
-            start: Start::WithScope(self.make),
+            start: Start::Lazy(self.body),
         }
     }
 }
