@@ -1,13 +1,21 @@
 //! The handle to a spawned task.
+//!
+//! A child's value comes through its tokio task's `JoinHandle` (the output
+//! is `Some(value)`, or `None` when it failed), so that a success costs no
+//! more than a tokio task's, and the task's memory is freed by whoever takes
+//! the value, as with `tokio::spawn`. A failure waits in the child's node,
+//! under its lock, where exactly one of the handle, `next_error` and the
+//! parent's result takes it (see `Node::offer_failure`).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::task::JoinHandle;
 
 use crate::error::{Error, ErrorKind};
 use crate::node::Node;
-use crate::sync::{Mutex, MutexGuard};
 
 /// A handle to a task spawned with [`Scope::spawn`](crate::Scope::spawn).
 ///
@@ -37,12 +45,21 @@ use crate::sync::{Mutex, MutexGuard};
 /// ```
 pub struct Child<T> {
     node: Arc<Node>,
-    slot: Arc<Slot<T>>,
+    /// The child's tokio task; `None` for a spawn that was refused (its
+    /// failure waits in the node), and for the children of the loom model,
+    /// which run on threads.
+    task: Option<JoinHandle<Option<T>>>,
+    /// The result was taken by an earlier `.await`.
+    taken: bool,
 }
 
 impl<T> Child<T> {
-    pub(crate) fn new(node: Arc<Node>, slot: Arc<Slot<T>>) -> Self {
-        Child { node, slot }
+    pub(crate) fn new(node: Arc<Node>, task: Option<JoinHandle<Option<T>>>) -> Self {
+        Child {
+            node,
+            task,
+            taken: false,
+        }
     }
 
     /// Cancels the child's token, and so its whole subtree. Cancellation is
@@ -61,46 +78,49 @@ impl<T> Child<T> {
     /// waiting in this handle.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.slot.lock().result.is_some()
+        !self.taken && (self.task.as_ref().is_some_and(JoinHandle::is_finished) || self.node.has_failure())
     }
 }
 
 impl<T> Future for Child<T> {
     type Output = Result<T, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.slot.lock();
-        if let Some(result) = slot.result.take() {
-            slot.holder = Holder::Taken;
-            return Poll::Ready(result);
-        }
-        if slot.holder == Holder::Taken {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.taken {
             return Poll::Ready(Err(Error::with_kind(
                 ErrorKind::AlreadyTaken,
-                self.node.path().clone(),
+                this.node.path().clone(),
                 "its result was already taken by an earlier `.await` of this handle",
             )));
         }
-        match &mut slot.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            waker => *waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        let output = match &mut this.task {
+            Some(task) => std::task::ready!(Pin::new(task).poll(cx)),
+            // A refused spawn: its failure is there from the start.
+            None if this.node.has_failure() => Ok(None),
+            None => return Poll::Pending,
+        };
+        this.taken = true;
+        // The task has ended: a failure, if any, was offered to this handle
+        // before it did.
+        let failure = this.node.take_failure();
+        Poll::Ready(match (output, failure) {
+            (Ok(Some(value)), _) => Ok(value),
+            (_, Some(err)) => Err(err),
+            // Dropped by tokio before it could report (its runtime shut
+            // down).
+            (_, None) => Err(Error::with_kind(
+                ErrorKind::Cancelled,
+                this.node.path().clone(),
+                "aborted before it finished",
+            )),
+        })
     }
 }
 
 impl<T> Drop for Child<T> {
     fn drop(&mut self) {
-        let unclaimed = {
-            let mut slot = self.slot.lock();
-            slot.holder = Holder::Dropped;
-            slot.waker = None;
-            match slot.result.take() {
-                Some(Err(err)) => Some(err),
-                _ => None,
-            }
-        };
-        if let (Some(err), Some(parent)) = (unclaimed, self.node.parent()) {
+        if let (Some(err), Some(parent)) = (self.node.release_failure(), self.node.parent()) {
             parent.route(err);
         }
     }
@@ -115,61 +135,13 @@ impl<T> std::fmt::Debug for Child<T> {
     }
 }
 
+/// Who takes a child's failure, kept in its node's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Holder {
-    /// A `Child` handle exists: the result goes to it.
+pub(crate) enum Holder {
+    /// A `Child` handle exists: the failure goes to it.
     Held,
     /// The handle was dropped: a failure goes to the scope.
     Dropped,
     /// The handle has taken the result.
     Taken,
-}
-
-/// Where a child's result waits for its handle.
-pub(crate) struct Slot<T> {
-    inner: Mutex<SlotInner<T>>,
-}
-
-struct SlotInner<T> {
-    result: Option<Result<T, Error>>,
-    waker: Option<Waker>,
-    holder: Holder,
-}
-
-impl<T> Slot<T> {
-    pub(crate) fn new() -> Self {
-        Slot {
-            inner: Mutex::new(SlotInner {
-                result: None,
-                waker: None,
-                holder: Holder::Held,
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotInner<T>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether a handle is still there to take the result.
-    pub(crate) fn is_held(&self) -> bool {
-        self.lock().holder == Holder::Held
-    }
-
-    /// Stores the result for the handle, or gives the failure back when no
-    /// handle is there to take it.
-    pub(crate) fn complete(&self, result: Result<T, Error>) -> Option<Error> {
-        let waker = {
-            let mut slot = self.lock();
-            if slot.holder != Holder::Held {
-                return result.err();
-            }
-            slot.result = Some(result);
-            slot.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        None
-    }
 }

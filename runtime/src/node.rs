@@ -8,7 +8,7 @@
 //! What most tasks never use is made on first use: the cancellation token
 //! (a child token takes its parent's lock twice), the path, and the
 //! children's bookkeeping (`Family`, boxed, made by the first spawn). A
-//! leaf task costs one node, one slot and its tokio task.
+//! leaf task costs one node and its tokio task.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::Slot;
+use crate::child::Holder;
 use crate::error::{Error, ErrorKind};
 use crate::limit::Limit;
 use crate::policy::Policy;
@@ -109,6 +109,10 @@ pub(crate) struct State {
     failures: Vec<Error>,
     /// Set when the task's deadline passed.
     timed_out: Option<Duration>,
+    /// Who takes the task's failure, and the failure waiting for its
+    /// `Child` handle.
+    holder: Holder,
+    failure: Option<Error>,
     /// Made by the first spawn (or `set_limit`, `reserve`).
     family: Option<Box<Family>>,
 }
@@ -268,6 +272,8 @@ impl State {
             running: 0,
             failures: Vec::new(),
             timed_out: None,
+            holder: Holder::Held,
+            failure: None,
             family: None,
         }
     }
@@ -535,9 +541,8 @@ impl Node {
         ready: Option<Arc<ReadyLink>>,
     ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
-        let slot = Arc::new(Slot::new());
         let Some((node, wait)) = self.register(&parts, admission, ready) else {
-            return self.refuse(parts.name, slot);
+            return self.refuse(parts.name);
         };
         let (body, lazy) = match parts.start {
             Start::Ready(body) => (body, false),
@@ -556,14 +561,11 @@ impl Node {
                 (body, false)
             }
         };
-        let future = trace::instrument(
-            &node,
-            drive_child(Arc::clone(&node), body, lazy, Arc::clone(&slot), wait),
-        );
-        // The task is detached: it reports to the node, and an abort
-        // reaches it through the node's alarm.
-        drop(self.tree().runtime.spawn(future));
-        crate::Child::new(node, slot)
+        let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, lazy, wait));
+        // An abort reaches the task through the node's alarm; its handle
+        // only carries its value.
+        let task = self.tree().runtime.spawn(future);
+        crate::Child::new(node, Some(task))
     }
 
     /// The bookkeeping of a spawn, under the scope's lock: counts a new
@@ -608,7 +610,7 @@ impl Node {
     }
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
-    fn refuse<T>(self: &Arc<Self>, name: Cow<'static, str>, slot: Arc<Slot<T>>) -> crate::Child<T> {
+    fn refuse<T>(self: &Arc<Self>, name: Cow<'static, str>) -> crate::Child<T> {
         let tree = Arc::new(Tree {
             runtime: self.tree().runtime.clone(),
             grace: None,
@@ -625,8 +627,8 @@ impl Node {
                 self.path()
             ),
         );
-        slot.complete(Err(err));
-        crate::Child::new(node, slot)
+        let _ = node.offer_failure(err);
+        crate::Child::new(node, None)
     }
 
     /// The end of the task's body: its failure (if any) is the first of
@@ -729,6 +731,47 @@ impl Node {
         };
         trace::finished(self, result.as_ref().err());
         result
+    }
+
+    /// Offers the task's failure to its `Child` handle: kept for it if the
+    /// handle is still held, else given back to be routed to the parent.
+    /// The handle's `take_failure` and `release_failure` take the same lock,
+    /// so the failure goes to exactly one of them.
+    fn offer_failure(&self, err: Error) -> Option<Error> {
+        let mut state = self.lock();
+        if state.holder == Holder::Held {
+            state.failure = Some(err);
+            None
+        } else {
+            Some(err)
+        }
+    }
+
+    /// Whether a `Child` handle is still there to take a failure.
+    fn is_held(&self) -> bool {
+        self.lock().holder == Holder::Held
+    }
+
+    /// Whether a failure waits for the handle.
+    pub(crate) fn has_failure(&self) -> bool {
+        self.lock().failure.is_some()
+    }
+
+    /// The handle takes the result: the failure, if one waits.
+    pub(crate) fn take_failure(&self) -> Option<Error> {
+        let mut state = self.lock();
+        state.holder = Holder::Taken;
+        state.failure.take()
+    }
+
+    /// The handle is dropped: from now on a failure goes to the parent; the
+    /// one already waiting is given back, to be routed there.
+    pub(crate) fn release_failure(&self) -> Option<Error> {
+        let mut state = self.lock();
+        if state.holder == Holder::Held {
+            state.holder = Holder::Dropped;
+        }
+        state.failure.take()
     }
 
     /// Keeps `waker` for `raise`; `seen` is the alarm as the poll began.
@@ -1130,13 +1173,13 @@ where
 
 pin_project_lite::pin_project! {
     /// The tokio task of a child: its `Driver`, then the delivery of its
-    /// result, exactly once. If it is dropped before (aborted, or the
-    /// runtime shut down; also before it was ever polled), it delivers
-    /// `Cancelled` instead, so that no handle waits forever.
+    /// result, exactly once: the value as the task's output, a failure to
+    /// the node (for the handle) or the parent. If it is dropped before
+    /// (aborted, or the runtime shut down; also before it was ever
+    /// polled), it delivers `Cancelled` instead.
     struct ChildTask<B, T> {
         #[pin]
         driver: Driver<B, T>,
-        slot: Arc<Slot<T>>,
         done: bool,
     }
 
@@ -1157,10 +1200,10 @@ pin_project_lite::pin_project! {
             driver.body.set(None);
             let node = &**driver.node;
             node.abort();
-            let readable = this.slot.is_held() || node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
+            let readable = node.is_held() || node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
             let unclaimed = if readable {
                 let err = Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), "aborted before it finished");
-                this.slot.complete(Err(err))
+                node.offer_failure(err)
             } else {
                 None
             };
@@ -1173,26 +1216,29 @@ impl<B, T> Future for ChildTask<B, T>
 where
     B: Future<Output: TaskResult<Ok = T>>,
 {
-    type Output = ();
+    /// The value, or `None` when the task failed.
+    type Output = Option<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut this = self.project();
         let Some(result) = std::task::ready!(this.driver.as_mut().poll(cx)) else {
-            // Aborted: reported as the task is dropped.
-            return Poll::Ready(());
+            // Aborted: reported as the task is dropped, which tokio does
+            // before it tells the handle.
+            return Poll::Ready(None);
         };
         *this.done = true;
         let node = &**this.driver.project().node;
-        let Some(parent) = &node.parent else {
-            return Poll::Ready(());
+        let (value, unclaimed) = match result {
+            Ok(value) => (Some(value), None),
+            Err(err) => (None, node.offer_failure(err)),
         };
-        let failed = result.is_err();
-        let unclaimed = this.slot.complete(result);
-        if failed && parent.policy == Policy::FailFast {
-            parent.cancel();
+        if let Some(parent) = &node.parent {
+            if value.is_none() && parent.policy == Policy::FailFast {
+                parent.cancel();
+            }
+            parent.child_done(node, unclaimed);
         }
-        parent.child_done(node, unclaimed);
-        Poll::Ready(())
+        Poll::Ready(value)
     }
 }
 
@@ -1202,15 +1248,13 @@ fn drive_child<B>(
     node: Arc<Node>,
     body: B,
     lazy: bool,
-    slot: Arc<Slot<<B::Output as TaskResult>::Ok>>,
     wait: Option<oneshot::Receiver<()>>,
-) -> impl Future<Output = ()>
+) -> impl Future<Output = Option<<B::Output as TaskResult>::Ok>>
 where
     B: Future<Output: TaskResult>,
 {
     ChildTask {
         driver: Driver::new(node, body, lazy, wait),
-        slot,
         done: false,
     }
 }

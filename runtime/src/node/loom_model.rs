@@ -1,15 +1,16 @@
 //! A loom model of the bookkeeping of a scope: child registration, the
-//! delivery of a child's result (`Finish`, the `Slot` of its handle, the
-//! routing to the parent), `next_error`, the end of a body and the join,
-//! and the teardown of an aborted subtree (`AbortOnDrop`, `abandon`,
-//! `release`).
+//! delivery of a child's failure (`ChildTask`, the hand-off to its `Child`
+//! handle in the node, the routing to the parent), `next_error`, the end
+//! of a body and the join, and the teardown of an aborted subtree (the
+//! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`).
 //!
 //! It runs the production code itself: `Node::register`, `drive_child`,
-//! `Node::run`, `Node::next_error`, `Child` and `Slot`, whose mutexes are
-//! loom's under `cfg(all(test, loom))` (see `sync.rs`). What loom cannot
-//! model is replaced, and only that: each child's tokio task is a loom
-//! thread driving `drive_child` with `loom::future::block_on` (an abort
-//! reaches it through its node's alarm and waker, as on tokio).
+//! the `Driver`, `Node::next_error` and `Child`, whose mutexes and atomics
+//! are loom's under `cfg(all(test, loom))` (see `sync.rs`). What loom
+//! cannot model is replaced, and only that: each child's tokio task is a
+//! loom thread driving `drive_child` with `loom::future::block_on` (its
+//! handle has no `JoinHandle`, so the model follows failures, not values;
+//! an abort reaches it through its node's alarm and waker, as on tokio).
 //! tokio-util's `CancellationToken` runs as it is: loom does not see inside
 //! it, so each of its calls is one step for it (they are linearizable), and
 //! no body here waits on a token (tokio-util wakes a child token's waiters
@@ -28,8 +29,8 @@ use std::task::{Context, Poll, Waker};
 use ::loom::future::block_on;
 use ::loom::thread::{self, JoinHandle};
 
-use super::{Admission, Node, Phase, Tree, drive_child};
-use crate::child::{Child, Slot};
+use super::{Admission, Driver, Node, Phase, Tree, drive_child};
+use crate::child::Child;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::task::{Parts, Start, TaskResult};
@@ -58,6 +59,15 @@ fn root(policy: Policy) -> Arc<Node> {
     )
 }
 
+/// `Root::run` without its options: the root's `Driver`.
+async fn run<B>(root: &Arc<Node>, body: B) -> Result<<B::Output as TaskResult>::Ok, Error>
+where
+    B: Future<Output: TaskResult>,
+{
+    let driver = Driver::new(Arc::clone(root), body, false, None);
+    driver.await.expect("a root is never aborted through its alarm")
+}
+
 type Threads = Arc<StdMutex<Vec<JoinHandle<()>>>>;
 
 /// `Scope::spawn` as `Node::spawn_with` does it, with a loom thread for the
@@ -80,10 +90,11 @@ where
         start: Start::Ready(()),
     };
     let (node, wait) = parent.register(&parts, Admission::Queue, None)?;
-    let slot = Arc::new(Slot::new());
     let body = make(Arc::clone(&node));
-    let child = Child::new(Arc::clone(&node), Arc::clone(&slot));
-    let thread = thread::spawn(move || block_on(drive_child(node, body, slot, wait)));
+    let child = Child::new(Arc::clone(&node), None);
+    let thread = thread::spawn(move || {
+        block_on(drive_child(node, body, false, wait));
+    });
     threads.lock().unwrap().push(thread);
     Some(child)
 }
@@ -119,7 +130,7 @@ fn exactly_once(policy: Policy, drain: bool) {
         let root = root(policy);
         let threads = Threads::default();
         let (by_handle, by_next_error) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let result = block_on(root.run({
+        let result = block_on(run(&root, {
             let (root, threads) = (Arc::clone(&root), Arc::clone(&threads));
             let (by_handle, by_next_error) = (Arc::clone(&by_handle), Arc::clone(&by_next_error));
             async move {
@@ -172,7 +183,7 @@ fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
         let root = root(Policy::Supervise);
         let threads = Threads::default();
         let done = Arc::new(AtomicBool::new(false));
-        let result = block_on(root.run({
+        let result = block_on(run(&root, {
             let (root, threads, done) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&done));
             async move {
                 // The child's body ends at once; its own child fails later.
@@ -222,7 +233,7 @@ fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
                 child.is_some()
             })
         };
-        block_on(root.run(async { Ok::<_, Error>(()) })).unwrap();
+        block_on(run(&root, async { Ok::<_, Error>(()) })).unwrap();
         let ran_before_the_end = ran.load(Ordering::SeqCst);
         let accepted = outsider.join().unwrap();
         assert!(!accepted || ran_before_the_end, "a child was accepted and not joined");
@@ -252,8 +263,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
             };
             let (child, _) = root.register(&parts, Admission::Queue, None).unwrap();
             nodes.lock().unwrap().push(Arc::downgrade(&child));
-            let slot = Arc::new(Slot::<()>::new());
-            drop(Child::new(Arc::clone(&child), Arc::clone(&slot)));
+            drop(Child::<()>::new(Arc::clone(&child), None));
             let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
             let body = {
                 let child = Arc::clone(&child);
@@ -269,13 +279,15 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                     std::future::pending::<Result<(), Error>>().await
                 }
             };
-            let thread = thread::spawn(move || block_on(drive_child(child, body, slot, None)));
+            let thread = thread::spawn(move || {
+                block_on(drive_child(child, body, false, None));
+            });
             threads.lock().unwrap().push(thread);
         }
         // The root's own future is dropped (a `select!` lost): its guard
         // raises the child's alarm.
         {
-            let mut run = pin!(root.run(std::future::pending::<Result<(), Error>>()));
+            let mut run = pin!(run(&root, std::future::pending::<Result<(), Error>>()));
             let mut cx = Context::from_waker(Waker::noop());
             assert!(run.as_mut().poll(&mut cx).is_pending());
         }
