@@ -101,25 +101,30 @@ impl<T> Future for Child<T> {
             None => return Poll::Pending,
         };
         this.taken = true;
+        // A value needs no lock: once the task has ended with one, no
+        // failure can come.
+        if let Ok(Some(value)) = output {
+            return Poll::Ready(Ok(value));
+        }
         // The task has ended: a failure, if any, was offered to this handle
         // before it did.
-        let failure = this.node.take_failure();
-        Poll::Ready(match (output, failure) {
-            (Ok(Some(value)), _) => Ok(value),
-            (_, Some(err)) => Err(err),
+        Poll::Ready(Err(this.node.take_failure().unwrap_or_else(|| {
             // Dropped by tokio before it could report (its runtime shut
             // down).
-            (_, None) => Err(Error::with_kind(
+            Error::with_kind(
                 ErrorKind::Cancelled,
                 this.node.path().clone(),
                 "aborted before it finished",
-            )),
-        })
+            )
+        })))
     }
 }
 
 impl<T> Drop for Child<T> {
     fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
         if let (Some(err), Some(parent)) = (self.node.release_failure(), self.node.parent()) {
             parent.route(err);
         }

@@ -30,7 +30,7 @@ use crate::limit::Limit;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
-use crate::sync::{AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::task::{Parts, Start, Task, TaskResult};
 use crate::trace;
 use crate::tree::{TaskState, TaskTree};
@@ -61,13 +61,17 @@ pub(crate) struct Node {
     /// The tree, on the root (and on the detached node of a refused spawn).
     tree: Option<Arc<Tree>>,
     name: Cow<'static, str>,
+    // The three numbers below are given under the parent's lock when the
+    // node is registered; the node is made before, outside that lock.
+    // Everything that reads them comes after (the parent's lock, the spawn
+    // of the task, the handle returned), so `Relaxed` is enough.
     /// Position among the siblings of the same name, from 0.
-    index: u32,
+    index: AtomicU32,
     /// Key of this node in its parent's `children`.
-    key: usize,
+    key: AtomicUsize,
     /// Spawn order among the siblings; reservations of the limit take
     /// numbers from the same count.
-    id: u64,
+    id: AtomicU64,
     /// Built on first use: most tasks never need their path.
     path: OnceLock<Arc<str>>,
     policy: Policy,
@@ -312,9 +316,9 @@ impl Node {
             parent,
             tree,
             name,
-            index: 0,
-            key: 0,
-            id: 0,
+            index: AtomicU32::new(0),
+            key: AtomicUsize::new(0),
+            id: AtomicU64::new(0),
             path: OnceLock::new(),
             policy,
             token: OnceLock::new(),
@@ -337,6 +341,18 @@ impl Node {
         let node = Node::new(None, Some(tree), name, policy, timeout, None);
         let _ = node.token.set(token);
         Arc::new(node)
+    }
+
+    fn index(&self) -> u32 {
+        self.index.load(Ordering::Relaxed)
+    }
+
+    fn key(&self) -> usize {
+        self.key.load(Ordering::Relaxed)
+    }
+
+    fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -494,7 +510,7 @@ impl Node {
                 None => return Arc::from(&*self.name),
                 Some(parent) => {
                     if let Some(known) = parent.path.get() {
-                        return Arc::from(format!("{known}/{}#{}", self.name, self.index));
+                        return Arc::from(format!("{known}/{}#{}", self.name, self.index()));
                     }
                 }
             }
@@ -517,7 +533,7 @@ impl Node {
                     None => path.push_str(&node.name),
                     Some(_) => {
                         use std::fmt::Write as _;
-                        let _ = write!(path, "/{}#{}", node.name, node.index);
+                        let _ = write!(path, "/{}#{}", node.name, node.index());
                     }
                 }
             }
@@ -578,6 +594,15 @@ impl Node {
         admission: Admission,
         ready: Option<Arc<ReadyLink>>,
     ) -> Option<(Arc<Node>, Option<oneshot::Receiver<()>>)> {
+        // Made before the lock, which the children that finish take too.
+        let node = Arc::new(Node::new(
+            Some(Arc::clone(self)),
+            None,
+            parts.name.clone(),
+            parts.policy,
+            parts.timeout,
+            ready,
+        ));
         let mut state = self.lock();
         if state.phase == Phase::Closed {
             if admission == Admission::Reserved {
@@ -587,23 +612,16 @@ impl Node {
         }
         state.running += 1;
         let family = state.family();
-        let mut node = Node::new(
-            Some(Arc::clone(self)),
-            None,
-            parts.name.clone(),
-            parts.policy,
-            parts.timeout,
-            ready,
-        );
-        node.index = family.names.next(&parts.name);
-        node.id = family.next_id();
-        node.key = family.children.next_key();
+        let id = family.next_id();
+        node.index.store(family.names.next(&parts.name), Ordering::Relaxed);
+        node.id.store(id, Ordering::Relaxed);
+        node.key.store(family.children.next_key(), Ordering::Relaxed);
         // A child spawned into a killed subtree is killed too (see `kill`).
-        node.alarm = AtomicU8::new(self.alarm.load(Ordering::Acquire) & KILL);
-        let node = Arc::new(node);
+        node.alarm
+            .store(self.alarm.load(Ordering::Acquire) & KILL, Ordering::Relaxed);
         family.children.insert(Arc::clone(&node));
         let wait = match admission {
-            Admission::Queue => family.limit.admit(node.id),
+            Admission::Queue => family.limit.admit(id),
             Admission::Reserved => None,
         };
         Some((node, wait))
@@ -808,7 +826,7 @@ impl Node {
                     Some(family) => family
                         .children
                         .iter()
-                        .map(|child| (child.id, Arc::clone(child), family.limit.is_waiting(child.id)))
+                        .map(|child| (child.id(), Arc::clone(child), family.limit.is_waiting(child.id())))
                         .collect(),
                 };
                 let task_state = match state.phase {
@@ -821,7 +839,7 @@ impl Node {
                 (task_state, children)
             };
             let label = match &node.parent {
-                Some(_) => format!("{}#{}", node.name, node.index),
+                Some(_) => format!("{}#{}", node.name, node.index()),
                 None => node.name.to_string(),
             };
             let at = tree.push(parent, label, Arc::clone(node.path()), state, now - node.started);
@@ -879,12 +897,12 @@ impl Node {
                 let mut state = node.lock();
                 let family = state.family();
                 let present = matches!(
-                    family.children.entries.get(child.key),
+                    family.children.entries.get(child.key()),
                     Some(Entry::Used(known)) if std::ptr::eq(&**known, child)
                 );
                 if present {
-                    family.children.remove(child.key);
-                    family.limit.leave(child.id);
+                    family.children.remove(child.key());
+                    family.limit.leave(child.id());
                     state.running -= 1;
                 }
                 let routed = unclaimed.is_some();
