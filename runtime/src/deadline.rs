@@ -38,7 +38,7 @@ pub(crate) async fn alongside<M: Future, S: Future<Output = ()>>(main: M, side: 
 pub(crate) async fn watchdog(node: Arc<Node>, limit: Duration) {
     tokio::time::sleep(limit).await;
     event!(debug, task = &**node.path(), ?limit, "deadline passed; cancelling");
-    node.time_out(limit);
+    node.time_out();
     tokio::time::sleep(node.tree().grace.unwrap_or(DEFAULT_GRACE)).await;
     event!(debug, task = &**node.path(), "grace period over; aborting");
     node.kill();

@@ -58,8 +58,6 @@ const ABORT: u8 = 2;
 
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
-    /// The tree, on the root (and on the detached node of a refused spawn).
-    tree: Option<Arc<Tree>>,
     name: Cow<'static, str>,
     // The three numbers below are given under the parent's lock when the
     // node is registered; the node is made before, outside that lock.
@@ -77,18 +75,26 @@ pub(crate) struct Node {
     policy: Policy,
     /// Made on first use, as a child of the parent's token (see `token`).
     token: OnceLock<CancellationToken>,
+    /// What few tasks have, boxed so that the others do not carry it.
+    extra: Option<Box<Extra>>,
+    /// `KILL` and `ABORT`, looked at every time the task is polled.
+    alarm: AtomicU8,
+    state: Mutex<State>,
+    /// When the task was spawned, for the age shown in a tree snapshot.
+    started: Instant,
+}
+
+/// The part of a node that few tasks have.
+struct Extra {
+    /// The tree, on the root (and on the detached node of a refused spawn).
+    tree: Option<Arc<Tree>>,
     /// The task's deadline, counted from the start of its body.
     timeout: Option<Duration>,
     /// Set when the task was started with `Scope::start`.
     ready: Option<Arc<ReadyLink>>,
-    /// `KILL` and `ABORT`, looked at every time the task is polled.
-    alarm: AtomicU8,
-    /// The waker of the task's last pending poll, so that an alarm can
-    /// wake it.
-    waker: Mutex<Option<Waker>>,
-    state: Mutex<State>,
-    /// When the task was spawned, for the age shown in a tree snapshot.
-    started: Instant,
+    /// The task's tracing span, once its path is known (see `trace`).
+    #[cfg(feature = "tracing")]
+    span: OnceLock<tracing::Span>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +114,12 @@ pub(crate) struct State {
     /// The task was cancelled before its token was made: the token is
     /// made cancelled.
     cancelled: bool,
-    running: usize,
-    /// The failures that make the task's result, first one first.
-    failures: Vec<Error>,
     /// Set when the task's deadline passed.
-    timed_out: Option<Duration>,
+    timed_out: bool,
+    running: usize,
+    /// The waker of the task's last pending poll, so that an alarm can
+    /// wake it.
+    waker: Option<Waker>,
     /// Who takes the task's failure, and the failure waiting for its
     /// `Child` handle.
     holder: Holder,
@@ -131,6 +138,9 @@ pub(crate) struct Family {
     names: Names,
     /// Failures waiting for `next_error`.
     pending: VecDeque<Error>,
+    /// Once the body has ended: the failures that make the task's result,
+    /// first one first (a leaf keeps its own in its `Driver`).
+    failures: Vec<Error>,
     /// Who waits for a child to finish or a failure to be routed: the join,
     /// `next_error`.
     waiters: Vec<Waker>,
@@ -273,9 +283,9 @@ impl State {
             phase: Phase::Body,
             aborted: false,
             cancelled: false,
+            timed_out: false,
             running: 0,
-            failures: Vec::new(),
-            timed_out: None,
+            waker: None,
             holder: Holder::Held,
             failure: None,
             family: None,
@@ -303,7 +313,6 @@ fn wake_all(waiters: Vec<Waker>) {
 }
 
 impl Node {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         parent: Option<Arc<Node>>,
         tree: Option<Arc<Tree>>,
@@ -312,9 +321,17 @@ impl Node {
         timeout: Option<Duration>,
         ready: Option<Arc<ReadyLink>>,
     ) -> Node {
+        let extra = (tree.is_some() || timeout.is_some() || ready.is_some() || trace::spans_wanted()).then(|| {
+            Box::new(Extra {
+                tree,
+                timeout,
+                ready,
+                #[cfg(feature = "tracing")]
+                span: OnceLock::new(),
+            })
+        });
         Node {
             parent,
-            tree,
             name,
             index: AtomicU32::new(0),
             key: AtomicUsize::new(0),
@@ -322,10 +339,8 @@ impl Node {
             path: OnceLock::new(),
             policy,
             token: OnceLock::new(),
-            timeout,
-            ready,
+            extra,
             alarm: AtomicU8::new(0),
-            waker: Mutex::new(None),
             state: Mutex::new(State::new()),
             started: Instant::now(),
         }
@@ -442,7 +457,7 @@ impl Node {
     pub(crate) fn tree(&self) -> &Tree {
         let mut node = self;
         loop {
-            if let Some(tree) = &node.tree {
+            if let Some(tree) = node.extra.as_ref().and_then(|extra| extra.tree.as_ref()) {
                 return tree;
             }
             match &node.parent {
@@ -453,14 +468,25 @@ impl Node {
     }
 
     pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {
-        self.ready.as_ref()
+        self.extra.as_ref()?.ready.as_ref()
+    }
+
+    /// The task's deadline, if it has one.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.extra.as_ref()?.timeout
+    }
+
+    /// Where the task's tracing span is kept, if spans may be wanted.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span_cell(&self) -> Option<&OnceLock<tracing::Span>> {
+        self.extra.as_ref().map(|extra| &extra.span)
     }
 
     /// Sets `bits` of the alarm and wakes the task, so that its next poll
     /// sees them.
     fn raise(&self, bits: u8) {
         self.alarm.fetch_or(bits, Ordering::SeqCst);
-        let waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let waker = self.lock().waker.take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -492,8 +518,8 @@ impl Node {
 
     /// Marks the task as past its deadline (its result will be `TimedOut`)
     /// and cancels it.
-    pub(crate) fn time_out(&self, limit: Duration) {
-        self.lock().timed_out = Some(limit);
+    pub(crate) fn time_out(&self) {
+        self.lock().timed_out = true;
         self.cancel();
     }
 
@@ -577,7 +603,8 @@ impl Node {
                 (body, false)
             }
         };
-        let future = trace::instrument(&node, drive_child(Arc::clone(&node), body, lazy, wait));
+        trace::open_span(&node);
+        let future = drive_child(Arc::clone(&node), body, lazy, wait);
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = self.tree().runtime.spawn(future);
@@ -649,10 +676,11 @@ impl Node {
         crate::Child::new(node, None)
     }
 
-    /// The end of the task's body: its failure (if any) is the first of
-    /// the task's, the failures waiting for `next_error` escalate, and the
-    /// join begins. Returns the body's value, if it has one.
-    fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> Option<R::Ok> {
+    /// The end of the task's body: the failures waiting for `next_error`
+    /// escalate, the body's own failure (if any) comes after them, and the
+    /// join begins. Returns the body's value, or its failure when the task
+    /// has no children's bookkeeping to keep it in.
+    fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> (Option<R::Ok>, Option<Error>) {
         let killed = matches!(outcome, Outcome::Killed);
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
@@ -661,7 +689,7 @@ impl Node {
             },
             Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
             // A task killed after its own deadline reports `TimedOut` then.
-            Outcome::Killed if self.lock().timed_out.is_some() => (None, None),
+            Outcome::Killed if self.lock().timed_out => (None, None),
             Outcome::Killed => (
                 None,
                 Some(Error::with_kind(
@@ -677,6 +705,7 @@ impl Node {
             trace::body_failed(self, err);
         }
 
+        let mut body_error = body_error;
         let waiters = {
             let mut state = self.lock();
             state.phase = Phase::Joining;
@@ -685,9 +714,9 @@ impl Node {
                 for err in &pending {
                     trace::escalated(self, err);
                 }
-                state.failures.extend(pending);
+                family.failures.extend(pending);
+                family.failures.extend(body_error.take());
             }
-            state.failures.extend(body_error);
             // A task that failed has no use for the work of its children.
             if value.is_none() {
                 state.cancelled = true;
@@ -700,11 +729,11 @@ impl Node {
         {
             token.cancel();
         }
-        if let Some(link) = &self.ready {
+        if let Some(link) = self.ready_link() {
             link.body_ended();
         }
         wake_all(waiters);
-        value
+        (value, body_error)
     }
 
     /// The join: ready with the task's failures (and its deadline, if it
@@ -713,7 +742,7 @@ impl Node {
     /// The scope is closed under the lock that sees the last child gone: a
     /// spawn through a clone of the scope kept outside the tree comes
     /// before (and is joined) or after (and is refused).
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<(Vec<Error>, Option<Duration>)> {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<(Vec<Error>, bool)> {
         let (failures, timed_out) = {
             let mut state = self.lock();
             if state.running > 0 {
@@ -721,7 +750,12 @@ impl Node {
                 return Poll::Pending;
             }
             state.phase = Phase::Closed;
-            (std::mem::take(&mut state.failures), state.timed_out)
+            let failures = state
+                .family
+                .as_mut()
+                .map(|family| std::mem::take(&mut family.failures))
+                .unwrap_or_default();
+            (failures, state.timed_out)
         };
         // A token made from now on is made cancelled (see `make_token`).
         if let Some(token) = self.token.get() {
@@ -730,15 +764,22 @@ impl Node {
         Poll::Ready((failures, timed_out))
     }
 
-    /// The task's result, once body and children are done.
+    /// The task's result, once body and children are done: `own` is the
+    /// body's failure if `end_body` gave it back (it then comes first),
+    /// `failures` the others.
     fn result<T>(
         &self,
         value: Option<T>,
+        own: Option<Error>,
         failures: Vec<Error>,
-        timed_out: Option<Duration>,
+        timed_out: bool,
         killed: bool,
     ) -> Result<T, Error> {
-        if let Some(limit) = timed_out {
+        let failures = match own {
+            Some(own) => std::iter::once(own).chain(failures).collect(),
+            None => failures,
+        };
+        if let (true, Some(limit)) = (timed_out, self.timeout()) {
             return Err(crate::deadline::timed_out(self, limit, killed, failures));
         }
         let mut failures = failures.into_iter();
@@ -795,8 +836,8 @@ impl Node {
     /// Keeps `waker` for `raise`; `seen` is the alarm as the poll began.
     fn keep_waker(&self, waker: &Waker, seen: u8) {
         {
-            let mut kept = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *kept {
+            let mut state = self.lock();
+            match &mut state.waker {
                 Some(known) if known.will_wake(waker) => {}
                 kept => *kept = Some(waker.clone()),
             }
@@ -968,7 +1009,7 @@ impl State {
             Phase::Body => self.family().pending.push_back(err),
             Phase::Joining => {
                 trace::escalated(node, &err);
-                self.failures.push(err);
+                self.family().failures.push(err);
             }
             // The scope was torn down: its own future was dropped, and the
             // failures of its aborted children have nowhere to go.
@@ -1035,16 +1076,17 @@ pin_project_lite::pin_project! {
         node: Arc<Node>,
         #[pin]
         body: Option<B>,
-        // The body's value, while the children are joined.
+        // The body's value, or its failure, while the children are joined.
         value: Option<T>,
+        error: Option<Error>,
         stage: Stage,
         // The body takes its scope at its first poll (see `first_poll_scope`).
         lazy: bool,
         // The body was dropped by a kill.
         killed: bool,
-        wait: Option<oneshot::Receiver<()>>,
-        // The deadline of a task with a timeout, from the start of its body.
-        watchdog: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        // What only a task in line or with a timeout needs, boxed: it
+        // would make every tokio task larger.
+        slow: Option<Box<Slow>>,
     }
 
     impl<B, T> PinnedDrop for Driver<B, T> {
@@ -1069,13 +1111,26 @@ where
             node,
             body: Some(body),
             value: None,
+            error: None,
             stage: if wait.is_some() { Stage::Queued } else { Stage::Start },
             lazy,
             killed: false,
-            wait,
-            watchdog: None,
+            slow: wait.map(|wait| {
+                Box::new(Slow {
+                    wait: Some(wait),
+                    watchdog: None,
+                })
+            }),
         }
     }
+}
+
+/// The part of a `Driver` that few tasks need.
+struct Slow {
+    /// Tells a child in line that its slot is granted.
+    wait: Option<oneshot::Receiver<()>>,
+    /// The deadline of a task with a timeout, from the start of its body.
+    watchdog: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl<B, T> Future for Driver<B, T>
@@ -1091,16 +1146,17 @@ where
         if seen & ABORT != 0 {
             return Poll::Ready(None);
         }
+        let _span = trace::enter(node);
         loop {
             match *this.stage {
                 Stage::Queued => {
-                    let Some(wait) = this.wait.as_mut() else {
+                    let Some(wait) = this.slow.as_mut().and_then(|slow| slow.wait.as_mut()) else {
                         unreachable!("a queued task has its receiver")
                     };
                     // The grant is looked at first: a child granted a slot
                     // runs, and its body sees the kill at once.
                     if Pin::new(wait).poll(cx).is_ready() {
-                        *this.wait = None;
+                        *this.slow = None;
                         *this.stage = Stage::Start;
                         continue;
                     }
@@ -1118,8 +1174,16 @@ where
                 }
                 Stage::Start => {
                     trace::started(node);
-                    if let Some(limit) = node.timeout {
-                        *this.watchdog = Some(Box::pin(crate::deadline::watchdog(Arc::clone(node), limit)));
+                    if let Some(limit) = node.timeout() {
+                        let watchdog = Box::pin(crate::deadline::watchdog(Arc::clone(node), limit));
+                        this.slow
+                            .get_or_insert_with(|| {
+                                Box::new(Slow {
+                                    wait: None,
+                                    watchdog: None,
+                                })
+                            })
+                            .watchdog = Some(watchdog);
                     }
                     *this.stage = Stage::Body;
                 }
@@ -1130,7 +1194,7 @@ where
                         let Some(body) = this.body.as_mut().as_pin_mut() else {
                             unreachable!("the body is polled until it completes, then never again")
                         };
-                        let ready = node.ready.as_deref();
+                        let ready = node.ready_link().map(|link| &**link);
                         if let Some(link) = ready {
                             link.enter();
                         }
@@ -1157,32 +1221,35 @@ where
                     // the children are joined: whatever it captured
                     // (channel senders) is released now, so consumers see
                     // their channels close. A kill drops it where it stands.
-                    if let Some(link) = &node.ready {
+                    if let Some(link) = node.ready_link() {
                         link.enter();
                     }
                     this.body.set(None);
-                    if let Some(link) = &node.ready {
+                    if let Some(link) = node.ready_link() {
                         link.leave(false);
                     }
-                    *this.value = node.end_body(outcome);
+                    (*this.value, *this.error) = node.end_body(outcome);
                     *this.stage = Stage::Joining;
                 }
                 Stage::Joining => match node.poll_join(cx) {
                     Poll::Pending => break,
                     Poll::Ready((failures, timed_out)) => {
                         *this.stage = Stage::Done;
-                        *this.watchdog = None;
-                        return Poll::Ready(Some(node.result(this.value.take(), failures, timed_out, *this.killed)));
+                        *this.slow = None;
+                        let result =
+                            node.result(this.value.take(), this.error.take(), failures, timed_out, *this.killed);
+                        return Poll::Ready(Some(result));
                     }
                 },
                 Stage::Done => panic!("a task's future was polled after it completed"),
             }
         }
         // As `tokio::time::timeout`: the task first, then its deadline.
-        if let Some(watchdog) = this.watchdog.as_mut()
+        if let Some(slow) = this.slow.as_mut()
+            && let Some(watchdog) = slow.watchdog.as_mut()
             && watchdog.as_mut().poll(cx).is_ready()
         {
-            *this.watchdog = None;
+            slow.watchdog = None;
         }
         node.keep_waker(cx.waker(), seen);
         Poll::Pending
@@ -1246,6 +1313,7 @@ where
         };
         *this.done = true;
         let node = &**this.driver.project().node;
+        let _span = trace::enter(node);
         let (value, unclaimed) = match result {
             Ok(value) => (Some(value), None),
             Err(err) => (None, node.offer_failure(err)),

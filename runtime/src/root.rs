@@ -259,6 +259,7 @@ impl Root {
             self.token.child_token(),
             parts.timeout,
         );
+        trace::open_span(&node);
         self.monitor.watch(&node);
         let scope = Scope::from_node(Arc::clone(&node));
         let (body, lazy) = parts.into_body(&scope);
@@ -301,7 +302,7 @@ impl Root {
                 .await
                 .unwrap_or_else(|| unreachable!("a root is never aborted through its alarm"))
         };
-        alongside(alongside(trace::instrument(&node, run), grace), on_signals).await
+        alongside(alongside(run, grace), on_signals).await
     }
 }
 

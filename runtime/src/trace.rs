@@ -2,8 +2,6 @@
 //! moments that matter. With the `tracing` feature off, every function here
 //! is empty and the instrumented futures are the plain ones.
 
-use std::future::Future;
-
 /// `tracing`'s event macros, compiled away with the `tracing` feature off.
 macro_rules! event {
     ($level:ident, $($arg:tt)*) => {
@@ -15,18 +13,38 @@ macro_rules! event {
 use crate::error::Error;
 use crate::node::Node;
 
-/// Runs `future` inside the task's span (`task` with a `path` field).
-#[cfg(feature = "tracing")]
-pub(crate) fn instrument<F: Future>(node: &Node, future: F) -> tracing::instrument::Instrumented<F> {
-    use tracing::Instrument;
-    // The path is only built when a subscriber is interested in the span.
-    let span = tracing::debug_span!("task", path = &**node.path());
-    future.instrument(span)
+/// Whether a task's span may be wanted: a subscriber that may take
+/// `debug` spans is installed. Only then does a node make room for one (its
+/// `Extra`): a span kept in the task's future would make every tokio task
+/// larger, wanted or not.
+pub(crate) fn spans_wanted() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::level_enabled!(tracing::Level::DEBUG);
+    #[cfg(not(feature = "tracing"))]
+    false
 }
 
+/// Makes the task's span (`task` with a `path` field), once its path is
+/// known. The path is only built when a subscriber is interested in it.
+pub(crate) fn open_span(node: &Node) {
+    #[cfg(feature = "tracing")]
+    if let Some(cell) = node.span_cell() {
+        cell.get_or_init(|| tracing::debug_span!("task", path = &**node.path()));
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = node;
+}
+
+/// Enters the task's span, if it has one, until the guard is dropped.
+#[cfg(feature = "tracing")]
+pub(crate) fn enter(node: &Node) -> Option<tracing::span::Entered<'_>> {
+    node.span_cell()?.get().map(tracing::Span::enter)
+}
+
+/// Without the `tracing` feature there is no span to enter.
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn instrument<F: Future>(_node: &Node, future: F) -> F {
-    future
+pub(crate) fn enter(_node: &Node) -> Option<std::convert::Infallible> {
+    None
 }
 
 /// The task's body is about to be polled for the first time.
