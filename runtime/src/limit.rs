@@ -40,6 +40,11 @@ struct Waiter {
 }
 
 impl Limit {
+    /// The limit comes into use: the `running` children each hold a slot.
+    pub(crate) fn count_running(&mut self, running: usize) {
+        self.active += running;
+    }
+
     fn has_room(&self) -> bool {
         self.queue.is_empty() && self.max.is_none_or(|max| self.active < max)
     }
@@ -116,16 +121,16 @@ impl Node {
                 "a limit of 0 children would never let a child run; the limit is set to 1"
             );
         }
-        self.lock().family().limit.set(max.max(1));
+        let mut state = self.lock();
+        self.limit(&mut state).set(max.max(1));
     }
 
     /// Waits for a free slot, in line with the children that wait for one.
     pub(crate) async fn reserve(self: &Arc<Self>) -> Permit {
         let wait = {
             let mut state = self.lock();
-            let family = state.family();
-            let id = family.next_id();
-            match family.limit.admit(id) {
+            let id = state.family().next_id();
+            match self.limit(&mut state).admit(id) {
                 None => return Permit::new(Arc::clone(self)),
                 Some(wait) => Reservation {
                     node: self,
@@ -139,11 +144,8 @@ impl Node {
 
     /// A slot if one is free now.
     pub(crate) fn try_reserve(self: &Arc<Self>) -> Option<Permit> {
-        self.lock()
-            .family()
-            .limit
-            .try_take()
-            .then(|| Permit::new(Arc::clone(self)))
+        let mut state = self.lock();
+        self.limit(&mut state).try_take().then(|| Permit::new(Arc::clone(self)))
     }
 }
 
@@ -174,7 +176,8 @@ impl std::future::Future for Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if self.wait.is_some() {
-            self.node.lock().family().limit.leave(self.id);
+            let mut state = self.node.lock();
+            self.node.limit(&mut state).leave(self.id);
         }
     }
 }
@@ -244,7 +247,8 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.armed {
-            self.node.lock().family().limit.release();
+            let mut state = self.node.lock();
+            self.node.limit(&mut state).release();
         }
     }
 }

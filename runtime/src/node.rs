@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -55,6 +55,16 @@ const KILL: u8 = 1;
 /// `Node::alarm`: the task's future is to be dropped, bookkeeping and all,
 /// as tokio drops an aborted task.
 const ABORT: u8 = 2;
+/// `Node::alarm`: the task is gone for its parent (`child_done`); its entry
+/// in the parent's `children` is dead.
+const RELEASED: u8 = 4;
+
+/// `Node::running`: a limit is in use (`set_limit`, `reserve`), so that
+/// the children's slots are counted; set once, with the count of the
+/// children running then, and never cleared. It shares the word of the
+/// count so that a child that finishes sees, in the same atomic step, whether
+/// it must give its slot back.
+const LIMITED: usize = 1 << (usize::BITS - 1);
 
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
@@ -65,8 +75,6 @@ pub(crate) struct Node {
     // of the task, the handle returned), so `Relaxed` is enough.
     /// Position among the siblings of the same name, from 0.
     index: AtomicU32,
-    /// Key of this node in its parent's `children`.
-    key: AtomicUsize,
     /// Spawn order among the siblings; reservations of the limit take
     /// numbers from the same count.
     id: AtomicU64,
@@ -77,8 +85,15 @@ pub(crate) struct Node {
     token: OnceLock<CancellationToken>,
     /// What few tasks have, boxed so that the others do not carry it.
     extra: Option<Box<Extra>>,
-    /// `KILL` and `ABORT`, looked at every time the task is polled.
+    /// `KILL` and `ABORT`, looked at every time the task is polled, and
+    /// `RELEASED`.
     alarm: AtomicU8,
+    /// Children registered and not yet released (in line for a slot
+    /// included), and the `LIMITED` bit. Incremented under the lock, when a
+    /// child is registered; decremented by a child that finishes, under the
+    /// lock only if it brings a failure (so that a join, which looks under
+    /// the lock, never misses one).
+    running: AtomicUsize,
     state: Mutex<State>,
     /// When the task was spawned, for the age shown in a tree snapshot.
     started: Instant,
@@ -116,7 +131,6 @@ pub(crate) struct State {
     cancelled: bool,
     /// Set when the task's deadline passed.
     timed_out: bool,
-    running: usize,
     /// The waker of the task's last pending poll, so that an alarm can
     /// wake it.
     waker: Option<Waker>,
@@ -132,8 +146,10 @@ pub(crate) struct State {
 #[derive(Default)]
 pub(crate) struct Family {
     next_id: u64,
-    /// Running children (and aborted ones not yet gone).
-    children: Slab,
+    /// The children, running or not: weak, and never removed one by one,
+    /// so that a child that finishes takes no lock. Dead entries (a child
+    /// released, or gone) are swept when the list is full (`push_child`).
+    children: Vec<Weak<Node>>,
     /// How many children of each name were spawned, for `name#index`.
     names: Names,
     /// Failures waiting for `next_error`.
@@ -152,6 +168,25 @@ pub(crate) struct Family {
 }
 
 impl Family {
+    /// Adds a child, first sweeping the dead entries out of a full list:
+    /// the list stays within twice the children alive, at a constant cost
+    /// per spawn.
+    fn push_child(&mut self, child: &Arc<Node>) {
+        if self.children.len() == self.children.capacity() && self.children.len() >= 8 {
+            self.children
+                .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
+        }
+        self.children.push(Arc::downgrade(child));
+    }
+
+    /// The children not yet released.
+    fn live_children(&self) -> impl Iterator<Item = Arc<Node>> {
+        self.children
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|child| !child.is_released())
+    }
+
     /// A fresh id for a child or a reservation.
     pub(crate) fn next_id(&mut self) -> u64 {
         let id = self.next_id;
@@ -164,65 +199,6 @@ impl Family {
         if !self.waiters.iter().any(|known| known.will_wake(waker)) {
             self.waiters.push(waker.clone());
         }
-    }
-}
-
-/// A vector with a free list: O(1) insert and remove, no hashing.
-#[derive(Default)]
-struct Slab {
-    entries: Vec<Entry>,
-    /// The first free entry.
-    free: Option<usize>,
-    len: usize,
-}
-
-enum Entry {
-    Used(Arc<Node>),
-    Free(Option<usize>),
-}
-
-impl Slab {
-    /// The key the next `insert` will use.
-    fn next_key(&self) -> usize {
-        self.free.unwrap_or(self.entries.len())
-    }
-
-    fn insert(&mut self, node: Arc<Node>) {
-        self.len += 1;
-        match self.free {
-            Some(key) => {
-                let Entry::Free(next) = std::mem::replace(&mut self.entries[key], Entry::Used(node)) else {
-                    unreachable!("the free list only holds free entries")
-                };
-                self.free = next;
-            }
-            None => self.entries.push(Entry::Used(node)),
-        }
-    }
-
-    /// Removes the node at `key`; `false` if it was not there.
-    fn remove(&mut self, key: usize) -> bool {
-        match self.entries.get_mut(key) {
-            Some(entry @ Entry::Used(_)) => {
-                *entry = Entry::Free(self.free);
-                self.free = Some(key);
-                self.len -= 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Arc<Node>> {
-        self.entries.iter().filter_map(|entry| match entry {
-            Entry::Used(node) => Some(node),
-            Entry::Free(_) => None,
-        })
-    }
-
-    #[cfg(all(test, loom))]
-    fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -284,7 +260,6 @@ impl State {
             aborted: false,
             cancelled: false,
             timed_out: false,
-            running: 0,
             waker: None,
             holder: Holder::Held,
             failure: None,
@@ -334,13 +309,14 @@ impl Node {
             parent,
             name,
             index: AtomicU32::new(0),
-            key: AtomicUsize::new(0),
+
             id: AtomicU64::new(0),
             path: OnceLock::new(),
             policy,
             token: OnceLock::new(),
             extra,
             alarm: AtomicU8::new(0),
+            running: AtomicUsize::new(0),
             state: Mutex::new(State::new()),
             started: Instant::now(),
         }
@@ -360,10 +336,6 @@ impl Node {
 
     fn index(&self) -> u32 {
         self.index.load(Ordering::Relaxed)
-    }
-
-    fn key(&self) -> usize {
-        self.key.load(Ordering::Relaxed)
     }
 
     fn id(&self) -> u64 {
@@ -511,9 +483,29 @@ impl Node {
     /// The children, listed under the lock.
     fn children(&self) -> Vec<Arc<Node>> {
         match &self.lock().family {
-            Some(family) => family.children.iter().cloned().collect(),
+            Some(family) => family.live_children().collect(),
             None => Vec::new(),
         }
+    }
+
+    /// The children registered and not yet released.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire) & !LIMITED
+    }
+
+    fn is_released(&self) -> bool {
+        self.alarm.load(Ordering::Acquire) & RELEASED != 0
+    }
+
+    /// The scope's limit, which counts slots from now on: the children
+    /// running now each hold one. Under the node's lock.
+    pub(crate) fn limit<'a>(&self, state: &'a mut State) -> &'a mut Limit {
+        let before = self.running.fetch_or(LIMITED, Ordering::AcqRel);
+        let limit = &mut state.family().limit;
+        if before & LIMITED == 0 {
+            limit.count_running(before);
+        }
+        limit
     }
 
     /// Marks the task as past its deadline (its result will be `TimedOut`)
@@ -633,23 +625,23 @@ impl Node {
         let mut state = self.lock();
         if state.phase == Phase::Closed {
             if admission == Admission::Reserved {
-                state.family().limit.release();
+                self.limit(&mut state).release();
             }
             return None;
         }
-        state.running += 1;
+        let limited = self.running.fetch_add(1, Ordering::AcqRel) & LIMITED != 0;
         let family = state.family();
         let id = family.next_id();
         node.index.store(family.names.next(&parts.name), Ordering::Relaxed);
         node.id.store(id, Ordering::Relaxed);
-        node.key.store(family.children.next_key(), Ordering::Relaxed);
         // A child spawned into a killed subtree is killed too (see `kill`).
         node.alarm
             .store(self.alarm.load(Ordering::Acquire) & KILL, Ordering::Relaxed);
-        family.children.insert(Arc::clone(&node));
+        family.push_child(&node);
+        // Without a limit no slot is counted; a reserved child holds one.
         let wait = match admission {
-            Admission::Queue => family.limit.admit(id),
-            Admission::Reserved => None,
+            Admission::Queue if limited => family.limit.admit(id),
+            Admission::Queue | Admission::Reserved => None,
         };
         Some((node, wait))
     }
@@ -745,7 +737,7 @@ impl Node {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<(Vec<Error>, bool)> {
         let (failures, timed_out) = {
             let mut state = self.lock();
-            if state.running > 0 {
+            if self.running() > 0 {
                 state.family().wait(cx.waker());
                 return Poll::Pending;
             }
@@ -865,9 +857,9 @@ impl Node {
                 let children: Vec<(u64, Arc<Node>, bool)> = match &state.family {
                     None => Vec::new(),
                     Some(family) => family
-                        .children
-                        .iter()
-                        .map(|child| (child.id(), Arc::clone(child), family.limit.is_waiting(child.id())))
+                        .live_children()
+                        .map(|child| (child.id(), family.limit.is_waiting(child.id()), child))
+                        .map(|(id, queued, child)| (id, child, queued))
                         .collect(),
                 };
                 let task_state = match state.phase {
@@ -904,7 +896,7 @@ impl Node {
             if let Some(err) = state.family.as_mut().and_then(|family| family.pending.pop_front()) {
                 return Poll::Ready(Some(err));
             }
-            if state.running == 0 || state.phase != Phase::Body {
+            if self.running() == 0 || state.phase != Phase::Body {
                 return Poll::Ready(None);
             }
             state.family().wait(cx.waker());
@@ -934,31 +926,43 @@ impl Node {
         let mut child = child;
         let mut unclaimed = unclaimed;
         loop {
-            let (waiters, release) = {
-                let mut state = node.lock();
-                let family = state.family();
-                let present = matches!(
-                    family.children.entries.get(child.key()),
-                    Some(Entry::Used(known)) if std::ptr::eq(&**known, child)
-                );
-                if present {
-                    family.children.remove(child.key());
-                    family.limit.leave(child.id());
-                    state.running -= 1;
+            child.alarm.fetch_or(RELEASED, Ordering::AcqRel);
+            let (waiters, release) = match unclaimed.take() {
+                // The common case: a count, and the lock only for the last
+                // child (to wake the join) or to give a slot back.
+                None => {
+                    let before = node.running.fetch_sub(1, Ordering::AcqRel);
+                    let last = before & !LIMITED == 1;
+                    if before & LIMITED == 0 && !last {
+                        return;
+                    }
+                    let mut state = node.lock();
+                    if before & LIMITED != 0 {
+                        state.family().limit.leave(child.id());
+                    }
+                    let family = state.family();
+                    match last {
+                        true => (std::mem::take(&mut family.waiters), family.release.take()),
+                        false => (Vec::new(), None),
+                    }
                 }
-                let routed = unclaimed.is_some();
-                if let Some(err) = unclaimed.take() {
+                // A failure is routed under the lock that also counts the
+                // child out: a join looking under it sees both or neither.
+                Some(err) => {
+                    let mut state = node.lock();
                     state.route(err, node);
+                    let before = node.running.fetch_sub(1, Ordering::AcqRel);
+                    if before & LIMITED != 0 {
+                        state.family().limit.leave(child.id());
+                    }
+                    let family = state.family();
+                    let release = if before & !LIMITED == 1 {
+                        family.release.take()
+                    } else {
+                        None
+                    };
+                    (std::mem::take(&mut family.waiters), release)
                 }
-                let idle = state.running == 0;
-                let family = state.family();
-                let release = if idle { family.release.take() } else { None };
-                let waiters = if routed || idle {
-                    std::mem::take(&mut family.waiters)
-                } else {
-                    Vec::new()
-                };
-                (waiters, release)
             };
             wake_all(waiters);
             match (release, &node.parent) {
@@ -994,7 +998,7 @@ impl Node {
         };
         {
             let mut state = self.lock();
-            if state.running > 0 {
+            if self.running() > 0 {
                 state.family().release = Some(unclaimed);
                 return;
             }

@@ -207,7 +207,7 @@ fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
             root.lock()
                 .family
                 .as_ref()
-                .is_none_or(|family| family.children.is_empty())
+                .is_none_or(|family| family.live_children().next().is_none())
         );
         join(&threads);
     });
@@ -294,8 +294,8 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
         join(&threads);
         {
             let state = root.lock();
-            let children = state.family.as_ref().map_or(0, |family| family.children.len);
-            assert_eq!((state.running, children), (0, 0));
+            let children = state.family.as_ref().map_or(0, |family| family.live_children().count());
+            assert_eq!((root.running(), children), (0, 0));
         }
         drop(root);
         for node in nodes.lock().unwrap().iter() {
