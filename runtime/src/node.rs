@@ -281,9 +281,12 @@ impl State {
     }
 }
 
+#[inline]
 fn wake_all(waiters: Vec<Waker>) {
-    for waker in waiters {
-        waker.wake();
+    if !waiters.is_empty() {
+        for waker in waiters {
+            waker.wake();
+        }
     }
 }
 
@@ -671,8 +674,10 @@ impl Node {
     /// The end of the task's body: the failures waiting for `next_error`
     /// escalate, the body's own failure (if any) comes after them, and the
     /// join begins. Returns the body's value, or its failure when the task
-    /// has no children's bookkeeping to keep it in.
-    fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> (Option<R::Ok>, Option<Error>) {
+    /// has no children's bookkeeping to keep it in; and, for a task that
+    /// never had a child, whether it timed out: such a task is closed at
+    /// once, under the same lock.
+    fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> (Option<R::Ok>, Option<Error>, Option<bool>) {
         let killed = matches!(outcome, Outcome::Killed);
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
@@ -698,25 +703,36 @@ impl Node {
         }
 
         let mut body_error = body_error;
-        let waiters = {
+        let (waiters, closed) = {
             let mut state = self.lock();
-            state.phase = Phase::Joining;
-            if let Some(family) = state.family.as_mut() {
-                let pending: Vec<Error> = family.pending.drain(..).collect();
-                for err in &pending {
-                    trace::escalated(self, err);
-                }
-                family.failures.extend(pending);
-                family.failures.extend(body_error.take());
-            }
             // A task that failed has no use for the work of its children.
             if value.is_none() {
                 state.cancelled = true;
             }
-            // `next_error` callers: nothing more will reach them.
-            state.take_waiters()
+            let timed_out = state.timed_out;
+            let state = &mut *state;
+            match state.family.as_mut() {
+                // Nothing was ever spawned here: the join is over already.
+                None => {
+                    state.phase = Phase::Closed;
+                    (Vec::new(), Some(timed_out))
+                }
+                Some(family) => {
+                    state.phase = Phase::Joining;
+                    let pending: Vec<Error> = family.pending.drain(..).collect();
+                    for err in &pending {
+                        trace::escalated(self, err);
+                    }
+                    family.failures.extend(pending);
+                    family.failures.extend(body_error.take());
+                    // `next_error` callers: nothing more will reach them.
+                    (std::mem::take(&mut family.waiters), None)
+                }
+            }
         };
-        if value.is_none()
+        // Cancelled when it failed, and when it is closed (see
+        // `make_token`).
+        if (value.is_none() || closed.is_some())
             && let Some(token) = self.token.get()
         {
             token.cancel();
@@ -725,7 +741,7 @@ impl Node {
             link.body_ended();
         }
         wake_all(waiters);
-        (value, body_error)
+        (value, body_error, closed)
     }
 
     /// The join: ready with the task's failures (and its deadline, if it
@@ -1232,7 +1248,14 @@ where
                     if let Some(link) = node.ready_link() {
                         link.leave(false);
                     }
-                    (*this.value, *this.error) = node.end_body(outcome);
+                    let (value, error, closed) = node.end_body(outcome);
+                    if let Some(timed_out) = closed {
+                        *this.stage = Stage::Done;
+                        *this.slow = None;
+                        let result = node.result(value, error, Vec::new(), timed_out, *this.killed);
+                        return Poll::Ready(Some(result));
+                    }
+                    (*this.value, *this.error) = (value, error);
                     *this.stage = Stage::Joining;
                 }
                 Stage::Joining => match node.poll_join(cx) {
