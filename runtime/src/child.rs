@@ -139,14 +139,3 @@ impl<T> std::fmt::Debug for Child<T> {
             .finish()
     }
 }
-
-/// Who takes a child's failure, kept in its node's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Holder {
-    /// A `Child` handle exists: the failure goes to it.
-    Held,
-    /// The handle was dropped: a failure goes to the scope.
-    Dropped,
-    /// The handle has taken the result.
-    Taken,
-}

@@ -24,7 +24,6 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::Holder;
 use crate::error::{Error, ErrorKind};
 use crate::limit::Limit;
 use crate::policy::Policy;
@@ -59,6 +58,16 @@ const ABORT: u8 = 2;
 /// in the parent's `children` is dead.
 const RELEASED: u8 = 4;
 
+/// `Node::handle`: the `Child` handle is there, and no failure was offered
+/// yet.
+const HELD: u8 = 0;
+/// `Node::handle`: a failure waits in the state for the handle.
+const STORED: u8 = 1;
+/// `Node::handle`: the handle was dropped; failures go to the parent.
+const DROPPED: u8 = 2;
+/// `Node::handle`: the handle has taken the result.
+const TAKEN: u8 = 4;
+
 /// `Node::running`: a limit is in use (`set_limit`, `reserve`), so that
 /// the children's slots are counted; set once, with the count of the
 /// children running then, and never cleared. It shares the word of the
@@ -88,6 +97,9 @@ pub(crate) struct Node {
     /// `KILL` and `ABORT`, looked at every time the task is polled, and
     /// `RELEASED`.
     alarm: AtomicU8,
+    /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
+    /// then `DROPPED` or `TAKEN` (see `offer_failure`).
+    handle: AtomicU8,
     /// Children registered and not yet released (in line for a slot
     /// included), and the `LIMITED` bit. Incremented under the lock, when a
     /// child is registered; decremented by a child that finishes, under the
@@ -134,9 +146,8 @@ pub(crate) struct State {
     /// The waker of the task's last pending poll, so that an alarm can
     /// wake it.
     waker: Option<Waker>,
-    /// Who takes the task's failure, and the failure waiting for its
-    /// `Child` handle.
-    holder: Holder,
+    /// The failure waiting for the task's `Child` handle (see
+    /// `Node::offer_failure`).
     failure: Option<Error>,
     /// Made by the first spawn (or `set_limit`, `reserve`).
     family: Option<Box<Family>>,
@@ -261,7 +272,6 @@ impl State {
             cancelled: false,
             timed_out: false,
             waker: None,
-            holder: Holder::Held,
             failure: None,
             family: None,
         }
@@ -320,6 +330,7 @@ impl Node {
             extra,
             alarm: AtomicU8::new(0),
             running: AtomicUsize::new(0),
+            handle: AtomicU8::new(HELD),
             state: Mutex::new(State::new()),
             started: Instant::now(),
         }
@@ -802,43 +813,53 @@ impl Node {
 
     /// Offers the task's failure to its `Child` handle: kept for it if the
     /// handle is still held, else given back to be routed to the parent.
-    /// The handle's `take_failure` and `release_failure` take the same lock,
-    /// so the failure goes to exactly one of them.
+    ///
+    /// The failure is put in place first, then `STORED` is set only if the
+    /// handle is still `HELD`, in one atomic step; the handle sets `DROPPED`
+    /// or `TAKEN` in one atomic step too, and looks for the failure (under
+    /// the lock) only if `STORED` was set. So the failure goes to exactly
+    /// one of them, and a handle dropped with no failure waiting takes no
+    /// lock.
     fn offer_failure(&self, err: Error) -> Option<Error> {
         let mut state = self.lock();
-        if state.holder == Holder::Held {
-            state.failure = Some(err);
-            None
-        } else {
-            Some(err)
+        state.failure = Some(err);
+        match self
+            .handle
+            .compare_exchange(HELD, STORED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => None,
+            Err(_) => state.failure.take(),
         }
     }
 
     /// Whether a `Child` handle is still there to take a failure.
     fn is_held(&self) -> bool {
-        self.lock().holder == Holder::Held
+        self.handle.load(Ordering::Acquire) & (DROPPED | TAKEN) == 0
     }
 
     /// Whether a failure waits for the handle.
     pub(crate) fn has_failure(&self) -> bool {
-        self.lock().failure.is_some()
+        self.handle.load(Ordering::Acquire) & (STORED | DROPPED | TAKEN) == STORED
     }
 
     /// The handle takes the result: the failure, if one waits.
     pub(crate) fn take_failure(&self) -> Option<Error> {
-        let mut state = self.lock();
-        state.holder = Holder::Taken;
-        state.failure.take()
+        self.leave_handle(TAKEN)
     }
 
     /// The handle is dropped: from now on a failure goes to the parent; the
     /// one already waiting is given back, to be routed there.
     pub(crate) fn release_failure(&self) -> Option<Error> {
-        let mut state = self.lock();
-        if state.holder == Holder::Held {
-            state.holder = Holder::Dropped;
+        self.leave_handle(DROPPED)
+    }
+
+    fn leave_handle(&self, how: u8) -> Option<Error> {
+        let before = self.handle.fetch_or(how, Ordering::AcqRel);
+        if before & (STORED | DROPPED | TAKEN) == STORED {
+            self.lock().failure.take()
+        } else {
+            None
         }
-        state.failure.take()
     }
 
     /// Keeps `waker` for `raise`; `seen` is the alarm as the poll began.
