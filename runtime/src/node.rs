@@ -179,11 +179,13 @@ pub(crate) struct Family {
 }
 
 impl Family {
-    /// Adds a child, first sweeping the dead entries out of a full list:
-    /// the list stays within twice the children alive, at a constant cost
+    /// Adds a child, first sweeping the dead entries out of a full list if
+    /// at least half of them are dead (`running` counts the live ones): the
+    /// list stays within about twice the children alive, at a constant cost
     /// per spawn.
-    fn push_child(&mut self, child: &Arc<Node>) {
-        if self.children.len() == self.children.capacity() && self.children.len() >= 8 {
+    fn push_child(&mut self, child: &Arc<Node>, running: usize) {
+        let len = self.children.len();
+        if len == self.children.capacity() && len >= 8 && running <= len / 2 {
             self.children
                 .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
         }
@@ -643,7 +645,8 @@ impl Node {
             }
             return None;
         }
-        let limited = self.running.fetch_add(1, Ordering::AcqRel) & LIMITED != 0;
+        let before = self.running.fetch_add(1, Ordering::AcqRel);
+        let limited = before & LIMITED != 0;
         let family = state.family();
         let id = family.next_id();
         node.index.store(family.names.next(&parts.name), Ordering::Relaxed);
@@ -651,7 +654,7 @@ impl Node {
         // A child spawned into a killed subtree is killed too (see `kill`).
         node.alarm
             .store(self.alarm.load(Ordering::Acquire) & KILL, Ordering::Relaxed);
-        family.push_child(&node);
+        family.push_child(&node, (before & !LIMITED) + 1);
         // Without a limit no slot is counted; a reserved child holds one.
         let wait = match admission {
             Admission::Queue if limited => family.limit.admit(id),
@@ -794,6 +797,14 @@ impl Node {
         timed_out: bool,
         killed: bool,
     ) -> Result<T, Error> {
+        // The common case: a value, and nothing failed.
+        let value = match value {
+            Some(value) if own.is_none() && failures.is_empty() && !timed_out => {
+                trace::finished(self, None);
+                return Ok(value);
+            }
+            value => value,
+        };
         let failures = match own {
             Some(own) => std::iter::once(own).chain(failures).collect(),
             None => failures,
