@@ -475,3 +475,40 @@ async fn a_waiting_child_with_a_handle_delivers_its_result_there() {
     .await;
     assert_eq!(value.unwrap(), 3);
 }
+
+/// The first `set_limit` counts the children running at that moment as
+/// holding slots, while children finish on other workers: each gives its
+/// slot back exactly once, so once they are gone exactly `limit` children
+/// run again (three that wait for each other all start).
+#[test]
+fn a_limit_set_while_children_finish_on_other_workers_keeps_every_slot() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..50 {
+            let tree = taskward::run(taskward::task(|scope: Scope| async move {
+                for _ in 0..64 {
+                    drop(scope.spawn(async {
+                        tokio::task::yield_now().await;
+                    }));
+                }
+                scope.set_limit(3);
+                let all_three = Arc::new(tokio::sync::Barrier::new(3));
+                for _ in 0..3 {
+                    let all_three = Arc::clone(&all_three);
+                    drop(scope.spawn(async move {
+                        all_three.wait().await;
+                    }));
+                }
+            }));
+            // Real time: the runtime is not paused. A lost slot hangs.
+            tokio::time::timeout(Duration::from_secs(20), tree)
+                .await
+                .expect("a slot was lost: the last three children could not all start")
+                .unwrap();
+        }
+    });
+}

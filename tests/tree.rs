@@ -146,3 +146,29 @@ async fn snapshot_shows_children_waiting_for_a_slot() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn finished_children_leave_the_snapshot_while_their_handles_are_held() {
+    taskward::run(taskward::task(|scope: Scope| async move {
+        let held: Vec<_> = (0..100u32)
+            .map(|i| scope.spawn(async move { Ok::<_, std::io::Error>(i) }))
+            .collect();
+        while !held.iter().all(taskward::Child::is_finished) {
+            tokio::task::yield_now().await;
+        }
+        let tree = scope.tree();
+        assert_eq!(tree.tasks().count(), 1, "only the scope's own task is live:\n{tree}");
+        // Enough short-lived children after them that the scope's list of
+        // children fills up and is swept several times.
+        for i in 0..1000u32 {
+            scope.spawn(async move { Ok::<_, std::io::Error>(i) }).await.unwrap();
+        }
+        let tree = scope.tree();
+        assert_eq!(tree.tasks().count(), 1, "only the scope's own task is live:\n{tree}");
+        for (i, child) in (0..).zip(held) {
+            assert_eq!(child.await.unwrap(), i);
+        }
+    }))
+    .await
+    .unwrap();
+}
