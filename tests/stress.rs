@@ -394,47 +394,12 @@ fn a_deep_awaiting_chain_killed_after_its_grace_reports_every_level() {
 
 // ---------------------------------------------------------------------------
 // Trees dropped right after they spawned their children.
-
-/// Spawns `children` children, then waits (for its run to be dropped).
-#[supervised]
-async fn spawner(scope: &Scope, children: usize) {
-    for _ in 0..children {
-        scope.spawn(async { Ok::<_, std::io::Error>(()) });
-    }
-    std::future::pending::<()>().await;
-}
-
-// Regression: the guard that reports a child to its parent when its task is
-// dropped was made at the task's first poll, so a child whose task was
-// aborted before it ever ran (its tree dropped right after spawning it)
-// never told its parent it was gone. The parent kept it in its children
-// and counted it as running, and the two held each other: the whole
-// aborted tree leaked, about 0.5 MiB per 500 children here.
-#[test]
-fn trees_dropped_before_their_children_first_ran_leak_nothing() {
-    isolated("trees_dropped_before_their_children_first_ran_leak_nothing", || async {
-        let before = alive_tasks();
-        no_growth_over_runs("trees dropped before their children ran", 8, || async {
-            for _ in 0..100 {
-                let mut run = Box::pin(taskward::run(spawner(500)));
-                // One poll: the body spawns its children, then waits.
-                assert!(futures_poll_once(&mut run).is_none());
-                drop(run);
-            }
-            settle_tasks(before).await;
-        })
-        .await;
-    });
-}
-
-/// Polls `future` once.
-fn futures_poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match std::pin::Pin::new(future).poll(&mut cx) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => None,
-    }
-}
+//
+// The regression of trees dropped before their children first ran (their
+// children kept them alive, and the whole aborted tree leaked) is checked
+// in `live_bytes.rs`, by counting live heap bytes exactly: the resident set
+// of this file's checks also moves with the allocator's fragmentation under
+// load, and crossed its slack once without any byte leaked.
 
 // ---------------------------------------------------------------------------
 // Many idle children cancelled at once.

@@ -78,7 +78,7 @@ const LIMITED: usize = 1 << (usize::BITS - 1);
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
     name: Cow<'static, str>,
-    // The three numbers below are given under the parent's lock when the
+    // The two numbers below are given under the parent's lock when the
     // node is registered; the node is made before, outside that lock.
     // Everything that reads them comes after (the parent's lock, the spawn
     // of the task, the handle returned), so `Relaxed` is enough.
@@ -324,7 +324,6 @@ impl Node {
             parent,
             name,
             index: AtomicU32::new(0),
-
             id: AtomicU64::new(0),
             path: OnceLock::new(),
             policy,
