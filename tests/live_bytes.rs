@@ -7,6 +7,7 @@
 use std::alloc::System;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ async fn settle(before: usize) {
     panic!("tokio tasks still alive");
 }
 
+/// Taken for each measurement: the allocator's counts are the whole
+/// process's, and the test harness runs tests on parallel threads.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Runs `round` twice to warm up tokio and the allocator, then five times,
 /// and returns the bytes still allocated after those five.
 fn bytes_left_after<F, Fut>(round: F) -> isize
@@ -50,6 +55,7 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
