@@ -4,13 +4,15 @@
 //! `stress.rs` see leaks too, but through the allocator's own slack; this
 //! count is exact.)
 
+mod common;
+
 use std::alloc::System;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Waker};
-use std::time::Duration;
 
+use common::{alive_tasks, settle_tasks};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use taskward::{Scope, supervised};
 
@@ -33,17 +35,6 @@ async fn spawner(scope: &Scope, children: usize) {
     std::future::pending::<()>().await;
 }
 
-async fn settle(before: usize) {
-    let metrics = tokio::runtime::Handle::current().metrics();
-    for _ in 0..2000 {
-        if metrics.num_alive_tasks() == before {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("tokio tasks still alive");
-}
-
 /// Taken for each measurement: the allocator's counts are the whole
 /// process's, and the test harness runs tests on parallel threads.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -63,15 +54,15 @@ where
         .unwrap();
     runtime.block_on(async {
         tokio::spawn(async move {
-            let before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+            let before = alive_tasks();
             for _ in 0..2 {
                 round().await;
-                settle(before).await;
+                settle_tasks(before).await;
             }
             let region = Region::new(GLOBAL);
             for _ in 0..5 {
                 round().await;
-                settle(before).await;
+                settle_tasks(before).await;
             }
             live(&region)
         })

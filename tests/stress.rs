@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::{alive_tasks, settle_tasks};
 use taskward::{Error, ErrorKind, Root, Scope, Task, supervised};
 
 /// Runs `test` (an async test body) on a fresh 2-worker runtime in a
@@ -134,23 +135,6 @@ where
             "{what}: the resident set grew from {first} MiB to {later} MiB over four more runs: a leak"
         );
     }
-}
-
-/// Waits until tokio has released every task of the tree (a task is
-/// released a moment after its future completed), failing after a while.
-async fn settle_tasks(before: usize) {
-    let metrics = tokio::runtime::Handle::current().metrics();
-    for _ in 0..2000 {
-        if metrics.num_alive_tasks() == before {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(metrics.num_alive_tasks(), before, "tokio tasks still alive");
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current().metrics().num_alive_tasks()
 }
 
 // ---------------------------------------------------------------------------

@@ -79,3 +79,21 @@ pub fn quiet_panics(marker: &'static str) {
         }));
     });
 }
+
+/// How many tasks the current tokio runtime has not released yet.
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+}
+
+/// Waits until tokio has released every task but the `before` that were
+/// alive before (a task is released a moment after its future completed),
+/// failing after a while.
+pub async fn settle_tasks(before: usize) {
+    for _ in 0..2000 {
+        if alive_tasks() == before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(alive_tasks(), before, "tokio tasks still alive");
+}
