@@ -52,25 +52,25 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             return #never;
         }
     };
-    // The boxed body is located at the user's `async`, so that
-    // a body or a parameter that is not `Send` is reported there, with notes
-    // pointing into the body.
     let at_async = private_at(&krate, async_span);
     let block = &item.block;
-    // One allocation per call: the body is made now, with the arguments,
-    // and takes its scope from the runtime at its first poll.
-    let make = quote_spanned! {async_span=>
+    // The body is made now, with the arguments, and takes its scope from
+    // the runtime at its first poll; `Supervised::new` boxes it (one
+    // allocation per call), and a spawn takes it back out of the box.
+    // All of it is located at the user's `async`, so that a body or a
+    // parameter that is not `Send` is reported there, with notes pointing
+    // into the body.
+    let body = quote_spanned! {async_span=>
         {
-            let #body_var: #at_async::BoxFuture<#output> = #at_async::Box::pin(async move {
+            let #body_var = async move {
                 let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type
                 #block
-            });
-            #body_var
+            };
+            #at_async::Supervised::new(#name, #policy, #body_var)
         }
     };
-    let body = quote!(#private::Supervised::new(#name, #policy, #make));
 
     item.sig.asyncness = None;
     set_output(&mut item, &krate, &output);

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -593,9 +594,18 @@ impl Node {
         let Some((node, wait)) = self.register(&parts, admission, ready) else {
             return self.refuse(parts.name);
         };
-        let (body, lazy) = match parts.start {
-            Start::Ready(body) => (body, false),
-            Start::Lazy(body) => (body, true),
+        let body = match parts.start {
+            Start::Ready(body) => body,
+            Start::Lazy(body) => {
+                trace::open_span(&node);
+                let runtime = &self.tree().runtime;
+                let task = body.spawn(Spawn {
+                    node: Arc::clone(&node),
+                    wait,
+                    runtime,
+                });
+                return crate::Child::new(node, Some(task));
+            }
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
                 // lock. If it panics, the child is unregistered again, so
@@ -607,14 +617,16 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                (body, false)
+                body
             }
         };
         trace::open_span(&node);
-        let future = drive_child(Arc::clone(&node), body, lazy, wait);
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
-        let task = self.tree().runtime.spawn(future);
+        let task = self
+            .tree()
+            .runtime
+            .spawn(drive_child(Arc::clone(&node), body, false, wait));
         crate::Child::new(node, Some(task))
     }
 
@@ -1400,6 +1412,24 @@ where
     ChildTask {
         driver: Driver::new(node, body, lazy, wait),
         done: false,
+    }
+}
+
+/// What a boxed `#[supervised]` body needs to spawn itself as a child's
+/// task, unboxed (see `task::LazyBody`).
+pub(crate) struct Spawn<'a> {
+    node: Arc<Node>,
+    wait: Option<oneshot::Receiver<()>>,
+    runtime: &'a Handle,
+}
+
+impl Spawn<'_> {
+    /// Spawns `body`, which takes its scope at its first poll.
+    pub(crate) fn lazy<B>(self, body: B) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+    where
+        B: Future<Output: TaskResult> + Send + 'static,
+    {
+        self.runtime.spawn(drive_child(self.node, body, true, self.wait))
     }
 }
 

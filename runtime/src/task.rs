@@ -3,9 +3,13 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
 use crate::error::BoxError;
+use crate::node::Spawn;
 use crate::policy::Policy;
 use crate::scope::Scope;
 
@@ -169,11 +173,58 @@ pub struct Parts<B> {
 pub(crate) enum Start<B> {
     /// The body exists already (a plain future) and ignores its scope.
     Ready(B),
-    /// The body exists already and takes its scope at its first poll, with
-    /// `__private::scope` (a `#[supervised]` body).
-    Lazy(B),
+    /// The body exists already, boxed, and takes its scope at its first
+    /// poll, with `__private::scope` (a `#[supervised]` body).
+    Lazy(Box<dyn LazyBody<B>>),
     /// The body needs its scope first.
     WithScope(Box<dyn FnOnce(Scope) -> B + Send + 'static>),
+}
+
+/// A `#[supervised]` body in the box that lets its task type be named.
+///
+/// Spawned, it moves out of the box into its tokio task, so that the box is
+/// freed at once, by the worker that made it, and the task polls the body
+/// with no indirection; run as a root, it stays boxed.
+pub(crate) trait LazyBody<B>: Send {
+    /// Spawns the body as the task of `node` (see `Node::spawn_with`).
+    fn spawn(self: Box<Self>, spawn: Spawn<'_>) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+    where
+        B: Future<Output: TaskResult>;
+
+    /// The body as a future of type `B`.
+    fn into_body(self: Box<Self>) -> B;
+}
+
+pin_project_lite::pin_project! {
+    /// The concrete body of a `#[supervised]` call.
+    struct Body<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Body<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().future.poll(cx)
+    }
+}
+
+impl<F> LazyBody<BoxFuture<F::Output>> for Body<F>
+where
+    F: Future<Output: TaskResult> + Send + 'static,
+{
+    fn spawn(
+        self: Box<Self>,
+        spawn: Spawn<'_>,
+    ) -> JoinHandle<Option<<<BoxFuture<F::Output> as Future>::Output as TaskResult>::Ok>> {
+        spawn.lazy(self.future)
+    }
+
+    fn into_body(self: Box<Self>) -> BoxFuture<F::Output> {
+        Box::into_pin(self)
+    }
 }
 
 impl<B> std::fmt::Debug for Start<B> {
@@ -191,7 +242,7 @@ impl<B> Parts<B> {
     pub(crate) fn into_body(self, scope: &Scope) -> (B, bool) {
         match self.start {
             Start::Ready(body) => (body, false),
-            Start::Lazy(body) => (body, true),
+            Start::Lazy(body) => (body.into_body(), true),
             Start::WithScope(make) => (make(scope.clone()), false),
         }
     }
@@ -206,16 +257,24 @@ impl<B> Parts<B> {
 pub struct Supervised<R: TaskResult> {
     name: &'static str,
     policy: Policy,
-    /// The body, which takes its scope at its first poll: one allocation
-    /// per call, where a closure making the body once the scope exists
-    /// would need two.
-    body: BoxFuture<R>,
+    /// The body, made with the arguments at the call, which takes its scope
+    /// at its first poll: one allocation per call, where a closure making
+    /// the body once the scope exists would need two. A spawn takes the
+    /// body back out of it (see `LazyBody`).
+    body: Box<dyn LazyBody<BoxFuture<R>>>,
 }
 
 impl<R: TaskResult> Supervised<R> {
     #[doc(hidden)]
-    pub fn new(name: &'static str, policy: Policy, body: BoxFuture<R>) -> Self {
-        Supervised { name, policy, body }
+    pub fn new<F>(name: &'static str, policy: Policy, body: F) -> Self
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        Supervised {
+            name,
+            policy,
+            body: Box::new(Body { future: body }),
+        }
     }
 }
 
