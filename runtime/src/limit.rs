@@ -34,8 +34,8 @@ pub(crate) struct Limit {
 
 #[derive(Debug)]
 struct Waiter {
-    /// The child's id, or the reservation's (from the same counter).
-    id: u64,
+    /// The child's key, or the reservation's (see `Node::key`).
+    id: usize,
     start: oneshot::Sender<()>,
 }
 
@@ -51,7 +51,7 @@ impl Limit {
 
     /// Takes a slot for `id` now (`None`), or puts it in line and gives
     /// the receiver that tells it when its slot is granted.
-    pub(crate) fn admit(&mut self, id: u64) -> Option<oneshot::Receiver<()>> {
+    pub(crate) fn admit(&mut self, id: usize) -> Option<oneshot::Receiver<()>> {
         if self.has_room() {
             self.active += 1;
             return None;
@@ -62,7 +62,7 @@ impl Limit {
     }
 
     /// Whether child `id` is still waiting in line for a slot.
-    pub(crate) fn is_waiting(&self, id: u64) -> bool {
+    pub(crate) fn is_waiting(&self, id: usize) -> bool {
         self.queue.iter().any(|waiter| waiter.id == id)
     }
 
@@ -77,7 +77,7 @@ impl Limit {
 
     /// `id` is gone: out of the line if it was waiting, else its slot is
     /// given back.
-    pub(crate) fn leave(&mut self, id: u64) {
+    pub(crate) fn leave(&mut self, id: usize) {
         if let Some(position) = self.queue.iter().position(|waiter| waiter.id == id) {
             self.queue.remove(position);
         } else {
@@ -129,7 +129,7 @@ impl Node {
     pub(crate) async fn reserve(self: &Arc<Self>) -> Permit {
         let wait = {
             let mut state = self.lock();
-            let id = state.family().next_id();
+            let id = state.family().reservation_key();
             match self.limit(&mut state).admit(id) {
                 None => return Permit::new(Arc::clone(self)),
                 Some(wait) => Reservation {
@@ -153,7 +153,7 @@ impl Node {
 /// or gives back the slot it was granted but never took.
 struct Reservation<'a> {
     node: &'a Arc<Node>,
-    id: u64,
+    id: usize,
     wait: Option<oneshot::Receiver<()>>,
 }
 

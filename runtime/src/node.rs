@@ -10,9 +10,11 @@
 //! children's bookkeeping (`Family`, boxed, made by the first spawn). A
 //! leaf task costs one node and its tokio task.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, PoisonError, Weak};
@@ -30,7 +32,7 @@ use crate::limit::Limit;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
-use crate::sync::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard, Ordering};
 use crate::task::{Parts, Start, Task, TaskResult};
 use crate::trace;
 use crate::tree::{TaskState, TaskTree};
@@ -47,6 +49,24 @@ pub(crate) struct Tree {
     /// How long a cancelled task may take to stop before it is aborted:
     /// the `Root`'s grace period, if one was set.
     pub(crate) grace: Option<Duration>,
+    /// When the tree started: a node keeps its own start as an offset from
+    /// it (8 bytes, where an `Instant` takes 16).
+    pub(crate) epoch: Instant,
+}
+
+impl Tree {
+    pub(crate) fn new(runtime: Handle, grace: Option<Duration>) -> Tree {
+        Tree {
+            runtime,
+            grace,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Now, as an offset from the tree's start.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 /// `Node::alarm`: the task's body is to be dropped where it stands (its
@@ -73,43 +93,67 @@ const TAKEN: u8 = 4;
 /// the children's slots are counted; set once, with the count of the
 /// children running then, and never cleared. It shares the word of the
 /// count so that a child that finishes sees, in the same atomic step, whether
-/// it must give its slot back.
-const LIMITED: usize = 1 << (usize::BITS - 1);
+/// it must give its slot back. (2^31 children alive at once would take
+/// hundreds of gigabytes: the count never reaches it.)
+const LIMITED: u32 = 1 << 31;
 
+/// `Node::flags`, changed and read under the node's lock only: the
+/// `Phase` in the low bits, then the flags below.
+const PHASE: u8 = 0b11;
+/// `Node::flags`: the node's future was dropped before it finished.
+const ABORTED: u8 = 4;
+/// `Node::flags`: the task was cancelled before its token was made: the
+/// token is made cancelled.
+const CANCELLED: u8 = 8;
+/// `Node::flags`: the task's deadline passed.
+const TIMED_OUT: u8 = 16;
+
+/// One task of the tree.
+///
+/// Every spawn allocates one, beside its tokio task, so it is kept small:
+/// 96 bytes, which glibc's allocator serves from its fast bins (measured
+/// with tokio tasks of 256 bytes, a node of 168 bytes cost about a third
+/// of a spawn more; see benches/PROFILE-NOTES.md). What few tasks use is in
+/// `Extra`, made on first use.
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
-    name: Cow<'static, str>,
-    // The two numbers below are given under the parent's lock when the
-    // node is registered; the node is made before, outside that lock.
-    // Everything that reads them comes after (the parent's lock, the spawn
-    // of the task, the handle returned), so `Relaxed` is enough.
-    /// Position among the siblings of the same name, from 0.
-    index: AtomicU32,
-    /// Spawn order among the siblings; reservations of the limit take
-    /// numbers from the same count.
-    id: AtomicU64,
-    /// Built on first use: most tasks never need their path.
-    path: OnceLock<Arc<str>>,
-    policy: Policy,
+    /// The task's name, unless it was given at run time (then in `Extra`).
+    name: &'static str,
+    /// What few tasks have: made at the spawn for those, else on first use
+    /// (the path, a failure waiting for the handle).
+    extra: OnceLock<Box<Extra>>,
     /// Made on first use, as a child of the parent's token (see `token`).
     token: OnceLock<CancellationToken>,
-    /// What few tasks have, boxed so that the others do not carry it.
-    extra: Option<Box<Extra>>,
+    /// When the task was spawned, in nanoseconds since its tree started: the
+    /// age shown in a tree snapshot.
+    started: u64,
+    /// Position among the siblings of the same name, from 0. Given under
+    /// the parent's lock when the node is registered; the node is made
+    /// before, outside that lock. Everything that reads it comes after (the
+    /// parent's lock, the spawn of the task, the handle returned), so
+    /// `Relaxed` is enough.
+    index: AtomicU32,
+    /// Children registered and not yet released (in line for a slot
+    /// included), and the `LIMITED` bit. Incremented under the lock, when a
+    /// child is registered; decremented by a child that finishes, under the
+    /// lock only if it brings a failure (so that a join, which looks under
+    /// the lock, never misses one).
+    running: AtomicU32,
     /// `KILL` and `ABORT`, looked at every time the task is polled, and
     /// `RELEASED`.
     alarm: AtomicU8,
     /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
     /// then `DROPPED` or `TAKEN` (see `offer_failure`).
     handle: AtomicU8,
-    /// Children registered and not yet released (in line for a slot
-    /// included), and the `LIMITED` bit. Incremented under the lock, when a
-    /// child is registered; decremented by a child that finishes, under the
-    /// lock only if it brings a failure (so that a join, which looks under
-    /// the lock, never misses one).
-    running: AtomicUsize,
+    /// The `Phase` and the `ABORTED`, `CANCELLED` and `TIMED_OUT` flags,
+    /// under the lock (an atomic only so that they fit beside the bytes
+    /// above, out of the lock's data).
+    flags: AtomicU8,
+    /// Where the task's `Driver` stands (see `Stage`): touched only by the
+    /// task itself.
+    step: AtomicU8,
+    policy: Policy,
     state: Mutex<State>,
-    /// When the task was spawned, for the age shown in a tree snapshot.
-    started: Instant,
 }
 
 /// The part of a node that few tasks have.
@@ -120,44 +164,68 @@ struct Extra {
     timeout: Option<Duration>,
     /// Set when the task was started with `Scope::start`.
     ready: Option<Arc<ReadyLink>>,
+    /// A name given at run time (`Task::named` with a `String`).
+    name: Option<String>,
+    /// Built on first use: most tasks never need their path.
+    path: OnceLock<Arc<str>>,
+    /// The failure waiting for the task's `Child` handle (see
+    /// `Node::offer_failure`).
+    failure: Mutex<Option<Error>>,
+    /// What only a task in line or with a timeout needs.
+    slow: Mutex<Slow>,
     /// The task's tracing span, once its path is known (see `trace`).
     #[cfg(feature = "tracing")]
     span: OnceLock<tracing::Span>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The body runs; failures wait in `pending` for `next_error`.
-    Body,
-    /// The body has ended; failures escalate into `failures`.
-    Joining,
-    /// Body and children are done: nothing can be spawned any more.
-    Closed,
+impl Extra {
+    fn new(
+        tree: Option<Arc<Tree>>,
+        timeout: Option<Duration>,
+        ready: Option<Arc<ReadyLink>>,
+        name: Option<String>,
+    ) -> Self {
+        Extra {
+            tree,
+            timeout,
+            ready,
+            name,
+            path: OnceLock::new(),
+            failure: Mutex::new(None),
+            slow: Mutex::new(Slow::default()),
+            #[cfg(feature = "tracing")]
+            span: OnceLock::new(),
+        }
+    }
 }
 
-pub(crate) struct State {
-    phase: Phase,
-    /// Set when the node's future was dropped before it finished.
-    aborted: bool,
-    /// The task was cancelled before its token was made: the token is
-    /// made cancelled.
-    cancelled: bool,
-    /// Set when the task's deadline passed.
-    timed_out: bool,
-    /// The waker of the task's last pending poll, so that an alarm can
-    /// wake it.
-    waker: Option<Waker>,
-    /// The failure waiting for the task's `Child` handle (see
-    /// `Node::offer_failure`).
-    failure: Option<Error>,
-    /// Made by the first spawn (or `set_limit`, `reserve`).
-    family: Option<Box<Family>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    /// The body runs; failures wait in `pending` for `next_error`.
+    Body = 0,
+    /// The body has ended; failures escalate into `failures`.
+    Joining = 1,
+    /// Body and children are done: nothing can be spawned any more.
+    Closed = 2,
+}
+
+/// What a node keeps under its lock: the waker of the task's last pending
+/// poll (so that an alarm can wake it), and the children's bookkeeping,
+/// made by the first spawn (or `set_limit`, `reserve`), which then holds
+/// the waker. A leaf never pays for a `Family`, nor for a second word.
+pub(crate) enum State {
+    Leaf(Waker),
+    Parent(Box<Family>),
 }
 
 /// The bookkeeping of a task that has children.
-#[derive(Default)]
 pub(crate) struct Family {
-    next_id: u64,
+    /// The task's waker (see `State`).
+    waker: Waker,
+    /// The next key of a reservation of the limit: odd, where a child's
+    /// key is the address of its node, even (see `Node::key`).
+    next_key: usize,
     /// The children, running or not: weak, and never removed one by one,
     /// so that a child that finishes takes no lock. Dead entries (a child
     /// released, or gone) are swept when the list is full (`push_child`).
@@ -175,6 +243,8 @@ pub(crate) struct Family {
     /// For an aborted node whose children are still being dropped: what to
     /// hand the parent once the last of them is gone (its unclaimed failure).
     release: Option<Option<Error>>,
+    /// The body's value while the children are joined (see `Driver`).
+    value: Option<Box<dyn Any + Send>>,
     /// Which children may run now, and which wait for a slot.
     pub(crate) limit: Limit,
 }
@@ -201,11 +271,26 @@ impl Family {
             .filter(|child| !child.is_released())
     }
 
-    /// A fresh id for a child or a reservation.
-    pub(crate) fn next_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+    fn new(waker: Waker) -> Self {
+        Family {
+            waker,
+            next_key: 1,
+            children: Vec::new(),
+            names: Names::default(),
+            pending: VecDeque::new(),
+            failures: Vec::new(),
+            waiters: Vec::new(),
+            release: None,
+            value: None,
+            limit: Limit::default(),
+        }
+    }
+
+    /// A fresh key for a reservation of the limit.
+    pub(crate) fn reservation_key(&mut self) -> usize {
+        let key = self.next_key;
+        self.next_key += 2;
+        key
     }
 
     /// Wakes `waker` at the next change (once).
@@ -269,26 +354,48 @@ impl Names {
 
 impl State {
     fn new() -> Self {
-        State {
-            phase: Phase::Body,
-            aborted: false,
-            cancelled: false,
-            timed_out: false,
-            waker: None,
-            failure: None,
-            family: None,
-        }
+        State::Leaf(Waker::noop().clone())
     }
 
     /// The children's bookkeeping, made if this is the first use.
     pub(crate) fn family(&mut self) -> &mut Family {
-        self.family.get_or_insert_with(Box::default)
+        if let State::Leaf(waker) = self {
+            let waker = std::mem::replace(waker, Waker::noop().clone());
+            *self = State::Parent(Box::new(Family::new(waker)));
+        }
+        match self {
+            State::Parent(family) => family,
+            State::Leaf(_) => unreachable!("made above"),
+        }
+    }
+
+    /// The children's bookkeeping, if any.
+    fn family_if_any(&mut self) -> Option<&mut Family> {
+        match self {
+            State::Parent(family) => Some(family),
+            State::Leaf(_) => None,
+        }
+    }
+
+    /// The children's bookkeeping, if any.
+    fn family_ref(&self) -> Option<&Family> {
+        match self {
+            State::Parent(family) => Some(family),
+            State::Leaf(_) => None,
+        }
+    }
+
+    /// The waker of the task's last pending poll (a no-op waker before).
+    fn waker(&mut self) -> &mut Waker {
+        match self {
+            State::Leaf(waker) => waker,
+            State::Parent(family) => &mut family.waker,
+        }
     }
 
     /// Takes the wakers to wake once the lock is released.
     fn take_waiters(&mut self) -> Vec<Waker> {
-        self.family
-            .as_mut()
+        self.family_if_any()
             .map(|family| std::mem::take(&mut family.waiters))
             .unwrap_or_default()
     }
@@ -307,34 +414,34 @@ impl Node {
     fn new(
         parent: Option<Arc<Node>>,
         tree: Option<Arc<Tree>>,
+        started: u64,
         name: Cow<'static, str>,
         policy: Policy,
         timeout: Option<Duration>,
         ready: Option<Arc<ReadyLink>>,
     ) -> Node {
-        let extra = (tree.is_some() || timeout.is_some() || ready.is_some() || trace::spans_wanted()).then(|| {
-            Box::new(Extra {
-                tree,
-                timeout,
-                ready,
-                #[cfg(feature = "tracing")]
-                span: OnceLock::new(),
-            })
-        });
+        let (name, owned) = match name {
+            Cow::Borrowed(name) => (name, None),
+            Cow::Owned(name) => ("", Some(name)),
+        };
+        let extra = OnceLock::new();
+        if tree.is_some() || timeout.is_some() || ready.is_some() || owned.is_some() || trace::spans_wanted() {
+            let _ = extra.set(Box::new(Extra::new(tree, timeout, ready, owned)));
+        }
         Node {
             parent,
             name,
-            index: AtomicU32::new(0),
-            id: AtomicU64::new(0),
-            path: OnceLock::new(),
-            policy,
-            token: OnceLock::new(),
             extra,
+            token: OnceLock::new(),
+            started,
+            index: AtomicU32::new(0),
+            running: AtomicU32::new(0),
             alarm: AtomicU8::new(0),
-            running: AtomicUsize::new(0),
             handle: AtomicU8::new(HELD),
+            flags: AtomicU8::new(Phase::Body as u8),
+            step: AtomicU8::new(Stage::Start as u8),
+            policy,
             state: Mutex::new(State::new()),
-            started: Instant::now(),
         }
     }
 
@@ -345,7 +452,8 @@ impl Node {
         token: CancellationToken,
         timeout: Option<Duration>,
     ) -> Arc<Node> {
-        let node = Node::new(None, Some(tree), name, policy, timeout, None);
+        let started = tree.now();
+        let node = Node::new(None, Some(tree), started, name, policy, timeout, None);
         let _ = node.token.set(token);
         Arc::new(node)
     }
@@ -354,8 +462,48 @@ impl Node {
         self.index.load(Ordering::Relaxed)
     }
 
-    fn id(&self) -> u64 {
-        self.id.load(Ordering::Relaxed)
+    /// The task's name.
+    fn name(&self) -> &str {
+        match self.extra.get().and_then(|extra| extra.name.as_deref()) {
+            Some(name) => name,
+            None => self.name,
+        }
+    }
+
+    /// What few tasks have, made if this is the first use.
+    fn extra(&self) -> &Extra {
+        self.extra.get_or_init(|| Box::new(Extra::new(None, None, None, None)))
+    }
+
+    /// The key of this child in its parent's limit: its address, which is
+    /// even (reservations take odd keys, see `Family::reservation_key`).
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+
+    /// The task's phase. Under the node's lock (`_locked`).
+    fn phase(&self, _locked: &State) -> Phase {
+        match self.flags.load(Ordering::Relaxed) & PHASE {
+            0 => Phase::Body,
+            1 => Phase::Joining,
+            _ => Phase::Closed,
+        }
+    }
+
+    /// Moves the task to `phase`. Under the node's lock (`_locked`).
+    fn set_phase(&self, _locked: &mut State, phase: Phase) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        self.flags.store((flags & !PHASE) | phase as u8, Ordering::Relaxed);
+    }
+
+    /// Whether `flag` is set. Under the node's lock (`_locked`).
+    fn has(&self, _locked: &State, flag: u8) -> bool {
+        self.flags.load(Ordering::Relaxed) & flag != 0
+    }
+
+    /// Sets `flag`. Under the node's lock (`_locked`).
+    fn mark(&self, _locked: &mut State, flag: u8) {
+        self.flags.fetch_or(flag, Ordering::Relaxed);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -400,7 +548,7 @@ impl Node {
                     .map_or_else(CancellationToken::new, CancellationToken::child_token),
                 None => CancellationToken::new(),
             });
-            let cancelled = state.cancelled || state.phase == Phase::Closed;
+            let cancelled = node.has(&state, CANCELLED) || node.phase(&state) == Phase::Closed;
             drop(state);
             if cancelled {
                 token.cancel();
@@ -419,7 +567,7 @@ impl Node {
         }
         let made = {
             let mut state = self.lock();
-            state.cancelled = true;
+            self.mark(&mut state, CANCELLED);
             self.token.get().cloned()
         };
         // Made between the two looks.
@@ -445,7 +593,7 @@ impl Node {
     pub(crate) fn tree(&self) -> &Tree {
         let mut node = self;
         loop {
-            if let Some(tree) = node.extra.as_ref().and_then(|extra| extra.tree.as_ref()) {
+            if let Some(tree) = node.extra.get().and_then(|extra| extra.tree.as_ref()) {
                 return tree;
             }
             match &node.parent {
@@ -456,28 +604,26 @@ impl Node {
     }
 
     pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {
-        self.extra.as_ref()?.ready.as_ref()
+        self.extra.get()?.ready.as_ref()
     }
 
     /// The task's deadline, if it has one.
     pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.extra.as_ref()?.timeout
+        self.extra.get()?.timeout
     }
 
     /// Where the task's tracing span is kept, if spans may be wanted.
     #[cfg(feature = "tracing")]
     pub(crate) fn span_cell(&self) -> Option<&OnceLock<tracing::Span>> {
-        self.extra.as_ref().map(|extra| &extra.span)
+        self.extra.get().map(|extra| &extra.span)
     }
 
     /// Sets `bits` of the alarm and wakes the task, so that its next poll
     /// sees them.
     fn raise(&self, bits: u8) {
         self.alarm.fetch_or(bits, Ordering::SeqCst);
-        let waker = self.lock().waker.take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        let waker = std::mem::replace(self.lock().waker(), Waker::noop().clone());
+        waker.wake();
     }
 
     /// Aborts the task's body and every body of its subtree where they
@@ -498,7 +644,7 @@ impl Node {
 
     /// The children, listed under the lock.
     fn children(&self) -> Vec<Arc<Node>> {
-        match &self.lock().family {
+        match self.lock().family_ref() {
             Some(family) => family.live_children().collect(),
             None => Vec::new(),
         }
@@ -506,7 +652,7 @@ impl Node {
 
     /// The children registered and not yet released.
     pub(crate) fn running(&self) -> usize {
-        self.running.load(Ordering::Acquire) & !LIMITED
+        (self.running.load(Ordering::Acquire) & !LIMITED) as usize
     }
 
     fn is_released(&self) -> bool {
@@ -519,7 +665,7 @@ impl Node {
         let before = self.running.fetch_or(LIMITED, Ordering::AcqRel);
         let limit = &mut state.family().limit;
         if before & LIMITED == 0 {
-            limit.count_running(before);
+            limit.count_running(before as usize);
         }
         limit
     }
@@ -527,7 +673,7 @@ impl Node {
     /// Marks the task as past its deadline (its result will be `TimedOut`)
     /// and cancels it.
     pub(crate) fn time_out(&self) {
-        self.lock().timed_out = true;
+        self.mark(&mut self.lock(), TIMED_OUT);
         self.cancel();
     }
 
@@ -538,13 +684,13 @@ impl Node {
     /// not overflow the stack. The ancestors' own paths are not built on
     /// the way, so a failure at the bottom of a deep chain costs one string.
     pub(crate) fn path(&self) -> &Arc<str> {
-        self.path.get_or_init(|| {
+        self.extra().path.get_or_init(|| {
             // Most often the parent's path is known: one `format!`.
             match &self.parent {
-                None => return Arc::from(&*self.name),
+                None => return Arc::from(self.name()),
                 Some(parent) => {
-                    if let Some(known) = parent.path.get() {
-                        return Arc::from(format!("{known}/{}#{}", self.name, self.index()));
+                    if let Some(known) = parent.known_path() {
+                        return Arc::from(format!("{known}/{}#{}", self.name(), self.index()));
                     }
                 }
             }
@@ -553,7 +699,7 @@ impl Node {
             let mut known: &str = "";
             let mut node = self;
             while let Some(parent) = &node.parent {
-                if let Some(path) = parent.path.get() {
+                if let Some(path) = parent.known_path() {
                     known = path;
                     break;
                 }
@@ -564,15 +710,20 @@ impl Node {
             for node in chain.into_iter().rev() {
                 match &node.parent {
                     // The root is its bare name.
-                    None => path.push_str(&node.name),
+                    None => path.push_str(node.name()),
                     Some(_) => {
                         use std::fmt::Write as _;
-                        let _ = write!(path, "/{}#{}", node.name, node.index());
+                        let _ = write!(path, "/{}#{}", node.name(), node.index());
                     }
                 }
             }
             Arc::from(path)
         })
+    }
+
+    /// The task's path, if it was built already.
+    fn known_path(&self) -> Option<&Arc<str>> {
+        self.extra.get()?.path.get()
     }
 
     /// Starts `task` as a child of this node, waiting in line if the
@@ -591,18 +742,18 @@ impl Node {
         ready: Option<Arc<ReadyLink>>,
     ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
-        let Some((node, wait)) = self.register(&parts, admission, ready) else {
+        let tree = self.tree();
+        let Some((node, wait)) = self.register(tree, &parts, admission, ready) else {
             return self.refuse(parts.name);
         };
         let body = match parts.start {
             Start::Ready(body) => body,
             Start::Lazy(body) => {
                 trace::open_span(&node);
-                let runtime = &self.tree().runtime;
                 let task = body.spawn(Spawn {
                     node: Arc::clone(&node),
                     wait,
-                    runtime,
+                    runtime: &tree.runtime,
                 });
                 return crate::Child::new(node, Some(task));
             }
@@ -623,10 +774,7 @@ impl Node {
         trace::open_span(&node);
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
-        let task = self
-            .tree()
-            .runtime
-            .spawn(drive_child(Arc::clone(&node), body, false, wait));
+        let task = tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait));
         crate::Child::new(node, Some(task))
     }
 
@@ -636,6 +784,7 @@ impl Node {
     /// (giving back the slot a reserved child held).
     fn register<B>(
         self: &Arc<Self>,
+        tree: &Tree,
         parts: &Parts<B>,
         admission: Admission,
         ready: Option<Arc<ReadyLink>>,
@@ -644,13 +793,14 @@ impl Node {
         let node = Arc::new(Node::new(
             Some(Arc::clone(self)),
             None,
+            tree.now(),
             parts.name.clone(),
             parts.policy,
             parts.timeout,
             ready,
         ));
         let mut state = self.lock();
-        if state.phase == Phase::Closed {
+        if self.phase(&state) == Phase::Closed {
             if admission == Admission::Reserved {
                 self.limit(&mut state).release();
             }
@@ -659,16 +809,14 @@ impl Node {
         let before = self.running.fetch_add(1, Ordering::AcqRel);
         let limited = before & LIMITED != 0;
         let family = state.family();
-        let id = family.next_id();
         node.index.store(family.names.next(&parts.name), Ordering::Relaxed);
-        node.id.store(id, Ordering::Relaxed);
         // A child spawned into a killed subtree is killed too (see `kill`).
         node.alarm
             .store(self.alarm.load(Ordering::Acquire) & KILL, Ordering::Relaxed);
-        family.push_child(&node, (before & !LIMITED) + 1);
+        family.push_child(&node, ((before & !LIMITED) + 1) as usize);
         // Without a limit no slot is counted; a reserved child holds one.
         let wait = match admission {
-            Admission::Queue if limited => family.limit.admit(id),
+            Admission::Queue if limited => family.limit.admit(node.key()),
             Admission::Queue | Admission::Reserved => None,
         };
         Some((node, wait))
@@ -676,14 +824,11 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     fn refuse<T>(self: &Arc<Self>, name: Cow<'static, str>) -> crate::Child<T> {
-        let tree = Arc::new(Tree {
-            runtime: self.tree().runtime.clone(),
-            grace: None,
-        });
+        let tree = Arc::new(Tree::new(self.tree().runtime.clone(), None));
         let name = Cow::Owned(format!("{}/{}", self.path(), name));
         let node = Node::root(tree, name, Policy::FailFast, CancellationToken::new(), None);
         node.cancel();
-        node.lock().phase = Phase::Closed;
+        node.set_phase(&mut node.lock(), Phase::Closed);
         let err = Error::with_kind(
             ErrorKind::ScopeClosed,
             Arc::clone(node.path()),
@@ -698,8 +843,8 @@ impl Node {
 
     /// The end of the task's body: the failures waiting for `next_error`
     /// escalate, the body's own failure (if any) comes after them, and the
-    /// join begins. Returns the body's value, or its failure when the task
-    /// has no children's bookkeeping to keep it in; and, for a task that
+    /// join begins. Returns the body's value, or its failure, when the task
+    /// has no children's bookkeeping to keep them in; and, for a task that
     /// never had a child, whether it timed out: such a task is closed at
     /// once, under the same lock.
     fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> (Option<R::Ok>, Option<Error>, Option<bool>) {
@@ -711,7 +856,7 @@ impl Node {
             },
             Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
             // A task killed after its own deadline reports `TimedOut` then.
-            Outcome::Killed if self.lock().timed_out => (None, None),
+            Outcome::Killed if self.has(&self.lock(), TIMED_OUT) => (None, None),
             Outcome::Killed => (
                 None,
                 Some(Error::with_kind(
@@ -727,29 +872,33 @@ impl Node {
             trace::body_failed(self, err);
         }
 
-        let mut body_error = body_error;
+        let failed = value.is_none();
+        let (mut value, mut body_error) = (value, body_error);
         let (waiters, closed) = {
             let mut state = self.lock();
             // A task that failed has no use for the work of its children.
-            if value.is_none() {
-                state.cancelled = true;
+            if failed {
+                self.mark(&mut state, CANCELLED);
             }
-            let timed_out = state.timed_out;
-            let state = &mut *state;
-            match state.family.as_mut() {
+            let timed_out = self.has(&state, TIMED_OUT);
+            let phase = match state.family_ref() {
                 // Nothing was ever spawned here: the join is over already.
-                None => {
-                    state.phase = Phase::Closed;
-                    (Vec::new(), Some(timed_out))
-                }
+                None => Phase::Closed,
+                Some(_) => Phase::Joining,
+            };
+            self.set_phase(&mut state, phase);
+            match state.family_if_any() {
+                None => (Vec::new(), Some(timed_out)),
                 Some(family) => {
-                    state.phase = Phase::Joining;
                     let pending: Vec<Error> = family.pending.drain(..).collect();
                     for err in &pending {
                         trace::escalated(self, err);
                     }
                     family.failures.extend(pending);
                     family.failures.extend(body_error.take());
+                    // Kept here, not in the task's future (see `Driver`).
+                    // Boxing a `()` allocates nothing.
+                    family.value = value.take().map(|value| Box::new(value) as Box<dyn Any + Send>);
                     // `next_error` callers: nothing more will reach them.
                     (std::mem::take(&mut family.waiters), None)
                 }
@@ -757,7 +906,7 @@ impl Node {
         };
         // Cancelled when it failed, and when it is closed (see
         // `make_token`).
-        if (value.is_none() || closed.is_some())
+        if (failed || closed.is_some())
             && let Some(token) = self.token.get()
         {
             token.cancel();
@@ -775,26 +924,29 @@ impl Node {
     /// The scope is closed under the lock that sees the last child gone: a
     /// spawn through a clone of the scope kept outside the tree comes
     /// before (and is joined) or after (and is refused).
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<(Vec<Error>, bool)> {
-        let (failures, timed_out) = {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Joined> {
+        let (failures, timed_out, value) = {
             let mut state = self.lock();
             if self.running() > 0 {
                 state.family().wait(cx.waker());
                 return Poll::Pending;
             }
-            state.phase = Phase::Closed;
-            let failures = state
-                .family
-                .as_mut()
-                .map(|family| std::mem::take(&mut family.failures))
-                .unwrap_or_default();
-            (failures, state.timed_out)
+            self.set_phase(&mut state, Phase::Closed);
+            let timed_out = self.has(&state, TIMED_OUT);
+            match state.family_if_any() {
+                Some(family) => (std::mem::take(&mut family.failures), timed_out, family.value.take()),
+                None => (Vec::new(), timed_out, None),
+            }
         };
         // A token made from now on is made cancelled (see `make_token`).
         if let Some(token) = self.token.get() {
             token.cancel();
         }
-        Poll::Ready((failures, timed_out))
+        Poll::Ready(Joined {
+            failures,
+            timed_out,
+            value,
+        })
     }
 
     /// The task's result, once body and children are done: `own` is the
@@ -843,14 +995,14 @@ impl Node {
     /// one of them, and a handle dropped with no failure waiting takes no
     /// lock.
     fn offer_failure(&self, err: Error) -> Option<Error> {
-        let mut state = self.lock();
-        state.failure = Some(err);
+        let mut failure = self.extra().failure.lock().unwrap_or_else(PoisonError::into_inner);
+        *failure = Some(err);
         match self
             .handle
             .compare_exchange(HELD, STORED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => None,
-            Err(_) => state.failure.take(),
+            Err(_) => failure.take(),
         }
     }
 
@@ -878,7 +1030,11 @@ impl Node {
     fn leave_handle(&self, how: u8) -> Option<Error> {
         let before = self.handle.fetch_or(how, Ordering::AcqRel);
         if before & (STORED | DROPPED | TAKEN) == STORED {
-            self.lock().failure.take()
+            self.extra()
+                .failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
         } else {
             None
         }
@@ -888,9 +1044,9 @@ impl Node {
     fn keep_waker(&self, waker: &Waker, seen: u8) {
         {
             let mut state = self.lock();
-            match &mut state.waker {
-                Some(known) if known.will_wake(waker) => {}
-                kept => *kept = Some(waker.clone()),
+            let kept = state.waker();
+            if !kept.will_wake(waker) {
+                kept.clone_from(waker);
             }
         }
         // Raised meanwhile: `raise` may have found no waker (or the one of
@@ -903,6 +1059,7 @@ impl Node {
     /// A snapshot of the live subtree rooted here. Each node's lock is held
     /// only while its children are listed; nothing global is locked.
     pub(crate) fn snapshot(self: &Arc<Self>) -> TaskTree {
+        let tree_epoch = self.tree().epoch;
         let now = Instant::now();
         let mut tree = TaskTree::default();
         // (node, index of its parent in `tree`), visited depth first with an
@@ -913,15 +1070,18 @@ impl Node {
             let cancelled = node.is_cancelled();
             let (state, mut children) = {
                 let state = node.lock();
-                let children: Vec<(u64, Arc<Node>, bool)> = match &state.family {
+                // In spawn order: the list is kept in it.
+                let children: Vec<(Arc<Node>, bool)> = match state.family_ref() {
                     None => Vec::new(),
                     Some(family) => family
                         .live_children()
-                        .map(|child| (child.id(), family.limit.is_waiting(child.id()), child))
-                        .map(|(id, queued, child)| (id, child, queued))
+                        .map(|child| {
+                            let queued = family.limit.is_waiting(child.key());
+                            (child, queued)
+                        })
                         .collect(),
                 };
-                let task_state = match state.phase {
+                let task_state = match node.phase(&state) {
                     _ if queued => TaskState::Queued,
                     Phase::Body if cancelled => TaskState::Cancelling,
                     Phase::Body => TaskState::Running,
@@ -931,20 +1091,23 @@ impl Node {
                 (task_state, children)
             };
             let label = match &node.parent {
-                Some(_) => format!("{}#{}", node.name, node.index()),
-                None => node.name.to_string(),
+                Some(_) => format!("{}#{}", node.name(), node.index()),
+                None => node.name().to_owned(),
             };
-            let at = tree.push(parent, label, Arc::clone(node.path()), state, now - node.started);
-            // Spawn order, so that the snapshot reads like the code.
-            children.sort_unstable_by_key(|(id, _, _)| std::cmp::Reverse(*id));
-            stack.extend(children.into_iter().map(|(_, child, queued)| (child, Some(at), queued)));
+            let started = tree_epoch + Duration::from_nanos(node.started);
+            let age = now.saturating_duration_since(started);
+            let at = tree.push(parent, label, Arc::clone(node.path()), state, age);
+            // Spawn order, so that the snapshot reads like the code: the
+            // stack pops the first child first.
+            children.reverse();
+            stack.extend(children.into_iter().map(|(child, queued)| (child, Some(at), queued)));
         }
         tree
     }
 
     /// Whether the task has delivered its result (or was torn down).
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().phase == Phase::Closed
+        self.phase(&self.lock()) == Phase::Closed
     }
 
     /// Takes the next failure routed to this scope, waiting while children
@@ -952,10 +1115,10 @@ impl Node {
     pub(crate) async fn next_error(&self) -> Option<Error> {
         poll_fn(|cx| {
             let mut state = self.lock();
-            if let Some(err) = state.family.as_mut().and_then(|family| family.pending.pop_front()) {
+            if let Some(err) = state.family_if_any().and_then(|family| family.pending.pop_front()) {
                 return Poll::Ready(Some(err));
             }
-            if self.running() == 0 || state.phase != Phase::Body {
+            if self.running() == 0 || self.phase(&state) != Phase::Body {
                 return Poll::Ready(None);
             }
             state.family().wait(cx.waker());
@@ -968,7 +1131,7 @@ impl Node {
     pub(crate) fn route(&self, err: Error) {
         let waiters = {
             let mut state = self.lock();
-            state.route(err, self);
+            self.route_locked(&mut state, err);
             state.take_waiters()
         };
         wake_all(waiters);
@@ -997,7 +1160,7 @@ impl Node {
                     }
                     let mut state = node.lock();
                     if before & LIMITED != 0 {
-                        state.family().limit.leave(child.id());
+                        state.family().limit.leave(child.key());
                     }
                     let family = state.family();
                     match last {
@@ -1009,10 +1172,10 @@ impl Node {
                 // child out: a join looking under it sees both or neither.
                 Some(err) => {
                     let mut state = node.lock();
-                    state.route(err, node);
+                    node.route_locked(&mut state, err);
                     let before = node.running.fetch_sub(1, Ordering::AcqRel);
                     if before & LIMITED != 0 {
-                        state.family().limit.leave(child.id());
+                        state.family().limit.leave(child.key());
                     }
                     let family = state.family();
                     let release = if before & !LIMITED == 1 {
@@ -1041,8 +1204,8 @@ impl Node {
         self.cancel();
         {
             let mut state = self.lock();
-            state.aborted = true;
-            state.phase = Phase::Closed;
+            self.mark(&mut state, ABORTED);
+            self.set_phase(&mut state, Phase::Closed);
         }
         for child in self.children() {
             child.raise(ABORT);
@@ -1066,23 +1229,35 @@ impl Node {
     }
 }
 
-impl State {
-    fn route(&mut self, err: Error, node: &Node) {
-        match self.phase {
-            Phase::Body => self.family().pending.push_back(err),
+impl Node {
+    /// Routes a child's failure that no handle took: to `next_error` while
+    /// the body runs, into the task's result after. Under the lock (`state`).
+    fn route_locked(&self, state: &mut State, err: Error) {
+        match self.phase(state) {
+            Phase::Body => state.family().pending.push_back(err),
             Phase::Joining => {
-                trace::escalated(node, &err);
-                self.family().failures.push(err);
+                trace::escalated(self, &err);
+                state.family().failures.push(err);
             }
             // The scope was torn down: its own future was dropped, and the
             // failures of its aborted children have nowhere to go.
-            Phase::Closed if self.aborted => {}
+            Phase::Closed if self.has(state, ABORTED) => {}
             // A `Child` handle outlived its scope and was dropped unawaited
             // while holding a failure: the scope's result is already out, so
             // the failure is reported the only way left.
-            Phase::Closed => trace::failure_lost(node, &err),
+            Phase::Closed => trace::failure_lost(self, &err),
         }
     }
+}
+
+/// What the join gives back, once no child runs.
+struct Joined {
+    /// The task's failures, first one first.
+    failures: Vec<Error>,
+    /// The task's deadline passed.
+    timed_out: bool,
+    /// The body's value, kept in the family while the children ran.
+    value: Option<Box<dyn Any + Send>>,
 }
 
 /// How a task body ended.
@@ -1115,15 +1290,110 @@ pub(crate) fn first_poll_scope() -> Scope {
     }
 }
 
+/// `Node::step`: where the task's `Driver` stands. Only the task itself
+/// reads and writes it, from its polls and its drop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Stage {
     /// Waiting in line for a slot of the parent's limit.
-    Queued,
+    Queued = 0,
     /// About to run the body for the first time.
-    Start,
-    Body,
-    Joining,
-    Done,
+    Start = 1,
+    Body = 2,
+    Joining = 3,
+    Done = 4,
+}
+
+/// `Node::step`: the stage, in the low bits.
+const STAGE: u8 = 0b111;
+/// `Node::step`: the body takes its scope at its first poll (see
+/// `first_poll_scope`).
+const LAZY: u8 = 8;
+/// `Node::step`: the body was dropped by a kill.
+const KILLED: u8 = 16;
+/// `Node::step`: the child's result was delivered (see `ChildTask`).
+const DELIVERED: u8 = 32;
+
+impl Node {
+    fn stage(&self) -> Stage {
+        match self.step.load(Ordering::Relaxed) & STAGE {
+            0 => Stage::Queued,
+            1 => Stage::Start,
+            2 => Stage::Body,
+            3 => Stage::Joining,
+            _ => Stage::Done,
+        }
+    }
+
+    fn set_stage(&self, stage: Stage) {
+        let step = self.step.load(Ordering::Relaxed);
+        self.step.store((step & !STAGE) | stage as u8, Ordering::Relaxed);
+    }
+
+    fn step_has(&self, bit: u8) -> bool {
+        self.step.load(Ordering::Relaxed) & bit != 0
+    }
+
+    fn step_set(&self, bit: u8, on: bool) {
+        let step = self.step.load(Ordering::Relaxed);
+        self.step
+            .store(if on { step | bit } else { step & !bit }, Ordering::Relaxed);
+    }
+
+    /// What only a task in line or with a timeout needs (see `Slow`).
+    fn slow(&self) -> MutexGuard<'_, Slow> {
+        self.extra().slow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops what `slow` holds, if the node has any: the watchdog holds
+    /// the node.
+    fn drop_slow(&self) {
+        if let Some(extra) = self.extra.get() {
+            let slow = std::mem::take(&mut *extra.slow.lock().unwrap_or_else(PoisonError::into_inner));
+            drop(slow);
+        }
+    }
+}
+
+/// What only a task in line or with a timeout needs, in its node's
+/// `Extra`, so that it takes no room in every tokio task.
+#[derive(Default)]
+pub(crate) struct Slow {
+    /// Tells a child in line that its slot is granted.
+    wait: Option<oneshot::Receiver<()>>,
+    /// The deadline of a task with a timeout, from the start of its body.
+    watchdog: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+pin_project_lite::pin_project! {
+    /// A task's node, with its body until the body completes.
+    ///
+    /// An enum, not the node beside an `Option` of the body: an `async`
+    /// block offers no niche, so that `Option` would take 8 bytes more,
+    /// where here the node's pointer tells the variant for free.
+    #[project = HeldProj]
+    #[project_replace = HeldOwned]
+    enum Held<B> {
+        Running { node: Arc<Node>, #[pin] body: B },
+        Spent { node: Arc<Node> },
+    }
+}
+
+impl<B> Held<B> {
+    fn node(&self) -> &Arc<Node> {
+        match self {
+            Held::Running { node, .. } | Held::Spent { node } => node,
+        }
+    }
+
+    /// Drops the body where it stands, if it is still there; gives the
+    /// node back, to use while `self` is borrowed no more.
+    fn spend(self: Pin<&mut Self>) -> Arc<Node> {
+        let node = Arc::clone(self.as_ref().get_ref().node());
+        match self.project_replace(Held::Spent { node }) {
+            HeldOwned::Running { node, .. } | HeldOwned::Spent { node } => node,
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -1133,30 +1403,25 @@ pin_project_lite::pin_project! {
     /// `ABORT`, and keeps the waker of its last pending poll so that
     /// `raise` can wake it.
     ///
+    /// It is the node and the body, nothing more (where it stands is in
+    /// the node's `step`, the value it keeps while its children are joined
+    /// in their `Family`), so that the tokio task of a small body fits in
+    /// 128 bytes, as a plain `tokio::spawn` of it does.
+    ///
     /// Dropped before it is done (aborted, or its `select!` lost), it
     /// cancels its token and aborts every child, and so the subtree.
     pub(crate) struct Driver<B, T> {
-        node: Arc<Node>,
         #[pin]
-        body: Option<B>,
-        // The body's value, or its failure, while the children are joined.
-        value: Option<T>,
-        error: Option<Error>,
-        stage: Stage,
-        // The body takes its scope at its first poll (see `first_poll_scope`).
-        lazy: bool,
-        // The body was dropped by a kill.
-        killed: bool,
-        // What only a task in line or with a timeout needs, boxed: it
-        // would make every tokio task larger.
-        slow: Option<Box<Slow>>,
+        held: Held<B>,
+        value: PhantomData<fn() -> T>,
     }
 
     impl<B, T> PinnedDrop for Driver<B, T> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if *this.stage != Stage::Done {
-                this.node.abort();
+            let node = this.held.node();
+            if node.stage() != Stage::Done {
+                node.drop_slow();
+                node.abort();
             }
         }
     }
@@ -1170,65 +1435,68 @@ where
     /// `wait` is given; `lazy` if the body takes its scope at its first
     /// poll.
     pub(crate) fn new(node: Arc<Node>, body: B, lazy: bool, wait: Option<oneshot::Receiver<()>>) -> Self {
+        let stage = match wait {
+            Some(wait) => {
+                node.slow().wait = Some(wait);
+                Stage::Queued
+            }
+            None => Stage::Start,
+        };
+        node.step
+            .store(stage as u8 | if lazy { LAZY } else { 0 }, Ordering::Relaxed);
         Driver {
-            node,
-            body: Some(body),
-            value: None,
-            error: None,
-            stage: if wait.is_some() { Stage::Queued } else { Stage::Start },
-            lazy,
-            killed: false,
-            slow: wait.map(|wait| {
-                Box::new(Slow {
-                    wait: Some(wait),
-                    watchdog: None,
-                })
-            }),
+            held: Held::Running { node, body },
+            value: PhantomData,
         }
     }
-}
 
-/// The part of a `Driver` that few tasks need.
-struct Slow {
-    /// Tells a child in line that its slot is granted.
-    wait: Option<oneshot::Receiver<()>>,
-    /// The deadline of a task with a timeout, from the start of its body.
-    watchdog: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    fn node(&self) -> &Arc<Node> {
+        self.held.node()
+    }
 }
 
 impl<B, T> Future for Driver<B, T>
 where
     B: Future<Output: TaskResult<Ok = T>>,
+    T: 'static,
 {
     type Output = Option<Result<T, Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let node: &Arc<Node> = this.node;
-        let seen = node.alarm.load(Ordering::Acquire);
+        let mut held = self.project().held;
+        let seen = held.node().alarm.load(Ordering::Acquire);
         if seen & ABORT != 0 {
             return Poll::Ready(None);
         }
-        let _span = trace::enter(node);
+        let _span = trace::enter(held.node());
         loop {
-            match *this.stage {
+            match held.node().stage() {
                 Stage::Queued => {
-                    let Some(wait) = this.slow.as_mut().and_then(|slow| slow.wait.as_mut()) else {
-                        unreachable!("a queued task has its receiver")
-                    };
+                    let node = held.node();
                     // The grant is looked at first: a child granted a slot
                     // runs, and its body sees the kill at once.
-                    if Pin::new(wait).poll(cx).is_ready() {
-                        *this.slow = None;
-                        *this.stage = Stage::Start;
+                    let granted = {
+                        let mut slow = node.slow();
+                        let Some(wait) = slow.wait.as_mut() else {
+                            unreachable!("a queued task has its receiver")
+                        };
+                        let granted = Pin::new(wait).poll(cx).is_ready();
+                        if granted {
+                            slow.wait = None;
+                        }
+                        granted
+                    };
+                    if granted {
+                        node.set_stage(Stage::Start);
                         continue;
                     }
                     if seen & KILL == 0 {
                         break;
                     }
-                    this.body.set(None);
+                    let node = held.as_mut().spend();
+                    node.drop_slow();
                     node.cancel();
-                    *this.stage = Stage::Done;
+                    node.set_stage(Stage::Done);
                     return Poll::Ready(Some(Err(Error::with_kind(
                         ErrorKind::Cancelled,
                         Arc::clone(node.path()),
@@ -1236,33 +1504,28 @@ where
                     ))));
                 }
                 Stage::Start => {
+                    let node = held.node();
                     trace::started(node);
                     if let Some(limit) = node.timeout() {
                         let watchdog = Box::pin(crate::deadline::watchdog(Arc::clone(node), limit));
-                        this.slow
-                            .get_or_insert_with(|| {
-                                Box::new(Slow {
-                                    wait: None,
-                                    watchdog: None,
-                                })
-                            })
-                            .watchdog = Some(watchdog);
+                        node.slow().watchdog = Some(watchdog);
                     }
-                    *this.stage = Stage::Body;
+                    node.set_stage(Stage::Body);
                 }
                 Stage::Body => {
                     let outcome = if seen & KILL != 0 {
                         Outcome::Killed
                     } else {
-                        let Some(body) = this.body.as_mut().as_pin_mut() else {
+                        let HeldProj::Running { node, body } = held.as_mut().project() else {
                             unreachable!("the body is polled until it completes, then never again")
                         };
+                        let node: &Arc<Node> = node;
                         let ready = node.ready_link().map(|link| &**link);
                         if let Some(link) = ready {
                             link.enter();
                         }
-                        let polled = if *this.lazy {
-                            *this.lazy = false;
+                        let polled = if node.step_has(LAZY) {
+                            node.step_set(LAZY, false);
                             let outer = FIRST_POLL.replace(Some(Arc::clone(node)));
                             let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
                             drop(FIRST_POLL.replace(outer));
@@ -1279,47 +1542,65 @@ where
                             Err(payload) => Outcome::Panicked(payload),
                         }
                     };
-                    *this.killed = matches!(outcome, Outcome::Killed);
+                    let killed = matches!(outcome, Outcome::Killed);
                     // The body is dropped as soon as it completes, before
                     // the children are joined: whatever it captured
                     // (channel senders) is released now, so consumers see
                     // their channels close. A kill drops it where it stands.
-                    if let Some(link) = node.ready_link() {
+                    let link = held.node().ready_link().cloned();
+                    if let Some(link) = &link {
                         link.enter();
                     }
-                    this.body.set(None);
-                    if let Some(link) = node.ready_link() {
+                    let node = held.as_mut().spend();
+                    if let Some(link) = &link {
                         link.leave(false);
                     }
+                    node.step_set(KILLED, killed);
                     let (value, error, closed) = node.end_body(outcome);
                     if let Some(timed_out) = closed {
-                        *this.stage = Stage::Done;
-                        *this.slow = None;
-                        let result = node.result(value, error, Vec::new(), timed_out, *this.killed);
+                        node.set_stage(Stage::Done);
+                        node.drop_slow();
+                        let result = node.result(value, error, Vec::new(), timed_out, killed);
                         return Poll::Ready(Some(result));
                     }
-                    (*this.value, *this.error) = (value, error);
-                    *this.stage = Stage::Joining;
+                    // A task with children keeps its body's value and
+                    // failure in their `Family` (see `end_body`).
+                    debug_assert!(value.is_none() && error.is_none(), "kept in the family");
+                    node.set_stage(Stage::Joining);
                 }
-                Stage::Joining => match node.poll_join(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready((failures, timed_out)) => {
-                        *this.stage = Stage::Done;
-                        *this.slow = None;
-                        let result =
-                            node.result(this.value.take(), this.error.take(), failures, timed_out, *this.killed);
-                        return Poll::Ready(Some(result));
+                Stage::Joining => {
+                    let node = held.node();
+                    match node.poll_join(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(Joined {
+                            failures,
+                            timed_out,
+                            value,
+                        }) => {
+                            node.set_stage(Stage::Done);
+                            node.drop_slow();
+                            let value = value.map(|value| match value.downcast::<T>() {
+                                Ok(value) => *value,
+                                Err(_) => unreachable!("the value kept is the body's"),
+                            });
+                            let killed = node.step_has(KILLED);
+                            let result = node.result(value, None, failures, timed_out, killed);
+                            return Poll::Ready(Some(result));
+                        }
                     }
-                },
+                }
                 Stage::Done => panic!("a task's future was polled after it completed"),
             }
         }
+        let node = held.node();
         // As `tokio::time::timeout`: the task first, then its deadline.
-        if let Some(slow) = this.slow.as_mut()
-            && let Some(watchdog) = slow.watchdog.as_mut()
-            && watchdog.as_mut().poll(cx).is_ready()
-        {
-            slow.watchdog = None;
+        if node.timeout().is_some() {
+            let mut slow = node.slow();
+            if let Some(watchdog) = slow.watchdog.as_mut()
+                && watchdog.as_mut().poll(cx).is_ready()
+            {
+                slow.watchdog = None;
+            }
         }
         node.keep_waker(cx.waker(), seen);
         Poll::Pending
@@ -1335,13 +1616,12 @@ pin_project_lite::pin_project! {
     struct ChildTask<B, T> {
         #[pin]
         driver: Driver<B, T>,
-        done: bool,
     }
 
     impl<B, T> PinnedDrop for ChildTask<B, T> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if *this.done {
+            let driver = this.project().driver.project();
+            if driver.held.node().step_has(DELIVERED) {
                 return;
             }
             // Torn down before the result: the body first (what it owns
@@ -1351,11 +1631,10 @@ pin_project_lite::pin_project! {
             // the handle, or a parent that is not torn down itself. In an
             // aborted tree nobody can, and making the path of every task
             // of a deep chain would take memory quadratic in its depth.
-            let mut driver = this.driver.project();
-            driver.body.set(None);
-            let node = &**driver.node;
+            let node = driver.held.spend();
+            node.drop_slow();
             node.abort();
-            let readable = node.is_held() || node.parent.as_ref().is_some_and(|parent| !parent.lock().aborted);
+            let readable = node.is_held() || node.parent.as_ref().is_some_and(|parent| !parent.has(&parent.lock(), ABORTED));
             let unclaimed = if readable {
                 let err = Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), "aborted before it finished");
                 node.offer_failure(err)
@@ -1370,6 +1649,7 @@ pin_project_lite::pin_project! {
 impl<B, T> Future for ChildTask<B, T>
 where
     B: Future<Output: TaskResult<Ok = T>>,
+    T: 'static,
 {
     /// The value, or `None` when the task failed.
     type Output = Option<T>;
@@ -1381,8 +1661,8 @@ where
             // before it tells the handle.
             return Poll::Ready(None);
         };
-        *this.done = true;
-        let node = &**this.driver.project().node;
+        let node = &**this.driver.as_ref().get_ref().node();
+        node.step_set(DELIVERED, true);
         let _span = trace::enter(node);
         let (value, unclaimed) = match result {
             Ok(value) => (Some(value), None),
@@ -1411,7 +1691,6 @@ where
 {
     ChildTask {
         driver: Driver::new(node, body, lazy, wait),
-        done: false,
     }
 }
 
@@ -1475,5 +1754,39 @@ impl std::fmt::Debug for Node {
             .field("policy", &self.policy)
             .field("cancelled", &self.is_cancelled())
             .finish_non_exhaustive()
+    }
+}
+/// The sizes that keep a spawn cheap (see `Node` and `Driver`), on 64-bit
+/// targets, where they were measured.
+#[cfg(all(test, not(loom), target_pointer_width = "64"))]
+mod size {
+    use std::sync::Arc;
+
+    use super::{Node, Tree, drive_child};
+    use crate::Policy;
+
+    /// With its `Arc` counts, a node must stay within 120 bytes, the
+    /// largest request glibc serves from its fast bins.
+    #[test]
+    fn a_node_fits_in_a_fast_bin() {
+        assert!(
+            std::mem::size_of::<Node>() + 16 <= 120,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
+    }
+
+    /// A child's future is its body and one pointer: a tokio task of a
+    /// 16-byte body then takes 128 bytes, as a `tokio::spawn` of the body
+    /// alone does.
+    #[tokio::test]
+    async fn a_child_future_is_its_body_and_a_pointer() {
+        let tree = Arc::new(Tree::new(tokio::runtime::Handle::current(), None));
+        let node = Node::root(tree, "root".into(), Policy::FailFast, Default::default(), None);
+        let i = 7_usize;
+        let body = async move { Ok::<_, std::convert::Infallible>(std::hint::black_box(i)) };
+        let body_size = std::mem::size_of_val(&body);
+        let future = drive_child(node, body, false, None);
+        assert_eq!(std::mem::size_of_val(&future), body_size + std::mem::size_of::<usize>());
     }
 }

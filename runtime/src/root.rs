@@ -248,10 +248,7 @@ impl Root {
         // Installed before the body first runs, so that no signal sent
         // after `run` started is missed.
         let signals = if self.signals { signal::Signals::install() } else { None };
-        let tree = Arc::new(Tree {
-            runtime,
-            grace: self.grace,
-        });
+        let tree = Arc::new(Tree::new(runtime, self.grace));
         let node = Node::root(
             tree,
             parts.name.clone(),

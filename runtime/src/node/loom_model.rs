@@ -46,10 +46,7 @@ fn runtime() -> tokio::runtime::Handle {
 }
 
 fn root(policy: Policy) -> Arc<Node> {
-    let tree = Arc::new(Tree {
-        runtime: runtime(),
-        grace: None,
-    });
+    let tree = Arc::new(Tree::new(runtime(), None));
     Node::root(
         tree,
         Cow::Borrowed("root"),
@@ -89,7 +86,7 @@ where
         timeout: None,
         start: Start::Ready(()),
     };
-    let (node, wait) = parent.register(&parts, Admission::Queue, None)?;
+    let (node, wait) = parent.register(parent.tree(), &parts, Admission::Queue, None)?;
     let body = make(Arc::clone(&node));
     let child = Child::new(Arc::clone(&node), None);
     let thread = thread::spawn(move || {
@@ -205,8 +202,7 @@ fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
         assert_eq!((err.task(), count(&err)), ("root/child#0/child#0", 1));
         assert!(
             root.lock()
-                .family
-                .as_ref()
+                .family_ref()
                 .is_none_or(|family| family.live_children().next().is_none())
         );
         join(&threads);
@@ -237,7 +233,7 @@ fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
         let ran_before_the_end = ran.load(Ordering::SeqCst);
         let accepted = outsider.join().unwrap();
         assert!(!accepted || ran_before_the_end, "a child was accepted and not joined");
-        assert_eq!(root.lock().phase, Phase::Closed);
+        assert_eq!(root.phase(&root.lock()), Phase::Closed);
         join(&threads);
     });
 }
@@ -261,7 +257,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                 timeout: None,
                 start: Start::Ready(()),
             };
-            let (child, _) = root.register(&parts, Admission::Queue, None).unwrap();
+            let (child, _) = root.register(root.tree(), &parts, Admission::Queue, None).unwrap();
             nodes.lock().unwrap().push(Arc::downgrade(&child));
             drop(Child::<()>::new(Arc::clone(&child), None));
             let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
@@ -294,7 +290,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
         join(&threads);
         {
             let state = root.lock();
-            let children = state.family.as_ref().map_or(0, |family| family.live_children().count());
+            let children = state.family_ref().map_or(0, |family| family.live_children().count());
             assert_eq!((root.running(), children), (0, 0));
         }
         drop(root);
