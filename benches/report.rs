@@ -26,7 +26,7 @@ use cases::{Case, cases, runtime, worker_threads};
 use section::{Args, write_section};
 
 /// Rounds when none are asked for: odd, so the median is one of them.
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 25;
 
 /// Tasks per sample: small cases repeat until they start this many.
 const TASKS_PER_SAMPLE: usize = 100_000;

@@ -111,10 +111,9 @@ const TIMED_OUT: u8 = 16;
 /// One task of the tree.
 ///
 /// Every spawn allocates one, beside its tokio task, so it is kept small:
-/// 96 bytes, which glibc's allocator serves from its fast bins (measured
-/// with tokio tasks of 256 bytes, a node of 168 bytes cost about a third
-/// of a spawn more; see benches/PROFILE-NOTES.md). What few tasks use is in
-/// `Extra`, made on first use.
+/// 104 bytes, 120 with the `Arc` counts, which glibc serves from its fast
+/// bins (`mod size` below holds it there; benches/PROFILE-NOTES.md has the
+/// measurements). What few tasks use is in `Extra`, made on first use.
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
     /// The task's name, unless it was given at run time (then in `Extra`).
