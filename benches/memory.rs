@@ -59,9 +59,12 @@ impl PerTask {
     /// Counts from `region`'s start, divided by `tasks`.
     fn since(region: &Region<'_, System>, tasks: usize, live: bool) -> PerTask {
         let change = region.change();
-        let allocated = change.bytes_allocated as f64 + change.bytes_reallocated.max(0) as f64;
+        // stats_alloc counts a realloc's growth in `bytes_allocated` (and
+        // its shrinking in `bytes_deallocated`) already; `bytes_reallocated`
+        // is the same bytes again.
+        let allocated = change.bytes_allocated as f64;
         let bytes = if live {
-            allocated - change.bytes_deallocated as f64 + change.bytes_reallocated.min(0) as f64
+            allocated - change.bytes_deallocated as f64
         } else {
             allocated
         };
