@@ -68,7 +68,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
                 #fix_type
                 #block
             };
-            #at_async::Supervised::new(#name, #policy, #body_var)
+            #at_async::Supervised::new(&#name, #policy, #body_var)
         }
     };
 

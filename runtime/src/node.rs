@@ -33,7 +33,7 @@ use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
 use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard, Ordering};
-use crate::task::{Parts, Start, Task, TaskResult};
+use crate::task::{Name, Parts, Start, Task, TaskResult};
 use crate::trace;
 use crate::tree::{TaskState, TaskTree};
 
@@ -116,8 +116,9 @@ const TIMED_OUT: u8 = 16;
 /// measurements). What few tasks use is in `Extra`, made on first use.
 pub(crate) struct Node {
     parent: Option<Arc<Node>>,
-    /// The task's name, unless it was given at run time (then in `Extra`).
-    name: &'static str,
+    /// The task's name, unless it was given at run time (then in `Extra`):
+    /// one word, where a `&str` takes two.
+    name: Option<&'static &'static str>,
     /// What few tasks have: made at the spawn for those, else on first use
     /// (the path, a failure waiting for the handle).
     extra: OnceLock<Box<Extra>>,
@@ -163,8 +164,8 @@ struct Extra {
     timeout: Option<Duration>,
     /// Set when the task was started with `Scope::start`.
     ready: Option<Arc<ReadyLink>>,
-    /// A name given at run time (`Task::named` with a `String`).
-    name: Option<String>,
+    /// A name given at run time (`Task::named`).
+    name: Option<Cow<'static, str>>,
     /// Built on first use: most tasks never need their path.
     path: OnceLock<Arc<str>>,
     /// The failure waiting for the task's `Child` handle (see
@@ -182,7 +183,7 @@ impl Extra {
         tree: Option<Arc<Tree>>,
         timeout: Option<Duration>,
         ready: Option<Arc<ReadyLink>>,
-        name: Option<String>,
+        name: Option<Cow<'static, str>>,
     ) -> Self {
         Extra {
             tree,
@@ -318,33 +319,35 @@ impl Names {
     const SHORT: usize = 16;
 
     /// The next index of `name`.
-    #[expect(
-        clippy::ptr_arg,
-        reason = "a new name is kept as the `Cow` it is: a `&'static str` is not copied"
-    )]
-    fn next(&mut self, name: &Cow<'static, str>) -> u32 {
+    fn next(&mut self, name: &Name) -> u32 {
+        // A new name is kept as it is: a constant is not copied.
+        let key = || match name {
+            Name::Fixed(name) => Cow::Borrowed(**name),
+            Name::Given(name) => name.clone(),
+        };
+        let text = name.as_str();
         match self {
             Names::Short(list) => {
-                let same = |known: &str| std::ptr::eq(known, &**name) || known == &**name;
+                let same = |known: &str| std::ptr::eq(known, text) || known == text;
                 if let Some((_, count)) = list.iter_mut().find(|(known, _)| same(known)) {
                     *count += 1;
                     return *count - 1;
                 }
                 if list.len() < Self::SHORT {
-                    list.push((name.clone(), 1));
+                    list.push((key(), 1));
                     return 0;
                 }
                 let mut map: HashMap<_, _> = list.drain(..).collect();
-                map.insert(name.clone(), 1);
+                map.insert(key(), 1);
                 *self = Names::Many(map);
                 0
             }
             Names::Many(map) => {
-                if let Some(count) = map.get_mut(&**name) {
+                if let Some(count) = map.get_mut(text) {
                     *count += 1;
                     return *count - 1;
                 }
-                map.insert(name.clone(), 1);
+                map.insert(key(), 1);
                 0
             }
         }
@@ -414,18 +417,18 @@ impl Node {
         parent: Option<Arc<Node>>,
         tree: Option<Arc<Tree>>,
         started: u64,
-        name: Cow<'static, str>,
+        name: Name,
         policy: Policy,
         timeout: Option<Duration>,
         ready: Option<Arc<ReadyLink>>,
     ) -> Node {
-        let (name, owned) = match name {
-            Cow::Borrowed(name) => (name, None),
-            Cow::Owned(name) => ("", Some(name)),
+        let (name, given) = match name {
+            Name::Fixed(name) => (Some(name), None),
+            Name::Given(name) => (None, Some(name)),
         };
         let extra = OnceLock::new();
-        if tree.is_some() || timeout.is_some() || ready.is_some() || owned.is_some() || trace::spans_wanted() {
-            let _ = extra.set(Box::new(Extra::new(tree, timeout, ready, owned)));
+        if tree.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || trace::spans_wanted() {
+            let _ = extra.set(Box::new(Extra::new(tree, timeout, ready, given)));
         }
         Node {
             parent,
@@ -446,7 +449,7 @@ impl Node {
 
     pub(crate) fn root(
         tree: Arc<Tree>,
-        name: Cow<'static, str>,
+        name: Name,
         policy: Policy,
         token: CancellationToken,
         timeout: Option<Duration>,
@@ -463,9 +466,10 @@ impl Node {
 
     /// The task's name.
     fn name(&self) -> &str {
-        match self.extra.get().and_then(|extra| extra.name.as_deref()) {
-            Some(name) => name,
-            None => self.name,
+        match (self.name, self.extra.get().and_then(|extra| extra.name.as_deref())) {
+            (Some(name), _) => name,
+            (None, Some(name)) => name,
+            (None, None) => unreachable!("a name not fixed is kept in `Extra`"),
         }
     }
 
@@ -529,6 +533,10 @@ impl Node {
     /// node's lock, which `cancel` and the end of the task take too.
     #[cold]
     fn make_token(&self) -> &CancellationToken {
+        // Most often the parent has its token: no list of ancestors.
+        if self.parent.as_ref().is_none_or(|parent| parent.token.get().is_some()) {
+            return self.make_own_token();
+        }
         let mut chain = vec![self];
         let mut node = self;
         while let Some(parent) = &node.parent {
@@ -539,21 +547,27 @@ impl Node {
             node = parent;
         }
         for node in chain.into_iter().rev() {
-            let state = node.lock();
-            let token = node.token.get_or_init(|| match &node.parent {
-                Some(parent) => parent
-                    .token
-                    .get()
-                    .map_or_else(CancellationToken::new, CancellationToken::child_token),
-                None => CancellationToken::new(),
-            });
-            let cancelled = node.has(&state, CANCELLED) || node.phase(&state) == Phase::Closed;
-            drop(state);
-            if cancelled {
-                token.cancel();
-            }
+            node.make_own_token();
         }
         self.token.get().unwrap_or_else(|| unreachable!("made above"))
+    }
+
+    /// Makes this node's token, its parent's being made (see `make_token`).
+    fn make_own_token(&self) -> &CancellationToken {
+        let state = self.lock();
+        let token = self.token.get_or_init(|| match &self.parent {
+            Some(parent) => parent
+                .token
+                .get()
+                .map_or_else(CancellationToken::new, CancellationToken::child_token),
+            None => CancellationToken::new(),
+        });
+        let cancelled = self.has(&state, CANCELLED) || self.phase(&state) == Phase::Closed;
+        drop(state);
+        if cancelled {
+            token.cancel();
+        }
+        token
     }
 
     /// Cancels the task's token, and so its subtree's. Without a token yet,
@@ -822,9 +836,9 @@ impl Node {
     }
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
-    fn refuse<T>(self: &Arc<Self>, name: Cow<'static, str>) -> crate::Child<T> {
+    fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
         let tree = Arc::new(Tree::new(self.tree().runtime.clone(), None));
-        let name = Cow::Owned(format!("{}/{}", self.path(), name));
+        let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
         let node = Node::root(tree, name, Policy::FailFast, CancellationToken::new(), None);
         node.cancel();
         node.set_phase(&mut node.lock(), Phase::Closed);
@@ -1761,7 +1775,7 @@ impl std::fmt::Debug for Node {
 mod size {
     use std::sync::Arc;
 
-    use super::{Node, Tree, drive_child};
+    use super::{Name, Node, Tree, drive_child};
     use crate::Policy;
 
     /// With its `Arc` counts, a node must stay within 120 bytes, the
@@ -1781,7 +1795,7 @@ mod size {
     #[tokio::test]
     async fn a_child_future_is_its_body_and_a_pointer() {
         let tree = Arc::new(Tree::new(tokio::runtime::Handle::current(), None));
-        let node = Node::root(tree, "root".into(), Policy::FailFast, Default::default(), None);
+        let node = Node::root(tree, Name::Fixed(&"root"), Policy::FailFast, Default::default(), None);
         let i = 7_usize;
         let body = async move { Ok::<_, std::convert::Infallible>(std::hint::black_box(i)) };
         let body_size = std::mem::size_of_val(&body);

@@ -1,7 +1,6 @@
 //! Restart (OTP `one_for_one`): a task that re-creates and re-runs a child
 //! when it fails.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use tokio::time::Instant;
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
 use crate::scope::Scope;
-use crate::task::{BoxFuture, Parts, Start, Task, sealed};
+use crate::task::{BoxFuture, Name, Parts, Start, Task, sealed};
 
 /// A task that runs the task made by `make` and, when it fails, makes and
 /// runs a new one (OTP's `one_for_one` restart).
@@ -205,7 +204,7 @@ where
 
     fn into_parts(self) -> Parts<Self::Body> {
         Parts {
-            name: Cow::Borrowed("restart"),
+            name: Name::Fixed(&"restart"),
             policy: Policy::Supervise,
             timeout: None,
             start: Start::WithScope(Box::new(move |scope| Box::pin(self.supervise(scope)))),

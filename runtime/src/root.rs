@@ -240,7 +240,7 @@ impl Root {
         let Ok(runtime) = Handle::try_current() else {
             return Err(Error::with_kind(
                 ErrorKind::NoRuntime,
-                Arc::from(&*parts.name),
+                Arc::from(parts.name.as_str()),
                 "`taskward::run` was called outside a tokio runtime; call it from within one \
                  (for example from `#[tokio::main]`, or `Runtime::block_on`)",
             ));

@@ -163,10 +163,27 @@ pub trait Task: sealed::Sealed + Send + Sized + 'static {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Parts<B> {
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: Name,
     pub(crate) policy: Policy,
     pub(crate) timeout: Option<Duration>,
     pub(crate) start: Start<B>,
+}
+
+/// A task's name: a constant, which a node keeps in one word, or one given
+/// at run time (`Task::named`), which it keeps in its `Extra`.
+#[derive(Debug, Clone)]
+pub(crate) enum Name {
+    Fixed(&'static &'static str),
+    Given(Cow<'static, str>),
+}
+
+impl Name {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Name::Fixed(name) => name,
+            Name::Given(name) => name,
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -255,7 +272,7 @@ impl<B> Parts<B> {
 /// spawn itself (recursion).
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
 pub struct Supervised<R: TaskResult> {
-    name: &'static str,
+    name: &'static &'static str,
     policy: Policy,
     /// The body, made with the arguments at the call, which takes its scope
     /// at its first poll: one allocation per call, where a closure making
@@ -266,7 +283,7 @@ pub struct Supervised<R: TaskResult> {
 
 impl<R: TaskResult> Supervised<R> {
     #[doc(hidden)]
-    pub fn new<F>(name: &'static str, policy: Policy, body: F) -> Self
+    pub fn new<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
     where
         F: Future<Output = R> + Send + 'static,
     {
@@ -295,7 +312,7 @@ impl<R: TaskResult> Task for Supervised<R> {
 
     fn into_parts(self) -> Parts<Self::Body> {
         Parts {
-            name: Cow::Borrowed(self.name),
+            name: Name::Fixed(self.name),
             policy: self.policy,
             timeout: None,
             start: Start::Lazy(self.body),
@@ -315,7 +332,7 @@ where
 
     fn into_parts(self) -> Parts<Self::Body> {
         Parts {
-            name: Cow::Borrowed("task"),
+            name: Name::Fixed(&"task"),
             policy: Policy::FailFast,
             timeout: None,
             start: Start::Ready(self),
@@ -376,7 +393,7 @@ where
 
     fn into_parts(self) -> Parts<Fut> {
         Parts {
-            name: Cow::Borrowed("task"),
+            name: Name::Fixed(&"task"),
             policy: Policy::FailFast,
             timeout: None,
             start: Start::WithScope(Box::new(self.make)),
@@ -433,7 +450,7 @@ impl<T: Task> Task for Configured<T> {
     fn into_parts(self) -> Parts<T::Body> {
         let mut parts = self.task.into_parts();
         if let Some(name) = self.name {
-            parts.name = name;
+            parts.name = Name::Given(name);
         }
         if let Some(policy) = self.policy {
             parts.policy = policy;

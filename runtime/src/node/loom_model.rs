@@ -19,7 +19,6 @@
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p taskward-runtime --lib
 //! --release loom_model` (see CONTRIBUTING.md).
 
-use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,7 +32,7 @@ use super::{Admission, Driver, Node, Phase, Tree, drive_child};
 use crate::child::Child;
 use crate::error::Error;
 use crate::policy::Policy;
-use crate::task::{Parts, Start, TaskResult};
+use crate::task::{Name, Parts, Start, TaskResult};
 
 /// The tokio runtime a `Tree` names. Nothing is spawned on it: children
 /// run on loom threads.
@@ -49,7 +48,7 @@ fn root(policy: Policy) -> Arc<Node> {
     let tree = Arc::new(Tree::new(runtime(), None));
     Node::root(
         tree,
-        Cow::Borrowed("root"),
+        Name::Fixed(&"root"),
         policy,
         tokio_util::sync::CancellationToken::new(),
         None,
@@ -81,7 +80,7 @@ where
     B: Future<Output: TaskResult> + Send + 'static,
 {
     let parts: Parts<()> = Parts {
-        name: Cow::Borrowed("child"),
+        name: Name::Fixed(&"child"),
         policy,
         timeout: None,
         start: Start::Ready(()),
@@ -252,7 +251,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
         let threads = Threads::default();
         {
             let parts: Parts<()> = Parts {
-                name: Cow::Borrowed("child"),
+                name: Name::Fixed(&"child"),
                 policy: Policy::FailFast,
                 timeout: None,
                 start: Start::Ready(()),
