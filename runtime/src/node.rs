@@ -111,7 +111,7 @@ const TIMED_OUT: u8 = 16;
 /// One task of the tree.
 ///
 /// Every spawn allocates one, beside its tokio task, so it is kept small:
-/// 104 bytes, 120 with the `Arc` counts, which glibc serves from its fast
+/// 96 bytes, 112 with the `Arc` counts, which glibc serves from its fast
 /// bins (`mod size` below holds it there; benches/PROFILE-NOTES.md has the
 /// measurements). What few tasks use is in `Extra`, made on first use.
 pub(crate) struct Node {
