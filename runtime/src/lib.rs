@@ -41,8 +41,7 @@ pub mod __private {
     pub use crate::policy::Policy;
     pub use crate::ready::Ready;
     pub use crate::scope::Scope;
-    pub use crate::task::{BoxFuture, Supervised, TaskResult};
-    pub use std::boxed::Box;
+    pub use crate::task::{Supervised, TaskResult};
     pub use std::option::Option;
     pub use tokio_util::sync::CancellationToken;
 

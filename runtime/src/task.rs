@@ -13,8 +13,8 @@ use crate::node::Spawn;
 use crate::policy::Policy;
 use crate::scope::Scope;
 
-/// A boxed, sendable future, as produced by `#[supervised]` functions.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed, sendable future: the body of a `#[supervised]` root, of a restart.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// What a task body may return: `Result<T, E>` with an error convertible into
 /// `Box<dyn Error + Send + Sync>`, or `()`.
