@@ -759,17 +759,16 @@ impl Node {
         let Some((node, wait)) = self.register(tree, &parts, admission, ready) else {
             return self.refuse(parts.name);
         };
-        let body = match parts.start {
-            Start::Ready(body) => body,
-            Start::Lazy(body) => {
-                trace::open_span(&node);
-                let task = body.spawn(Spawn {
-                    node: Arc::clone(&node),
-                    wait,
-                    runtime: &tree.runtime,
-                });
-                return crate::Child::new(node, Some(task));
-            }
+        trace::open_span(&node);
+        // An abort reaches the task through the node's alarm; its handle
+        // only carries its value.
+        let task = match parts.start {
+            Start::Ready(body) => tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait)),
+            Start::Lazy(body) => body.spawn(Spawn {
+                node: Arc::clone(&node),
+                wait,
+                runtime: &tree.runtime,
+            }),
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
                 // lock. If it panics, the child is unregistered again, so
@@ -781,13 +780,9 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                body
+                tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait))
             }
         };
-        trace::open_span(&node);
-        // An abort reaches the task through the node's alarm; its handle
-        // only carries its value.
-        let task = tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait));
         crate::Child::new(node, Some(task))
     }
 
@@ -1353,6 +1348,13 @@ impl Node {
             .store(if on { step | bit } else { step & !bit }, Ordering::Relaxed);
     }
 
+    /// The task's future is done: its stage says so, and what `slow` held
+    /// is dropped.
+    fn done(&self) {
+        self.set_stage(Stage::Done);
+        self.drop_slow();
+    }
+
     /// What only a task in line or with a timeout needs (see `Slow`).
     fn slow(&self) -> MutexGuard<'_, Slow> {
         self.extra().slow.lock().unwrap_or_else(PoisonError::into_inner)
@@ -1507,9 +1509,8 @@ where
                         break;
                     }
                     let node = held.as_mut().spend();
-                    node.drop_slow();
                     node.cancel();
-                    node.set_stage(Stage::Done);
+                    node.done();
                     return Poll::Ready(Some(Err(Error::with_kind(
                         ErrorKind::Cancelled,
                         Arc::clone(node.path()),
@@ -1571,8 +1572,7 @@ where
                     node.step_set(KILLED, killed);
                     let (value, error, closed) = node.end_body(outcome);
                     if let Some(timed_out) = closed {
-                        node.set_stage(Stage::Done);
-                        node.drop_slow();
+                        node.done();
                         let result = node.result(value, error, Vec::new(), timed_out, killed);
                         return Poll::Ready(Some(result));
                     }
@@ -1590,8 +1590,7 @@ where
                             timed_out,
                             value,
                         }) => {
-                            node.set_stage(Stage::Done);
-                            node.drop_slow();
+                            node.done();
                             let value = value.map(|value| match value.downcast::<T>() {
                                 Ok(value) => *value,
                                 Err(_) => unreachable!("the value kept is the body's"),
