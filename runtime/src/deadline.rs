@@ -1,10 +1,7 @@
 //! Deadlines: a task that runs past its timeout is cancelled, then aborted
 //! if it does not stop within the grace period, and reports `TimedOut`.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
@@ -15,23 +12,6 @@ use crate::node::Node;
 /// before it is aborted.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 
-/// Polls `main` to its end while also driving `side` (until `side` ends).
-pub(crate) async fn alongside<M: Future, S: Future<Output = ()>>(main: M, side: S) -> M::Output {
-    let mut main = pin!(main);
-    let mut side = pin!(side);
-    let mut side_done = false;
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = main.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        if !side_done {
-            side_done = side.as_mut().poll(cx).is_ready();
-        }
-        Poll::Pending
-    })
-    .await
-}
-
 /// The deadline of a task: `limit` from now, the task is marked timed out
 /// and cancelled; after the grace period it is killed. Polled by the
 /// task's `Driver` beside the task itself.
@@ -39,7 +19,7 @@ pub(crate) async fn watchdog(node: Arc<Node>, limit: Duration) {
     tokio::time::sleep(limit).await;
     event!(debug, task = &**node.path(), ?limit, "deadline passed; cancelling");
     node.time_out();
-    tokio::time::sleep(node.tree().grace.unwrap_or(DEFAULT_GRACE)).await;
+    tokio::time::sleep(node.shared().grace.unwrap_or(DEFAULT_GRACE)).await;
     event!(debug, task = &**node.path(), "grace period over; aborting");
     node.kill();
 }
@@ -50,7 +30,7 @@ pub(crate) fn timed_out(node: &Node, limit: Duration, aborted: bool, failures: V
     let message = if aborted {
         format!(
             "did not finish within {limit:?}, and was aborted when its grace period of {:?} ended",
-            node.tree().grace.unwrap_or(DEFAULT_GRACE)
+            node.shared().grace.unwrap_or(DEFAULT_GRACE)
         )
     } else {
         format!("did not finish within {limit:?}")

@@ -251,9 +251,9 @@ where
                 if let Err(err) = &result {
                     crate::trace::restarting(scope.path(), err, Some(delay));
                 }
-                let held = Held::new(&scope, result);
+                let last = LastRun::new(&scope, result);
                 let cancelled = scope.until_cancelled(tokio::time::sleep(delay)).await.is_none();
-                let result = held.take();
+                let result = last.take();
                 if cancelled {
                     return result;
                 }
@@ -298,14 +298,14 @@ where
 /// it saw its token cancelled), its body is dropped where it stands: a
 /// failure held here then escalates as the restart's own (the abort goes in
 /// its `related()`), instead of vanishing with the body.
-struct Held<'a, T> {
+struct LastRun<'a, T> {
     scope: &'a Scope,
     result: Option<Result<T, Error>>,
 }
 
-impl<'a, T> Held<'a, T> {
+impl<'a, T> LastRun<'a, T> {
     fn new(scope: &'a Scope, result: Result<T, Error>) -> Self {
-        Held {
+        LastRun {
             scope,
             result: Some(result),
         }
@@ -319,7 +319,7 @@ impl<'a, T> Held<'a, T> {
     }
 }
 
-impl<T> Drop for Held<'_, T> {
+impl<T> Drop for LastRun<'_, T> {
     fn drop(&mut self) {
         if let Some(Err(err)) = self.result.take() {
             self.scope.node().route(err);

@@ -2,15 +2,17 @@
 //! options (a token to stop the tree from outside, a grace period, shutdown
 //! on signals).
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::deadline::alongside;
 use crate::error::{Error, ErrorKind};
-use crate::node::{Driver, Node, Tree};
+use crate::node::{Driver, Node, Shared};
 use crate::scope::Scope;
 use crate::task::Task;
 use crate::trace;
@@ -248,7 +250,7 @@ impl Root {
         // Installed before the body first runs, so that no signal sent
         // after `run` started is missed.
         let signals = if self.signals { signal::Signals::install() } else { None };
-        let tree = Arc::new(Tree::new(runtime, self.grace));
+        let tree = Arc::new(Shared::new(runtime, self.grace));
         let node = Node::root(
             tree,
             parts.name.clone(),
@@ -377,4 +379,21 @@ mod signal {
             std::task::Poll::Ready(None)
         }
     }
+}
+
+/// Polls `main` to its end while also driving `side` (until `side` ends).
+pub(crate) async fn alongside<M: Future, S: Future<Output = ()>>(main: M, side: S) -> M::Output {
+    let mut main = pin!(main);
+    let mut side = pin!(side);
+    let mut side_done = false;
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = main.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if !side_done {
+            side_done = side.as_mut().poll(cx).is_ready();
+        }
+        Poll::Pending
+    })
+    .await
 }

@@ -392,7 +392,7 @@ impl Scope {
     /// task only while listing its children; the tree keeps running.
     #[must_use]
     pub fn tree(&self) -> TaskTree {
-        self.node.snapshot()
+        crate::tree::snapshot(&self.node)
     }
 
     /// The policy of this scope.

@@ -189,7 +189,7 @@ impl Name {
 #[doc(hidden)]
 pub(crate) enum Start<B> {
     /// The body exists already (a plain future) and ignores its scope.
-    Ready(B),
+    Made(B),
     /// The body exists already, boxed, and takes its scope at its first
     /// poll, with `__private::scope` (a `#[supervised]` body).
     Lazy(Box<dyn LazyBody<B>>),
@@ -247,7 +247,7 @@ where
 impl<B> std::fmt::Debug for Start<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Start::Ready(_) => "Ready",
+            Start::Made(_) => "Made",
             Start::Lazy(_) => "Lazy",
             Start::WithScope(_) => "WithScope",
         })
@@ -258,7 +258,7 @@ impl<B> Parts<B> {
     /// The body, and whether it takes its scope at its first poll.
     pub(crate) fn into_body(self, scope: &Scope) -> (B, bool) {
         match self.start {
-            Start::Ready(body) => (body, false),
+            Start::Made(body) => (body, false),
             Start::Lazy(body) => (body.into_body(), true),
             Start::WithScope(make) => (make(scope.clone()), false),
         }
@@ -335,7 +335,7 @@ where
             name: Name::Fixed(&"task"),
             policy: Policy::FailFast,
             timeout: None,
-            start: Start::Ready(self),
+            start: Start::Made(self),
         }
     }
 }

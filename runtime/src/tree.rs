@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use crate::node::Node;
+use tokio::time::Instant;
+
+use crate::node::{Node, Phase};
 
 /// What a task is doing at the moment of a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,6 +177,50 @@ impl fmt::Display for TaskTree {
     }
 }
 
+/// A snapshot of the live subtree rooted at `root`. Each node's lock is
+/// held only while its children are listed; nothing global is locked.
+pub(crate) fn snapshot(root: &Arc<Node>) -> TaskTree {
+    let tree_epoch = root.shared().epoch;
+    let now = Instant::now();
+    let mut tree = TaskTree::default();
+    // (node, index of its parent in `tree`), visited depth first with an
+    // explicit stack so that a deep chain cannot overflow the call stack.
+    let mut stack: Vec<(Arc<Node>, Option<usize>, bool)> = vec![(Arc::clone(root), None, false)];
+    while let Some((node, parent, queued)) = stack.pop() {
+        // Before the lock, which making the token takes.
+        let cancelled = node.is_cancelled();
+        let (state, mut children) = {
+            let state = node.lock();
+            // In spawn order: the list is kept in it.
+            let children: Vec<(Arc<Node>, bool)> = match state.family_ref() {
+                None => Vec::new(),
+                Some(family) => family
+                    .live_children()
+                    .map(|child| {
+                        let queued = family.limit.is_waiting(child.key());
+                        (child, queued)
+                    })
+                    .collect(),
+            };
+            let task_state = match node.phase(&state) {
+                _ if queued => TaskState::Queued,
+                Phase::Body if cancelled => TaskState::Cancelling,
+                Phase::Body => TaskState::Running,
+                Phase::Joining => TaskState::Joining,
+                Phase::Closed => TaskState::Aborting,
+            };
+            (task_state, children)
+        };
+        let age = now.saturating_duration_since(tree_epoch + node.started());
+        let at = tree.push(parent, node.label(), Arc::clone(node.path()), state, age);
+        // Spawn order, so that the snapshot reads like the code: the
+        // stack pops the first child first.
+        children.reverse();
+        stack.extend(children.into_iter().map(|(child, queued)| (child, Some(at), queued)));
+    }
+    tree
+}
+
 /// Takes snapshots of a whole tree from outside it, at any moment; see
 /// [`Root::monitor`](crate::Root::monitor). Cloning it shares the same tree.
 ///
@@ -195,7 +241,7 @@ impl TreeMonitor {
     pub fn snapshot(&self) -> TaskTree {
         let root = self.root.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
         match root {
-            Some(root) if !root.is_closed() => root.snapshot(),
+            Some(root) if !root.is_closed() => snapshot(&root),
             _ => TaskTree::default(),
         }
     }

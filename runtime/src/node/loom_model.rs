@@ -28,13 +28,14 @@ use std::task::{Context, Poll, Waker};
 use ::loom::future::block_on;
 use ::loom::thread::{self, JoinHandle};
 
-use super::{Admission, Driver, Node, Phase, Tree, drive_child};
+use super::driver::drive_child;
+use super::{Admission, Driver, Node, Phase, Shared};
 use crate::child::Child;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::task::{Name, Parts, Start, TaskResult};
 
-/// The tokio runtime a `Tree` names. Nothing is spawned on it: children
+/// The tokio runtime a `Shared` names. Nothing is spawned on it: children
 /// run on loom threads.
 fn runtime() -> tokio::runtime::Handle {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -45,7 +46,7 @@ fn runtime() -> tokio::runtime::Handle {
 }
 
 fn root(policy: Policy) -> Arc<Node> {
-    let tree = Arc::new(Tree::new(runtime(), None));
+    let tree = Arc::new(Shared::new(runtime(), None));
     Node::root(
         tree,
         Name::Fixed(&"root"),
@@ -83,9 +84,9 @@ where
         name: Name::Fixed(&"child"),
         policy,
         timeout: None,
-        start: Start::Ready(()),
+        start: Start::Made(()),
     };
-    let (node, wait) = parent.register(parent.tree(), &parts, Admission::Queue, None)?;
+    let (node, wait) = parent.register(parent.shared(), &parts, Admission::Queue, None)?;
     let body = make(Arc::clone(&node));
     let child = Child::new(Arc::clone(&node), None);
     let thread = thread::spawn(move || {
@@ -254,9 +255,9 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                 name: Name::Fixed(&"child"),
                 policy: Policy::FailFast,
                 timeout: None,
-                start: Start::Ready(()),
+                start: Start::Made(()),
             };
-            let (child, _) = root.register(root.tree(), &parts, Admission::Queue, None).unwrap();
+            let (child, _) = root.register(root.shared(), &parts, Admission::Queue, None).unwrap();
             nodes.lock().unwrap().push(Arc::downgrade(&child));
             drop(Child::<()>::new(Arc::clone(&child), None));
             let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
@@ -290,7 +291,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
         {
             let state = root.lock();
             let children = state.family_ref().map_or(0, |family| family.live_children().count());
-            assert_eq!((root.running(), children), (0, 0));
+            assert_eq!((root.members(), children), (0, 0));
         }
         drop(root);
         for node in nodes.lock().unwrap().iter() {

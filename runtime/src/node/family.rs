@@ -1,0 +1,252 @@
+//! What a node keeps under its lock: the waker of its task, and, once it
+//! has had a child, its `Family` (the children, their names, the failures
+//! routed to it, the join's waiters, the limit), with the count of its
+//! members beside it.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+
+use super::Node;
+use super::membership::Abandoned;
+use super::state::{LIMITED, RELEASED};
+use crate::error::Error;
+use crate::limit::Limit;
+use crate::sync::Ordering;
+use crate::task::Name;
+
+/// What a node keeps under its lock: the waker of the task's last pending
+/// poll (so that an alarm can wake it), and the children's bookkeeping,
+/// made by the first spawn (or `set_limit`, `reserve`), which then holds
+/// the waker. A leaf never pays for a `Family`, nor for a second word.
+pub(crate) enum State {
+    Leaf(Waker),
+    Parent(Box<Family>),
+}
+
+/// The bookkeeping of a task that has children.
+pub(crate) struct Family {
+    /// The task's waker (see `State`).
+    pub(super) waker: Waker,
+    /// The next key of a reservation of the limit: odd, where a child's
+    /// key is the address of its node, even (see `Node::key`).
+    pub(super) next_key: usize,
+    /// The children, running or not: weak, and never removed one by one,
+    /// so that a child that finishes takes no lock. Dead entries (a child
+    /// released, or gone) are swept when the list is full (`push_child`).
+    pub(super) children: Vec<Weak<Node>>,
+    /// How many children of each name were spawned, for `name#index`.
+    pub(super) names: Names,
+    /// Failures waiting for `next_error`.
+    pub(super) pending: VecDeque<Error>,
+    /// Once the body has ended: the failures that make the task's result,
+    /// first one first (a leaf keeps its own in its `Driver`).
+    pub(super) failures: Vec<Error>,
+    /// Who waits for a child to finish or a failure to be routed: the join,
+    /// `next_error`.
+    pub(super) waiters: Vec<Waker>,
+    /// For an aborted node whose children are still being dropped: what to
+    /// hand the parent once the last of them is gone (its unclaimed failure).
+    pub(super) release: Option<Abandoned>,
+    /// The body's value while the children are joined (see `Driver`).
+    pub(super) value: Option<Box<dyn Any + Send>>,
+    /// Which children may run now, and which wait for a slot.
+    pub(crate) limit: Limit,
+}
+
+impl Family {
+    /// Adds a child, first sweeping the dead entries out of a full list if
+    /// at least half of them are dead (`members` counts the live ones): the
+    /// list stays within about twice the children alive, at a constant cost
+    /// per spawn.
+    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) {
+        let len = self.children.len();
+        if len == self.children.capacity() && len >= 8 && members <= len / 2 {
+            self.children
+                .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
+        }
+        self.children.push(Arc::downgrade(child));
+    }
+
+    /// The children not yet released.
+    pub(crate) fn live_children(&self) -> impl Iterator<Item = Arc<Node>> {
+        self.children
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|child| !child.is_released())
+    }
+
+    pub(super) fn new(waker: Waker) -> Self {
+        Family {
+            waker,
+            next_key: 1,
+            children: Vec::new(),
+            names: Names::default(),
+            pending: VecDeque::new(),
+            failures: Vec::new(),
+            waiters: Vec::new(),
+            release: None,
+            value: None,
+            limit: Limit::default(),
+        }
+    }
+
+    /// A fresh key for a reservation of the limit.
+    pub(crate) fn reservation_key(&mut self) -> usize {
+        let key = self.next_key;
+        self.next_key += 2;
+        key
+    }
+
+    /// Wakes `waker` at the next change (once).
+    pub(super) fn wait(&mut self, waker: &Waker) {
+        if !self.waiters.iter().any(|known| known.will_wake(waker)) {
+            self.waiters.push(waker.clone());
+        }
+    }
+}
+
+/// Counts per name. Most scopes spawn children of one or two names: a
+/// short list compared by address, then by text, is cheaper than hashing;
+/// past `SHORT` names it becomes a map.
+pub(super) enum Names {
+    Short(Vec<(Cow<'static, str>, u32)>),
+    Many(HashMap<Cow<'static, str>, u32>),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::Short(Vec::new())
+    }
+}
+
+impl Names {
+    const SHORT: usize = 16;
+
+    /// The next index of `name`.
+    pub(super) fn next(&mut self, name: &Name) -> u32 {
+        // A new name is kept as it is: a constant is not copied.
+        let key = || match name {
+            Name::Fixed(name) => Cow::Borrowed(**name),
+            Name::Given(name) => name.clone(),
+        };
+        let text = name.as_str();
+        match self {
+            Names::Short(list) => {
+                let same = |known: &str| std::ptr::eq(known, text) || known == text;
+                if let Some((_, count)) = list.iter_mut().find(|(known, _)| same(known)) {
+                    *count += 1;
+                    return *count - 1;
+                }
+                if list.len() < Self::SHORT {
+                    list.push((key(), 1));
+                    return 0;
+                }
+                let mut map: HashMap<_, _> = list.drain(..).collect();
+                map.insert(key(), 1);
+                *self = Names::Many(map);
+                0
+            }
+            Names::Many(map) => {
+                if let Some(count) = map.get_mut(text) {
+                    *count += 1;
+                    return *count - 1;
+                }
+                map.insert(key(), 1);
+                0
+            }
+        }
+    }
+}
+
+impl State {
+    pub(super) fn new() -> Self {
+        State::Leaf(Waker::noop().clone())
+    }
+
+    /// The children's bookkeeping, made if this is the first use.
+    pub(crate) fn family(&mut self) -> &mut Family {
+        if let State::Leaf(waker) = self {
+            let waker = std::mem::replace(waker, Waker::noop().clone());
+            *self = State::Parent(Box::new(Family::new(waker)));
+        }
+        match self {
+            State::Parent(family) => family,
+            State::Leaf(_) => unreachable!("made above"),
+        }
+    }
+
+    /// The children's bookkeeping, if any.
+    pub(super) fn family_if_any(&mut self) -> Option<&mut Family> {
+        match self {
+            State::Parent(family) => Some(family),
+            State::Leaf(_) => None,
+        }
+    }
+
+    /// The children's bookkeeping, if any.
+    pub(crate) fn family_ref(&self) -> Option<&Family> {
+        match self {
+            State::Parent(family) => Some(family),
+            State::Leaf(_) => None,
+        }
+    }
+
+    /// The waker of the task's last pending poll (a no-op waker before).
+    pub(super) fn waker(&mut self) -> &mut Waker {
+        match self {
+            State::Leaf(waker) => waker,
+            State::Parent(family) => &mut family.waker,
+        }
+    }
+
+    /// Takes the wakers to wake once the lock is released.
+    pub(super) fn take_waiters(&mut self) -> Vec<Waker> {
+        self.family_if_any()
+            .map(|family| std::mem::take(&mut family.waiters))
+            .unwrap_or_default()
+    }
+}
+
+#[inline]
+pub(super) fn wake_all(waiters: Vec<Waker>) {
+    if !waiters.is_empty() {
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+}
+
+impl Node {
+    /// The children, listed under the lock.
+    pub(super) fn children(&self) -> Vec<Arc<Node>> {
+        match self.lock().family_ref() {
+            Some(family) => family.live_children().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// How many children are members: registered and not yet released.
+    /// More than are running: a child in line for a slot is one, and so is
+    /// an aborted child until its own last descendant is gone.
+    pub(crate) fn members(&self) -> usize {
+        (self.members.load(Ordering::Acquire) & !LIMITED) as usize
+    }
+
+    pub(super) fn is_released(&self) -> bool {
+        self.alarm.load(Ordering::Acquire) & RELEASED != 0
+    }
+
+    /// The scope's limit, which counts slots from now on: the children
+    /// running now each hold one. Under the node's lock.
+    pub(crate) fn limit<'a>(&self, state: &'a mut State) -> &'a mut Limit {
+        let before = self.members.fetch_or(LIMITED, Ordering::AcqRel);
+        let limit = &mut state.family().limit;
+        if before & LIMITED == 0 {
+            limit.count_running(before as usize);
+        }
+        limit
+    }
+}

@@ -1,0 +1,303 @@
+//! Values and failures on their way: the end of a body, the join, the
+//! task's result, and where a failure goes (its `Child` handle, the
+//! parent's `next_error`, or the parent's own result).
+
+use std::any::Any;
+use std::future::poll_fn;
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll};
+
+use super::Node;
+use super::family::{State, wake_all};
+use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
+use crate::error::{Error, ErrorKind};
+use crate::sync::Ordering;
+use crate::task::TaskResult;
+use crate::trace;
+
+impl Node {
+    /// The end of the task's body: the failures waiting for `next_error`
+    /// escalate, the body's own failure (if any) comes after them, and the
+    /// join begins, unless the task never had a child: it is closed at once,
+    /// under the same lock (see `BodyEnd`).
+    pub(super) fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> BodyEnd<R::Ok> {
+        let killed = matches!(outcome, Outcome::Killed);
+        let (value, body_error) = match outcome {
+            Outcome::Returned(out) => match out.into_task_result() {
+                Ok(value) => (Some(value), None),
+                Err(err) => (None, Some(Error::failed(Arc::clone(self.path()), err))),
+            },
+            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
+            // A task killed after its own deadline reports `TimedOut` then.
+            Outcome::Killed if self.has(&self.lock(), TIMED_OUT) => (None, None),
+            Outcome::Killed => (
+                None,
+                Some(Error::with_kind(
+                    ErrorKind::Cancelled,
+                    Arc::clone(self.path()),
+                    "still running when its grace period ended, so it was aborted",
+                )),
+            ),
+        };
+        if killed {
+            trace::aborted(self);
+        } else if let Some(err) = &body_error {
+            trace::body_failed(self, err);
+        }
+
+        let failed = value.is_none();
+        let (mut value, mut body_error) = (value, body_error);
+        let (waiters, closed) = {
+            let mut state = self.lock();
+            // A task that failed has no use for the work of its children.
+            if failed {
+                self.mark(&mut state, CANCELLED);
+            }
+            let timed_out = self.has(&state, TIMED_OUT);
+            let phase = match state.family_ref() {
+                // Nothing was ever spawned here: the join is over already.
+                None => Phase::Closed,
+                Some(_) => Phase::Joining,
+            };
+            self.set_phase(&mut state, phase);
+            match state.family_if_any() {
+                None => (Vec::new(), Some(timed_out)),
+                Some(family) => {
+                    let pending: Vec<Error> = family.pending.drain(..).collect();
+                    for err in &pending {
+                        trace::escalated(self, err);
+                    }
+                    family.failures.extend(pending);
+                    family.failures.extend(body_error.take());
+                    // Kept here, not in the task's future (see `Driver`).
+                    // Boxing a `()` allocates nothing.
+                    family.value = value.take().map(|value| Box::new(value) as Box<dyn Any + Send>);
+                    // `next_error` callers: nothing more will reach them.
+                    (std::mem::take(&mut family.waiters), None)
+                }
+            }
+        };
+        // Cancelled when it failed, and when it is closed (see
+        // `make_token`).
+        if (failed || closed.is_some())
+            && let Some(token) = self.token.get()
+        {
+            token.cancel();
+        }
+        if let Some(link) = self.ready_link() {
+            link.body_ended();
+        }
+        wake_all(waiters);
+        match closed {
+            Some(timed_out) => BodyEnd::Closed {
+                value,
+                error: body_error,
+                timed_out,
+            },
+            // Kept in the family (see above).
+            None => BodyEnd::Joining,
+        }
+    }
+
+    /// The join: ready with the task's failures (and its deadline, if it
+    /// passed) once no child runs.
+    ///
+    /// The scope is closed under the lock that sees the last child gone: a
+    /// spawn through a clone of the scope kept outside the tree comes
+    /// before (and is joined) or after (and is refused).
+    pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Joined> {
+        let (failures, timed_out, value) = {
+            let mut state = self.lock();
+            if self.members() > 0 {
+                state.family().wait(cx.waker());
+                return Poll::Pending;
+            }
+            self.set_phase(&mut state, Phase::Closed);
+            let timed_out = self.has(&state, TIMED_OUT);
+            match state.family_if_any() {
+                Some(family) => (std::mem::take(&mut family.failures), timed_out, family.value.take()),
+                None => (Vec::new(), timed_out, None),
+            }
+        };
+        // A token made from now on is made cancelled (see `make_token`).
+        if let Some(token) = self.token.get() {
+            token.cancel();
+        }
+        Poll::Ready(Joined {
+            failures,
+            timed_out,
+            value,
+        })
+    }
+
+    /// The task's result, once body and children are done: `own` is the
+    /// body's failure if `end_body` gave it back (it then comes first),
+    /// `failures` the others.
+    pub(super) fn result<T>(
+        &self,
+        value: Option<T>,
+        own: Option<Error>,
+        failures: Vec<Error>,
+        timed_out: bool,
+        killed: bool,
+    ) -> Result<T, Error> {
+        // The common case: a value, and nothing failed.
+        let value = match value {
+            Some(value) if own.is_none() && failures.is_empty() && !timed_out => {
+                trace::finished(self, None);
+                return Ok(value);
+            }
+            value => value,
+        };
+        let failures = match own {
+            Some(own) => std::iter::once(own).chain(failures).collect(),
+            None => failures,
+        };
+        if let (true, Some(limit)) = (timed_out, self.timeout()) {
+            return Err(crate::deadline::timed_out(self, limit, killed, failures));
+        }
+        let mut failures = failures.into_iter();
+        let result = match (failures.next(), value) {
+            (Some(first), _) => Err(first.with_related(failures)),
+            (None, Some(value)) => Ok(value),
+            (None, None) => unreachable!("a body without a value has failed"),
+        };
+        trace::finished(self, result.as_ref().err());
+        result
+    }
+
+    /// Offers the task's failure to its `Child` handle: kept for it if the
+    /// handle is still held, else given back to be routed to the parent.
+    ///
+    /// The failure is put in place first, then `STORED` is set only if the
+    /// handle is still `HELD`, in one atomic step; the handle sets `DROPPED`
+    /// or `TAKEN` in one atomic step too, and looks for the failure (under
+    /// the lock) only if `STORED` was set. So the failure goes to exactly
+    /// one of them, and a handle dropped with no failure waiting takes no
+    /// lock.
+    pub(super) fn offer_failure(&self, err: Error) -> Option<Error> {
+        let mut failure = self.extra().failure.lock().unwrap_or_else(PoisonError::into_inner);
+        *failure = Some(err);
+        match self
+            .handle
+            .compare_exchange(HELD, STORED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => None,
+            Err(_) => failure.take(),
+        }
+    }
+
+    /// Whether a `Child` handle is still there to take a failure.
+    pub(super) fn is_held(&self) -> bool {
+        self.handle.load(Ordering::Acquire) & (DROPPED | TAKEN) == 0
+    }
+
+    /// Whether a failure waits for the handle.
+    pub(crate) fn has_failure(&self) -> bool {
+        self.handle.load(Ordering::Acquire) & (STORED | DROPPED | TAKEN) == STORED
+    }
+
+    /// The handle takes the result: the failure, if one waits.
+    pub(crate) fn take_failure(&self) -> Option<Error> {
+        self.leave_handle(TAKEN)
+    }
+
+    /// The handle is dropped: from now on a failure goes to the parent; the
+    /// one already waiting is given back, to be routed there.
+    pub(crate) fn release_failure(&self) -> Option<Error> {
+        self.leave_handle(DROPPED)
+    }
+
+    pub(super) fn leave_handle(&self, how: u8) -> Option<Error> {
+        let before = self.handle.fetch_or(how, Ordering::AcqRel);
+        if before & (STORED | DROPPED | TAKEN) == STORED {
+            self.extra()
+                .failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        } else {
+            None
+        }
+    }
+
+    /// Takes the next failure routed to this scope, waiting while children
+    /// still run.
+    pub(crate) async fn next_error(&self) -> Option<Error> {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if let Some(err) = state.family_if_any().and_then(|family| family.pending.pop_front()) {
+                return Poll::Ready(Some(err));
+            }
+            if self.members() == 0 || self.phase(&state) != Phase::Body {
+                return Poll::Ready(None);
+            }
+            state.family().wait(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// A failure that nobody claimed through a handle.
+    pub(crate) fn route(&self, err: Error) {
+        let waiters = {
+            let mut state = self.lock();
+            self.route_locked(&mut state, err);
+            state.take_waiters()
+        };
+        wake_all(waiters);
+    }
+}
+
+impl Node {
+    /// Routes a child's failure that no handle took: to `next_error` while
+    /// the body runs, into the task's result after. Under the lock (`state`).
+    pub(super) fn route_locked(&self, state: &mut State, err: Error) {
+        match self.phase(state) {
+            Phase::Body => state.family().pending.push_back(err),
+            Phase::Joining => {
+                trace::escalated(self, &err);
+                state.family().failures.push(err);
+            }
+            // The scope was torn down: its own future was dropped, and the
+            // failures of its aborted children have nowhere to go.
+            Phase::Closed if self.has(state, ABORTED) => {}
+            // A `Child` handle outlived its scope and was dropped unawaited
+            // while holding a failure: the scope's result is already out, so
+            // the failure is reported the only way left.
+            Phase::Closed => trace::failure_lost(self, &err),
+        }
+    }
+}
+
+/// How a body's end leaves its task (see `Node::end_body`).
+pub(super) enum BodyEnd<T> {
+    /// The task never had a child, so it is closed already: here is its
+    /// value or its own failure, and whether its deadline passed.
+    Closed {
+        value: Option<T>,
+        error: Option<Error>,
+        timed_out: bool,
+    },
+    /// The task has children's bookkeeping, which now keeps the body's
+    /// value or failure while the children are joined.
+    Joining,
+}
+
+/// What the join gives back, once no child runs.
+pub(super) struct Joined {
+    /// The task's failures, first one first.
+    pub(super) failures: Vec<Error>,
+    /// The task's deadline passed.
+    pub(super) timed_out: bool,
+    /// The body's value, kept in the family while the children ran.
+    pub(super) value: Option<Box<dyn Any + Send>>,
+}
+
+/// How a task body ended.
+pub(super) enum Outcome<T> {
+    Returned(T),
+    Panicked(Box<dyn std::any::Any + Send>),
+    /// Aborted in place by `Node::kill`.
+    Killed,
+}

@@ -1,0 +1,226 @@
+//! A child's membership in its parent: registered (counted in the parent's
+//! members, listed among its children, given a slot of its limit or a place
+//! in line), then released exactly once, with the failure nobody claimed.
+//!
+//! This is the seam every kind of task goes through. What runs the task
+//! (today the `ChildTask` around a `Driver`) holds the child's node from
+//! `register` to either `deliver` (it finished: its result goes to the
+//! handle or the parent) or `tear_down` (its future was dropped first: its
+//! subtree is aborted, `Cancelled` is reported, and the parent is released
+//! once the last descendant is gone). Nothing else of the lifecycle needs to
+//! be touched to run a task some other way (see ARCHITECTURE.md, "How to add
+//! a kind of task").
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::family::wake_all;
+use super::state::{ABORTED, KILL, LIMITED, Phase, RELEASED};
+use super::{Node, Shared};
+use crate::error::{Error, ErrorKind};
+use crate::policy::Policy;
+use crate::ready::ReadyLink;
+use crate::sync::Ordering;
+use crate::task::Parts;
+
+impl Node {
+    /// The bookkeeping of a spawn, under the scope's lock: counts a new
+    /// child as running and makes its node, with a slot of the scope's
+    /// limit or a place in line (`wait`); `None` if the scope is closed
+    /// (giving back the slot a reserved child held).
+    pub(super) fn register<B>(
+        self: &Arc<Self>,
+        tree: &Shared,
+        parts: &Parts<B>,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> Option<(Arc<Node>, Option<oneshot::Receiver<()>>)> {
+        // Made before the lock, which the children that finish take too.
+        let node = Arc::new(Node::new(
+            Some(Arc::clone(self)),
+            None,
+            tree.now(),
+            parts.name.clone(),
+            parts.policy,
+            parts.timeout,
+            ready,
+        ));
+        let mut state = self.lock();
+        if self.phase(&state) == Phase::Closed {
+            if admission == Admission::Reserved {
+                self.limit(&mut state).release();
+            }
+            return None;
+        }
+        let before = self.members.fetch_add(1, Ordering::AcqRel);
+        let limited = before & LIMITED != 0;
+        let family = state.family();
+        node.index.store(family.names.next(&parts.name), Ordering::Relaxed);
+        // A child spawned into a killed subtree is killed too (see `kill`).
+        node.alarm
+            .store(self.alarm.load(Ordering::Acquire) & KILL, Ordering::Relaxed);
+        family.push_child(&node, ((before & !LIMITED) + 1) as usize);
+        // Without a limit no slot is counted; a reserved child holds one.
+        let wait = match admission {
+            Admission::Queue if limited => family.limit.admit(node.key()),
+            Admission::Queue | Admission::Reserved => None,
+        };
+        Some((node, wait))
+    }
+
+    /// Bookkeeping when `child` is gone; `unclaimed` is its failure if no
+    /// handle took it.
+    ///
+    /// An aborted node tells its own parent only once its last child is gone
+    /// too, so that a parent never counts a subtree as finished while part
+    /// of it is still alive.
+    pub(super) fn child_done(&self, child: &Node, unclaimed: Option<Error>) {
+        let mut node = self;
+        let mut child = child;
+        let mut unclaimed = unclaimed;
+        loop {
+            child.alarm.fetch_or(RELEASED, Ordering::AcqRel);
+            let (waiters, release) = match unclaimed.take() {
+                // The common case: a count, and the lock only for the last
+                // child (to wake the join) or to give a slot back.
+                None => {
+                    let before = node.members.fetch_sub(1, Ordering::AcqRel);
+                    let last = before & !LIMITED == 1;
+                    if before & LIMITED == 0 && !last {
+                        return;
+                    }
+                    let mut state = node.lock();
+                    if before & LIMITED != 0 {
+                        state.family().limit.leave(child.key());
+                    }
+                    let family = state.family();
+                    match last {
+                        true => (std::mem::take(&mut family.waiters), family.release.take()),
+                        false => (Vec::new(), None),
+                    }
+                }
+                // A failure is routed under the lock that also counts the
+                // child out: a join looking under it sees both or neither.
+                Some(err) => {
+                    let mut state = node.lock();
+                    node.route_locked(&mut state, err);
+                    let before = node.members.fetch_sub(1, Ordering::AcqRel);
+                    if before & LIMITED != 0 {
+                        state.family().limit.leave(child.key());
+                    }
+                    let family = state.family();
+                    let release = if before & !LIMITED == 1 {
+                        family.release.take()
+                    } else {
+                        None
+                    };
+                    (std::mem::take(&mut family.waiters), release)
+                }
+            };
+            wake_all(waiters);
+            match (release, &node.parent) {
+                (Some(Abandoned { unclaimed: failure }), Some(parent)) => {
+                    child = node;
+                    unclaimed = failure;
+                    node = parent;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// The task has its result: a failure goes to the handle if it is
+    /// still held, else to the parent, which learns in the same step that
+    /// this child is gone (and, under fail-fast, is cancelled by a failure).
+    /// Gives back the value, which the caller delivers itself (a tokio
+    /// task's output, for a `ChildTask`).
+    #[inline]
+    pub(super) fn deliver<T>(&self, result: Result<T, Error>) -> Option<T> {
+        let (value, unclaimed) = match result {
+            Ok(value) => (Some(value), None),
+            Err(err) => (None, self.offer_failure(err)),
+        };
+        if let Some(parent) = &self.parent {
+            if value.is_none() && parent.policy == Policy::FailFast {
+                parent.cancel();
+            }
+            parent.child_done(self, unclaimed);
+        }
+        value
+    }
+
+    /// What runs the task was dropped before it delivered (aborted, or the
+    /// runtime shut down; also before it was ever polled), its body already
+    /// gone: the children are aborted, `Cancelled` is reported, and the
+    /// parent is released once the last child is gone.
+    ///
+    /// The failure is only made if someone can take it: the handle, or a
+    /// parent that is not torn down itself. In an aborted tree nobody can,
+    /// and making the path of every task of a deep chain would take memory
+    /// quadratic in its depth.
+    pub(super) fn tear_down(&self) {
+        self.drop_slow();
+        self.abort();
+        let readable = self.is_held()
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|parent| !parent.has(&parent.lock(), ABORTED));
+        let unclaimed = if readable {
+            let err = Error::with_kind(
+                ErrorKind::Cancelled,
+                Arc::clone(self.path()),
+                "aborted before it finished",
+            );
+            self.offer_failure(err)
+        } else {
+            None
+        };
+        self.abandon(unclaimed);
+    }
+
+    /// The last step of an aborted task: release the parent now, or once the
+    /// last child is gone.
+    pub(super) fn abandon(&self, unclaimed: Option<Error>) {
+        let Some(parent) = &self.parent else {
+            return;
+        };
+        {
+            let mut state = self.lock();
+            if self.members() > 0 {
+                state.family().release = Some(Abandoned { unclaimed });
+                return;
+            }
+        }
+        parent.child_done(self, unclaimed);
+    }
+}
+
+/// Whether a new child already holds a slot of its scope's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// It takes a slot, or waits in line for one.
+    Queue,
+    /// It was given a slot beforehand (`Permit`, `try_spawn`).
+    Reserved,
+}
+
+/// Undoes the registration of a child whose body could not be made.
+pub(super) struct Unregister<'a> {
+    pub(super) parent: &'a Node,
+    pub(super) child: &'a Node,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.parent.child_done(self.child, None);
+    }
+}
+
+/// What an aborted node whose children are still being dropped hands its
+/// parent once the last of them is gone (see `Node::abandon`).
+pub(super) struct Abandoned {
+    /// Its failure, if no handle took it.
+    pub(super) unclaimed: Option<Error>,
+}

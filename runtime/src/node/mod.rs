@@ -1,0 +1,349 @@
+//! The bookkeeping behind a scope: one `Node` per task of the tree.
+//!
+//! A node counts its children, keeps them (so that dropping the task aborts
+//! its subtree, and a snapshot can list it), and holds the failures routed
+//! to it until they are taken by `next_error` or escalate when the body
+//! ends. What most tasks never use is made on first use: the cancellation
+//! token, the path, and the children's bookkeeping (`Family`, boxed, made
+//! by the first spawn). A leaf task costs one node and its tokio task.
+//!
+//! One concern per file, in the order a spawn meets them:
+//! - `state`: the node's atomic bytes (alarm, handle, flags, step), every
+//!   bit and both lifecycles (`Phase`, `Stage`) side by side;
+//! - `spawn`: `Node::spawn`, from a `Task` to a running tokio task;
+//! - `membership`: a child's place in its parent (registered, counted,
+//!   released), which every kind of task holds;
+//! - `family`: what a parent keeps under its lock (children, names,
+//!   failures, the limit);
+//! - `driver`: the task's future (`Driver`, `ChildTask`);
+//! - `handoff`: values and failures between child, handle and parent;
+//! - `token`: lazy tokens, cancel, kill, abort;
+//! - `name`: names and paths.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::policy::Policy;
+use crate::ready::ReadyLink;
+use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
+use crate::task::Name;
+use crate::trace;
+
+use state::{HELD, Stage};
+
+mod driver;
+mod family;
+mod handoff;
+mod membership;
+mod name;
+mod spawn;
+mod state;
+mod token;
+
+#[cfg(all(test, loom))]
+mod loom_model;
+
+pub(crate) use driver::{Driver, Slow, first_poll_scope};
+pub(crate) use family::State;
+pub(crate) use membership::Admission;
+pub(crate) use spawn::Spawn;
+pub(crate) use state::Phase;
+
+/// What every node of one tree shares. Only the root holds it: a count
+/// shared by every task of the tree would be written by every spawn, from
+/// every worker.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) runtime: Handle,
+    /// How long a cancelled task may take to stop before it is aborted:
+    /// the `Root`'s grace period, if one was set.
+    pub(crate) grace: Option<Duration>,
+    /// When the tree started: a node keeps its own start as an offset from
+    /// it (8 bytes, where an `Instant` takes 16).
+    pub(crate) epoch: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(runtime: Handle, grace: Option<Duration>) -> Shared {
+        Shared {
+            runtime,
+            grace,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Now, as an offset from the tree's start.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// One task of the tree.
+///
+/// Every spawn allocates one, beside its tokio task, so it is kept small:
+/// 96 bytes, 112 with the `Arc` counts, which glibc serves from its fast
+/// bins (`mod size` below holds it there; benches/PROFILE-NOTES.md has the
+/// measurements). What few tasks use is in `Extra`, made on first use.
+pub(crate) struct Node {
+    parent: Option<Arc<Node>>,
+    /// The task's name, unless it was given at run time (then in `Extra`):
+    /// one word, where a `&str` takes two.
+    name: Option<&'static &'static str>,
+    /// What few tasks have: made at the spawn for those, else on first use
+    /// (the path, a failure waiting for the handle).
+    extra: OnceLock<Box<Extra>>,
+    /// Made on first use, as a child of the parent's token (see `token`).
+    token: OnceLock<CancellationToken>,
+    /// When the task was spawned, in nanoseconds since its tree started: the
+    /// age shown in a tree snapshot.
+    started: u64,
+    /// Position among the siblings of the same name, from 0. Given under
+    /// the parent's lock when the node is registered; the node is made
+    /// before, outside that lock. Everything that reads it comes after (the
+    /// parent's lock, the spawn of the task, the handle returned), so
+    /// `Relaxed` is enough.
+    index: AtomicU32,
+    /// The members: children registered and not yet released, whether
+    /// running, in line for a slot, or aborted with descendants still
+    /// alive (see `membership.rs`); and the `LIMITED` bit. Incremented under the lock, when a
+    /// child is registered; decremented by a child that finishes, under the
+    /// lock only if it brings a failure (so that a join, which looks under
+    /// the lock, never misses one).
+    members: AtomicU32,
+    /// `KILL` and `ABORT`, looked at every time the task is polled, and
+    /// `RELEASED`.
+    alarm: AtomicU8,
+    /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
+    /// then `DROPPED` or `TAKEN` (see `offer_failure`).
+    handle: AtomicU8,
+    /// The `Phase` and the `ABORTED`, `CANCELLED` and `TIMED_OUT` flags,
+    /// under the lock (an atomic only so that they fit beside the bytes
+    /// above, out of the lock's data).
+    flags: AtomicU8,
+    /// Where the task's `Driver` stands (see `Stage`): touched only by the
+    /// task itself.
+    step: AtomicU8,
+    policy: Policy,
+    state: Mutex<State>,
+}
+
+/// The part of a node that few tasks have.
+pub(super) struct Extra {
+    /// The tree, on the root (and on the detached node of a refused spawn).
+    pub(super) shared: Option<Arc<Shared>>,
+    /// The task's deadline, counted from the start of its body.
+    pub(super) timeout: Option<Duration>,
+    /// Set when the task was started with `Scope::start`.
+    pub(super) ready: Option<Arc<ReadyLink>>,
+    /// A name given at run time (`Task::named`).
+    pub(super) name: Option<Cow<'static, str>>,
+    /// Built on first use: most tasks never need their path.
+    pub(super) path: OnceLock<Arc<str>>,
+    /// The failure waiting for the task's `Child` handle (see
+    /// `Node::offer_failure`).
+    pub(super) failure: Mutex<Option<Error>>,
+    /// What only a task in line or with a timeout needs.
+    pub(super) slow: Mutex<Slow>,
+    /// The task's tracing span, once its path is known (see `trace`).
+    #[cfg(feature = "tracing")]
+    pub(super) span: OnceLock<tracing::Span>,
+}
+
+impl Extra {
+    pub(super) fn new(
+        shared: Option<Arc<Shared>>,
+        timeout: Option<Duration>,
+        ready: Option<Arc<ReadyLink>>,
+        name: Option<Cow<'static, str>>,
+    ) -> Self {
+        Extra {
+            shared,
+            timeout,
+            ready,
+            name,
+            path: OnceLock::new(),
+            failure: Mutex::new(None),
+            slow: Mutex::new(Slow::default()),
+            #[cfg(feature = "tracing")]
+            span: OnceLock::new(),
+        }
+    }
+}
+
+impl Node {
+    pub(super) fn new(
+        parent: Option<Arc<Node>>,
+        shared: Option<Arc<Shared>>,
+        started: u64,
+        name: Name,
+        policy: Policy,
+        timeout: Option<Duration>,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> Node {
+        let (name, given) = match name {
+            Name::Fixed(name) => (Some(name), None),
+            Name::Given(name) => (None, Some(name)),
+        };
+        let extra = OnceLock::new();
+        if shared.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || trace::spans_wanted() {
+            let _ = extra.set(Box::new(Extra::new(shared, timeout, ready, given)));
+        }
+        Node {
+            parent,
+            name,
+            extra,
+            token: OnceLock::new(),
+            started,
+            index: AtomicU32::new(0),
+            members: AtomicU32::new(0),
+            alarm: AtomicU8::new(0),
+            handle: AtomicU8::new(HELD),
+            flags: AtomicU8::new(Phase::Body as u8),
+            step: AtomicU8::new(Stage::Start as u8),
+            policy,
+            state: Mutex::new(State::new()),
+        }
+    }
+
+    pub(crate) fn root(
+        tree: Arc<Shared>,
+        name: Name,
+        policy: Policy,
+        token: CancellationToken,
+        timeout: Option<Duration>,
+    ) -> Arc<Node> {
+        let started = tree.now();
+        let node = Node::new(None, Some(tree), started, name, policy, timeout, None);
+        let _ = node.token.set(token);
+        Arc::new(node)
+    }
+
+    /// What few tasks have, made if this is the first use.
+    pub(super) fn extra(&self) -> &Extra {
+        self.extra.get_or_init(|| Box::new(Extra::new(None, None, None, None)))
+    }
+
+    /// The key of this child in its parent's limit: its address, which is
+    /// even (reservations take odd keys, see `Family::reservation_key`).
+    pub(crate) fn key(&self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // No user code runs while the lock is held, so a poisoned lock can
+        // only come from a bug in this module; its data is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
+        self.parent.as_ref()
+    }
+
+    /// When the task was spawned, as an offset from its tree's start.
+    pub(crate) fn started(&self) -> Duration {
+        Duration::from_nanos(self.started)
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The tree, found at the root.
+    pub(crate) fn shared(&self) -> &Shared {
+        let mut node = self;
+        loop {
+            if let Some(tree) = node.extra.get().and_then(|extra| extra.shared.as_ref()) {
+                return tree;
+            }
+            match &node.parent {
+                Some(parent) => node = parent,
+                None => unreachable!("the root holds the tree"),
+            }
+        }
+    }
+
+    pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {
+        self.extra.get()?.ready.as_ref()
+    }
+
+    /// The task's deadline, if it has one.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.extra.get()?.timeout
+    }
+
+    /// Where the task's tracing span is kept, if spans may be wanted.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span_cell(&self) -> Option<&OnceLock<tracing::Span>> {
+        self.extra.get().map(|extra| &extra.span)
+    }
+
+    /// Whether the task has delivered its result (or was torn down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.phase(&self.lock()) == Phase::Closed
+    }
+}
+
+impl Drop for Node {
+    /// Each node holds its parent, so dropping the last reference to the
+    /// bottom of a chain whose ancestors are otherwise unreferenced (a
+    /// `Scope` kept after its tree finished, the last task of an aborted
+    /// tree) would drop the ancestors one inside the other, a stack frame
+    /// per level. They are unlinked in a loop instead.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = Arc::into_inner(node).and_then(|mut node| node.parent.take());
+        }
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("path", self.path())
+            .field("policy", &self.policy)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+/// The sizes that keep a spawn cheap (see `Node` and `Driver`), on 64-bit
+/// targets, where they were measured.
+#[cfg(all(test, not(loom), target_pointer_width = "64"))]
+mod size {
+    use std::sync::Arc;
+
+    use super::driver::drive_child;
+    use super::{Name, Node, Shared};
+    use crate::Policy;
+
+    /// With its `Arc` counts, a node must stay within 120 bytes, the
+    /// largest request glibc serves from its fast bins.
+    #[test]
+    fn a_node_fits_in_a_fast_bin() {
+        assert!(
+            std::mem::size_of::<Node>() + 16 <= 120,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
+    }
+
+    /// A child's future is its body and one pointer: a tokio task of a
+    /// 16-byte body then takes 128 bytes, as a `tokio::spawn` of the body
+    /// alone does.
+    #[tokio::test]
+    async fn a_child_future_is_its_body_and_a_pointer() {
+        let tree = Arc::new(Shared::new(tokio::runtime::Handle::current(), None));
+        let node = Node::root(tree, Name::Fixed(&"root"), Policy::FailFast, Default::default(), None);
+        let i = 7_usize;
+        let body = async move { Ok::<_, std::convert::Infallible>(std::hint::black_box(i)) };
+        let body_size = std::mem::size_of_val(&body);
+        let future = drive_child(node, body, false, None);
+        assert_eq!(std::mem::size_of_val(&future), body_size + std::mem::size_of::<usize>());
+    }
+}

@@ -1,0 +1,78 @@
+//! A task's name and path (`pipeline/worker#3`), built on first use.
+
+use std::sync::Arc;
+
+use super::Node;
+use crate::sync::Ordering;
+
+impl Node {
+    pub(super) fn index(&self) -> u32 {
+        self.index.load(Ordering::Relaxed)
+    }
+
+    /// The task's name.
+    pub(super) fn name(&self) -> &str {
+        match (self.name, self.extra.get().and_then(|extra| extra.name.as_deref())) {
+            (Some(name), _) => name,
+            (None, Some(name)) => name,
+            (None, None) => unreachable!("a name not fixed is kept in `Extra`"),
+        }
+    }
+
+    /// The task's path from the root, such as `pipeline/worker#3`.
+    ///
+    /// Built in a loop up to the nearest ancestor whose path is known (or
+    /// the root), not by recursion: a chain of tasks thousands deep must
+    /// not overflow the stack. The ancestors' own paths are not built on
+    /// the way, so a failure at the bottom of a deep chain costs one string.
+    pub(crate) fn path(&self) -> &Arc<str> {
+        self.extra().path.get_or_init(|| {
+            // Most often the parent's path is known: one `format!`.
+            match &self.parent {
+                None => return Arc::from(self.name()),
+                Some(parent) => {
+                    if let Some(known) = parent.known_path() {
+                        return Arc::from(format!("{known}/{}#{}", self.name(), self.index()));
+                    }
+                }
+            }
+            // `self` and its ancestors whose path is not built, bottom up.
+            let mut chain = vec![self];
+            let mut known: &str = "";
+            let mut node = self;
+            while let Some(parent) = &node.parent {
+                if let Some(path) = parent.known_path() {
+                    known = path;
+                    break;
+                }
+                chain.push(parent);
+                node = parent;
+            }
+            let mut path = String::from(known);
+            for node in chain.into_iter().rev() {
+                match &node.parent {
+                    // The root is its bare name.
+                    None => path.push_str(node.name()),
+                    Some(_) => {
+                        use std::fmt::Write as _;
+                        let _ = write!(path, "/{}#{}", node.name(), node.index());
+                    }
+                }
+            }
+            Arc::from(path)
+        })
+    }
+
+    /// The task's path, if it was built already.
+    pub(super) fn known_path(&self) -> Option<&Arc<str>> {
+        self.extra.get()?.path.get()
+    }
+
+    /// The task's own part of its path: `worker#3`, or the root's name.
+    pub(crate) fn label(&self) -> String {
+        match &self.parent {
+            Some(_) => format!("{}#{}", self.name(), self.index()),
+            None => self.name().to_owned(),
+        }
+    }
+}

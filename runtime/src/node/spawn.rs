@@ -1,0 +1,108 @@
+//! `Node::spawn`: from a `Task` to a registered child running in its own
+//! tokio task, for each way a body is made (`Start`).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::driver::drive_child;
+use super::membership::{Admission, Unregister};
+use super::state::Phase;
+use super::{Node, Shared};
+use crate::error::{Error, ErrorKind};
+use crate::policy::Policy;
+use crate::ready::ReadyLink;
+use crate::scope::Scope;
+use crate::task::{Name, Start, Task, TaskResult};
+use crate::trace;
+
+impl Node {
+    /// Starts `task` as a child of this node, waiting in line if the
+    /// scope's limit is reached.
+    pub(crate) fn spawn<T: Task>(self: &Arc<Self>, task: T) -> crate::Child<T::Output> {
+        self.spawn_with(task, Admission::Queue, None)
+    }
+
+    /// Starts `task` as a child of this node: `admission` tells whether it
+    /// already holds a slot of the scope's limit, `ready` links it to a
+    /// `Scope::start` call.
+    pub(crate) fn spawn_with<T: Task>(
+        self: &Arc<Self>,
+        task: T,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+    ) -> crate::Child<T::Output> {
+        let parts = task.into_parts();
+        let tree = self.shared();
+        let Some((node, wait)) = self.register(tree, &parts, admission, ready) else {
+            return self.refuse(parts.name);
+        };
+        trace::open_span(&node);
+        // An abort reaches the task through the node's alarm; its handle
+        // only carries its value.
+        let task = match parts.start {
+            Start::Made(body) => tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait)),
+            Start::Lazy(body) => body.spawn(Spawn {
+                node: Arc::clone(&node),
+                wait,
+                runtime: &tree.runtime,
+            }),
+            Start::WithScope(make) => {
+                // User code (a `task(...)` closure) runs here, outside the
+                // lock. If it panics, the child is unregistered again, so
+                // that the parent's join does not wait for a task that
+                // never started.
+                let unregister = Unregister {
+                    parent: self,
+                    child: &node,
+                };
+                let body = make(Scope::from_node(Arc::clone(&node)));
+                std::mem::forget(unregister);
+                tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait))
+            }
+        };
+        crate::Child::new(node, Some(task))
+    }
+
+    /// The answer to a spawn on a finished scope: a handle that reports it.
+    pub(super) fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
+        let tree = Arc::new(Shared::new(self.shared().runtime.clone(), None));
+        let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
+        let node = Node::root(tree, name, Policy::FailFast, CancellationToken::new(), None);
+        node.cancel();
+        node.set_phase(&mut node.lock(), Phase::Closed);
+        let err = Error::with_kind(
+            ErrorKind::ScopeClosed,
+            Arc::clone(node.path()),
+            format!(
+                "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
+                self.path()
+            ),
+        );
+        let _ = node.offer_failure(err);
+        crate::Child::new(node, None)
+    }
+}
+
+/// What a boxed `#[supervised]` body needs to spawn itself as a child's
+/// task, unboxed (see `task::LazyBody`).
+pub(crate) struct Spawn<'a> {
+    node: Arc<Node>,
+    wait: Option<oneshot::Receiver<()>>,
+    runtime: &'a Handle,
+}
+
+impl Spawn<'_> {
+    /// Spawns `body`, which takes its scope at its first poll.
+    pub(crate) fn lazy<B>(self, body: B) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+    where
+        B: Future<Output: TaskResult> + Send + 'static,
+    {
+        self.runtime.spawn(drive_child(self.node, body, true, self.wait))
+    }
+}

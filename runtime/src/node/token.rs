@@ -1,0 +1,136 @@
+//! Stopping tasks: the lazy cancellation token, `cancel`, and the alarm
+//! that drops bodies where they stand (`kill`) or whole futures (`abort`).
+
+use std::task::Waker;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Node;
+use super::state::{ABORT, ABORTED, CANCELLED, KILL, Phase, TIMED_OUT};
+use crate::sync::Ordering;
+
+impl Node {
+    /// The task's cancellation token, made on first use.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        match self.token.get() {
+            Some(token) => token,
+            None => self.make_token(),
+        }
+    }
+
+    /// Makes the tokens of this node and of its ancestors that have none,
+    /// top down, each a child of its parent's (the root always has one).
+    /// In a loop, not by recursion: a chain can be thousands deep.
+    ///
+    /// A token made late must be what it would have been if made at the
+    /// spawn: cancelled if the task was cancelled meanwhile, or has
+    /// finished (its token is cancelled then). Both are decided under the
+    /// node's lock, which `cancel` and the end of the task take too.
+    #[cold]
+    pub(super) fn make_token(&self) -> &CancellationToken {
+        // Most often the parent has its token: no list of ancestors.
+        if self.parent.as_ref().is_none_or(|parent| parent.token.get().is_some()) {
+            return self.make_own_token();
+        }
+        let mut chain = vec![self];
+        let mut node = self;
+        while let Some(parent) = &node.parent {
+            if parent.token.get().is_some() {
+                break;
+            }
+            chain.push(parent);
+            node = parent;
+        }
+        for node in chain.into_iter().rev() {
+            node.make_own_token();
+        }
+        self.token.get().unwrap_or_else(|| unreachable!("made above"))
+    }
+
+    /// Makes this node's token, its parent's being made (see `make_token`).
+    pub(super) fn make_own_token(&self) -> &CancellationToken {
+        let state = self.lock();
+        let token = self.token.get_or_init(|| match &self.parent {
+            Some(parent) => parent
+                .token
+                .get()
+                .map_or_else(CancellationToken::new, CancellationToken::child_token),
+            None => CancellationToken::new(),
+        });
+        let cancelled = self.has(&state, CANCELLED) || self.phase(&state) == Phase::Closed;
+        drop(state);
+        if cancelled {
+            token.cancel();
+        }
+        token
+    }
+
+    /// Cancels the task's token, and so its subtree's. Without a token yet,
+    /// it is marked for its token to be made cancelled: its descendants'
+    /// tokens are made from it, so they will be too.
+    pub(crate) fn cancel(&self) {
+        if let Some(token) = self.token.get() {
+            token.cancel();
+            return;
+        }
+        let made = {
+            let mut state = self.lock();
+            self.mark(&mut state, CANCELLED);
+            self.token.get().cloned()
+        };
+        // Made between the two looks.
+        if let Some(token) = made {
+            token.cancel();
+        }
+    }
+
+    /// Whether the task's token is cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.token().is_cancelled()
+    }
+
+    /// Sets `bits` of the alarm and wakes the task, so that its next poll
+    /// sees them.
+    pub(super) fn raise(&self, bits: u8) {
+        self.alarm.fetch_or(bits, Ordering::SeqCst);
+        let waker = std::mem::replace(self.lock().waker(), Waker::noop().clone());
+        waker.wake();
+    }
+
+    /// Aborts the task's body and every body of its subtree where they
+    /// stand: each is dropped at once and reported `Cancelled`, while the
+    /// joins go on, so that every task is awaited and delivers its result.
+    ///
+    /// A child spawned in the subtree after this is born killed: it reads
+    /// its parent's alarm under the parent's lock, which the walk takes
+    /// after raising it.
+    pub(crate) fn kill(&self) {
+        self.raise(KILL);
+        let mut stack = self.children();
+        while let Some(node) = stack.pop() {
+            node.raise(KILL);
+            stack.extend(node.children());
+        }
+    }
+
+    /// Marks the task as past its deadline (its result will be `TimedOut`)
+    /// and cancels it.
+    pub(crate) fn time_out(&self) {
+        self.mark(&mut self.lock(), TIMED_OUT);
+        self.cancel();
+    }
+
+    /// Cancels the token and aborts every running child; their bookkeeping
+    /// stays until each is gone.
+    pub(super) fn abort(&self) {
+        self.cancel();
+        {
+            let mut state = self.lock();
+            self.mark(&mut state, ABORTED);
+            self.set_phase(&mut state, Phase::Closed);
+        }
+        for child in self.children() {
+            child.raise(ABORT);
+        }
+    }
+}
