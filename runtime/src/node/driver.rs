@@ -341,7 +341,7 @@ pin_project_lite::pin_project! {
     /// handle) or the parent. If it is dropped before (aborted, or the
     /// runtime shut down; also before it was ever polled), the membership
     /// is torn down instead, which delivers `Cancelled`.
-    struct ChildTask<B, T> {
+    pub(super) struct ChildTask<B, T> {
         #[pin]
         driver: Driver<B, T>,
     }
@@ -355,6 +355,20 @@ pin_project_lite::pin_project! {
             // Torn down before the result: the body first (what it owns
             // is released before the parent hears of it), then the subtree.
             driver.held.spend().tear_down();
+        }
+    }
+}
+
+impl<B> ChildTask<B, <B::Output as TaskResult>::Ok>
+where
+    B: Future<Output: TaskResult>,
+{
+    /// The task of `node`: wait for a slot if `wait` is given, run `body`
+    /// (`lazy` if it takes its scope at its first poll), then deliver the
+    /// result exactly once.
+    pub(super) fn new(node: Arc<Node>, body: B, lazy: bool, wait: Option<oneshot::Receiver<()>>) -> Self {
+        ChildTask {
+            driver: Driver::new(node, body, lazy, wait),
         }
     }
 }
@@ -378,21 +392,5 @@ where
         node.step_set(DELIVERED, true);
         let _span = trace::enter(node);
         Poll::Ready(node.deliver(result))
-    }
-}
-
-/// The tokio task of a child: wait for a slot if told to, run it, then
-/// deliver its result exactly once.
-pub(super) fn drive_child<B>(
-    node: Arc<Node>,
-    body: B,
-    lazy: bool,
-    wait: Option<oneshot::Receiver<()>>,
-) -> impl Future<Output = Option<<B::Output as TaskResult>::Ok>>
-where
-    B: Future<Output: TaskResult>,
-{
-    ChildTask {
-        driver: Driver::new(node, body, lazy, wait),
     }
 }

@@ -4,11 +4,11 @@
 //! of a body and the join, and the teardown of an aborted subtree (the
 //! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`).
 //!
-//! It runs the production code itself: `Node::register`, `drive_child`,
+//! It runs the production code itself: `Node::register`, `Membership::drive`,
 //! the `Driver`, `Node::next_error` and `Child`, whose mutexes and atomics
 //! are loom's under `cfg(all(test, loom))` (see `sync.rs`). What loom
 //! cannot model is replaced, and only that: each child's tokio task is a
-//! loom thread driving `drive_child` with `loom::future::block_on` (its
+//! loom thread driving `Membership::drive` with `loom::future::block_on` (its
 //! handle has no `JoinHandle`, so the model follows failures, not values;
 //! an abort reaches it through its node's alarm and waker, as on tokio).
 //! tokio-util's `CancellationToken` runs as it is: loom does not see inside
@@ -28,7 +28,6 @@ use std::task::{Context, Poll, Waker};
 use ::loom::future::block_on;
 use ::loom::thread::{self, JoinHandle};
 
-use super::driver::drive_child;
 use super::{Admission, Driver, Node, Phase, Shared};
 use crate::child::Child;
 use crate::error::Error;
@@ -86,11 +85,11 @@ where
         timeout: None,
         start: Start::Made(()),
     };
-    let (node, wait) = parent.register(parent.shared(), &parts, Admission::Queue, None)?;
-    let body = make(Arc::clone(&node));
-    let child = Child::new(Arc::clone(&node), None);
+    let membership = parent.register(parent.shared(), &parts, Admission::Queue, None)?;
+    let body = make(Arc::clone(membership.node()));
+    let child = Child::new(Arc::clone(membership.node()), None);
     let thread = thread::spawn(move || {
-        block_on(drive_child(node, body, false, wait));
+        block_on(membership.drive(body, false));
     });
     threads.lock().unwrap().push(thread);
     Some(child)
@@ -257,7 +256,8 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                 timeout: None,
                 start: Start::Made(()),
             };
-            let (child, _) = root.register(root.shared(), &parts, Admission::Queue, None).unwrap();
+            let membership = root.register(root.shared(), &parts, Admission::Queue, None).unwrap();
+            let child = Arc::clone(membership.node());
             nodes.lock().unwrap().push(Arc::downgrade(&child));
             drop(Child::<()>::new(Arc::clone(&child), None));
             let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
@@ -276,7 +276,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                 }
             };
             let thread = thread::spawn(move || {
-                block_on(drive_child(child, body, false, None));
+                block_on(membership.drive(body, false));
             });
             threads.lock().unwrap().push(thread);
         }

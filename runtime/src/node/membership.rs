@@ -11,10 +11,12 @@
 //! be touched to run a task some other way (see ARCHITECTURE.md, "How to add
 //! a kind of task").
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use super::driver::ChildTask;
 use super::family::wake_all;
 use super::state::{ABORTED, KILL, LIMITED, Phase, RELEASED};
 use super::{Node, Shared};
@@ -22,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::sync::Ordering;
-use crate::task::Parts;
+use crate::task::{Parts, TaskResult};
 
 impl Node {
     /// The bookkeeping of a spawn, under the scope's lock: counts a new
@@ -35,7 +37,7 @@ impl Node {
         parts: &Parts<B>,
         admission: Admission,
         ready: Option<Arc<ReadyLink>>,
-    ) -> Option<(Arc<Node>, Option<oneshot::Receiver<()>>)> {
+    ) -> Option<Membership> {
         // Made before the lock, which the children that finish take too.
         let node = Arc::new(Node::new(
             Some(Arc::clone(self)),
@@ -66,7 +68,7 @@ impl Node {
             Admission::Queue if limited => family.limit.admit(node.key()),
             Admission::Queue | Admission::Reserved => None,
         };
-        Some((node, wait))
+        Some(Membership { node, wait })
     }
 
     /// Bookkeeping when `child` is gone; `unclaimed` is its failure if no
@@ -194,6 +196,39 @@ impl Node {
             }
         }
         parent.child_done(self, unclaimed);
+    }
+}
+
+/// A child registered in its parent and not yet running: what every kind
+/// of task starts from (`Node::register` makes it).
+///
+/// From here on the child is one of its parent's members: it is joined,
+/// listed in snapshots, sees `next_error`, holds a slot of the limit (or a
+/// place in line), and is killed or aborted with its parent's subtree. What
+/// runs it must end the membership exactly once: `drive` gives the future
+/// that does (put it on any executor); a body that could not be made is
+/// unregistered (`Unregister`).
+pub(crate) struct Membership {
+    node: Arc<Node>,
+    /// Tells a child in line for a slot of the limit that its turn came.
+    wait: Option<oneshot::Receiver<()>>,
+}
+
+impl Membership {
+    /// The member's node: its scope, and what its `Child` handle holds.
+    pub(super) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The future of the member's task: it waits for its slot if in line,
+    /// runs `body` (`lazy` if it takes its scope at its first poll) and
+    /// joins its children, then ends the membership: `deliver`, or
+    /// `tear_down` if it is dropped first.
+    pub(super) fn drive<B>(self, body: B, lazy: bool) -> impl Future<Output = Option<<B::Output as TaskResult>::Ok>>
+    where
+        B: Future<Output: TaskResult>,
+    {
+        ChildTask::new(self.node, body, lazy, self.wait)
     }
 }
 

@@ -318,7 +318,7 @@ impl std::fmt::Debug for Node {
 mod size {
     use std::sync::Arc;
 
-    use super::driver::drive_child;
+    use super::driver::ChildTask;
     use super::{Name, Node, Shared};
     use crate::Policy;
 
@@ -343,7 +343,7 @@ mod size {
         let i = 7_usize;
         let body = async move { Ok::<_, std::convert::Infallible>(std::hint::black_box(i)) };
         let body_size = std::mem::size_of_val(&body);
-        let future = drive_child(node, body, false, None);
+        let future = ChildTask::new(node, body, false, None);
         assert_eq!(std::mem::size_of_val(&future), body_size + std::mem::size_of::<usize>());
     }
 }

@@ -6,12 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::drive_child;
-use super::membership::{Admission, Unregister};
+use super::membership::{Admission, Membership, Unregister};
 use super::state::Phase;
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
@@ -39,17 +37,17 @@ impl Node {
     ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
         let tree = self.shared();
-        let Some((node, wait)) = self.register(tree, &parts, admission, ready) else {
+        let Some(membership) = self.register(tree, &parts, admission, ready) else {
             return self.refuse(parts.name);
         };
+        let node = Arc::clone(membership.node());
         trace::open_span(&node);
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait)),
+            Start::Made(body) => tree.runtime.spawn(membership.drive(body, false)),
             Start::Lazy(body) => body.spawn(Spawn {
-                node: Arc::clone(&node),
-                wait,
+                membership,
                 runtime: &tree.runtime,
             }),
             Start::WithScope(make) => {
@@ -63,7 +61,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                tree.runtime.spawn(drive_child(Arc::clone(&node), body, false, wait))
+                tree.runtime.spawn(membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
@@ -92,8 +90,7 @@ impl Node {
 /// What a boxed `#[supervised]` body needs to spawn itself as a child's
 /// task, unboxed (see `task::LazyBody`).
 pub(crate) struct Spawn<'a> {
-    node: Arc<Node>,
-    wait: Option<oneshot::Receiver<()>>,
+    membership: Membership,
     runtime: &'a Handle,
 }
 
@@ -103,6 +100,6 @@ impl Spawn<'_> {
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
-        self.runtime.spawn(drive_child(self.node, body, true, self.wait))
+        self.runtime.spawn(self.membership.drive(body, true))
     }
 }
