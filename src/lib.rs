@@ -123,25 +123,32 @@
 /// }
 /// ```
 ///
-/// becomes, in substance (the paths are really absolute ones under
-/// `::taskward`, and the locals are hygienic):
+/// becomes this, where `__private` is really `::taskward::__private` (or
+/// the path given with `crate = ...`) and the `__taskward_` locals are
+/// hygienic, so the body cannot name them (a test of `taskward-macros`
+/// expands the example above and compares it with this block):
 ///
 /// ```ignore
 /// /// Sums the sizes of `files`.
 /// #[must_use = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`"]
-/// pub fn sizes(files: Vec<PathBuf>) -> Supervised<io::Result<u64>>
+/// pub fn sizes(files: Vec<PathBuf>) -> __private::Supervised<io::Result<u64>>
 /// where
-///     io::Result<u64>: TaskResult,
+///     io::Result<u64>: __private::TaskResult
 /// {
-///     Supervised::new("sizes", Policy::FailFast, move |task_scope: Scope| -> BoxFuture<io::Result<u64>> {
-///         Box::pin(async move {
-///             let token: CancellationToken = task_scope.token().clone();
-///             let scope: &Scope = &task_scope;
+///     {
+///         let __taskward_body = async move {
+///             let __taskward_scope: __private::Scope = __private::scope();
+///             let token: CancellationToken = __private::token(&__taskward_scope);
+///             let scope: &Scope = &__taskward_scope;
+///             if let __private::Option::Some(__taskward_never) = __private::Option::None::<io::Result<u64>> {
+///                 return __taskward_never;
+///             }
 ///             {
 ///                 // body
 ///             }
-///         })
-///     })
+///         };
+///         __private::Supervised::new(&"sizes", __private::Policy::FailFast, __taskward_body)
+///     }
 /// }
 /// ```
 ///
@@ -150,9 +157,14 @@
 /// - The function returns [`Supervised<R>`](Supervised), where `R` is the
 ///   body's return type. It is a named type, not an `impl Trait`, so that a
 ///   supervised function can spawn itself.
-/// - The parameters are moved into the task; the body runs, unchanged, in
-///   an `async move` block once the runtime has created the task's scope.
-///   Its future must be `Send` (it may run on any worker thread).
+/// - The call makes the body at once, an `async move` block holding the
+///   arguments, and `Supervised::new` boxes it: that is the one allocation
+///   of a call, and a spawn moves the body back out of the box. Nothing
+///   runs until the task is spawned. At its first poll the body takes its
+///   scope from the runtime (`__private::scope()`) and binds the scope and
+///   token parameters from it; the `if let` that never runs fixes the
+///   block's type for `?` and `return`; then the body runs, unchanged. Its
+///   future must be `Send` (it may run on any worker thread).
 /// - Attributes, doc comments, visibility, generics and where-clauses are
 ///   kept. The function is `#[must_use]` unless it already says so.
 ///

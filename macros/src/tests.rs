@@ -465,3 +465,33 @@ fn random_valid_signatures_keep_the_callers_parameters() {
         assert!(item.attrs.iter().any(|attr| attr.path().is_ident("inline")), "{input}");
     }
 }
+
+/// The block "What the rewrite does" in the `supervised` docs (src/lib.rs
+/// of the `taskward` crate) shows an example and what it becomes: expanding
+/// the example must give that text, `::taskward::__private` written
+/// `__private`. Regression: the docs still showed a closure with `Box::pin`
+/// long after the macro stopped generating one.
+#[test]
+fn the_rewrite_shown_in_the_docs_is_what_the_macro_generates() {
+    let docs = include_str!("../../src/lib.rs");
+    let section = &docs[docs.find("/// # What the rewrite does").expect("the section is there")..];
+    let mut blocks = section.split("/// ```ignore\n").skip(1).map(|block| {
+        let block = &block[..block.find("/// ```\n").expect("the block is closed")];
+        block
+            .lines()
+            .map(|line| line.strip_prefix("/// ").unwrap_or(line.trim_start_matches("///")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let (example, shown) = (blocks.next().unwrap(), blocks.next().unwrap());
+    let (attr, item) = example.split_once("#[supervised(").expect("the example is supervised");
+    let (args, item) = item.split_once(")]").expect("the attribute is closed");
+    // Compared without spaces: printed tokens space joint punctuation
+    // (`> >`) as they were made.
+    let compact = |tokens: TokenStream| tokens.to_string().replace(' ', "");
+    let expanded = compact(supervised2(parse(args), parse(&format!("{attr}{item}"))));
+    assert_eq!(
+        expanded.replace("::taskward::__private::", "__private::"),
+        compact(parse(&shown))
+    );
+}
