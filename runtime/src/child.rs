@@ -3,9 +3,10 @@
 //! A child's value comes through its tokio task's `JoinHandle` (the output
 //! is `Some(value)`, or `None` when it failed), so that a success costs no
 //! more than a tokio task's, and the task's memory is freed by whoever takes
-//! the value, as with `tokio::spawn`. A failure waits in the child's node,
-//! under its lock, where exactly one of the handle, `next_error` and the
-//! parent's result takes it (see `Node::offer_failure`).
+//! the value, as with `tokio::spawn`. A failure waits in the child's node
+//! (in a mutex of its own, not the node's lock), and one atomic byte decides
+//! which of the handle, `next_error` and the parent's result takes it (see
+//! `Node::offer_failure`).
 
 use std::future::Future;
 use std::pin::Pin;

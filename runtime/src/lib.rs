@@ -39,11 +39,9 @@ pub use tree::{TaskInfo, TaskState, TaskTree, TreeMonitor};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::policy::Policy;
-    pub use crate::ready::Ready;
     pub use crate::scope::Scope;
     pub use crate::task::{Supervised, TaskResult};
     pub use std::option::Option;
-    pub use tokio_util::sync::CancellationToken;
 
     /// The scope of the task whose body is being polled for the first time:
     /// what a `#[supervised]` body takes before anything else.
@@ -58,13 +56,13 @@ pub mod __private {
 
     /// The token handed to a `CancellationToken` parameter: the scope's own.
     #[must_use]
-    pub fn token(scope: &Scope) -> CancellationToken {
+    pub fn token(scope: &Scope) -> crate::CancellationToken {
         scope.token().clone()
     }
 
     /// The handle handed to a `Ready<T>` parameter: the task's own.
     #[must_use]
-    pub fn ready<T: Send + 'static>(scope: &Scope) -> Ready<T> {
+    pub fn ready<T: Send + 'static>(scope: &Scope) -> crate::Ready<T> {
         scope.ready()
     }
 }

@@ -1,6 +1,6 @@
 //! tracing integration: a span per task carrying its path, and events at the
 //! moments that matter. With the `tracing` feature off, every function here
-//! is empty and the instrumented futures are the plain ones.
+//! is empty: no span is made or kept, and a task's `Driver` enters none.
 
 /// `tracing`'s event macros, compiled away with the `tracing` feature off.
 macro_rules! event {
