@@ -1,38 +1,17 @@
 //! Semantic 6: dropping a running task's future cancels its token and aborts
 //! its whole subtree; nothing outlives `run`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
+use common::{Gauge, alive_tasks, settle_gauge, settle_tasks};
 use taskward::{Scope, supervised};
-
-/// Counts live values: created in `new`, released in `drop`.
-#[derive(Clone)]
-struct Live(Arc<AtomicUsize>);
-
-struct Guard(Arc<AtomicUsize>);
-
-impl Live {
-    fn guard(&self) -> Guard {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Guard(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// A subtree of tasks that never finish on their own and ignore their token.
 #[supervised]
-async fn stubborn(scope: &Scope, live: Live, depth: u32) {
-    let _guard = live.guard();
+async fn stubborn(scope: &Scope, live: Gauge, depth: u32) {
+    let _guard = live.enter();
     if depth > 0 {
         for _ in 0..3 {
             scope.spawn(stubborn(live.clone(), depth - 1));
@@ -41,39 +20,22 @@ async fn stubborn(scope: &Scope, live: Live, depth: u32) {
     std::future::pending::<()>().await;
 }
 
-async fn settle(live: &Live) {
-    for _ in 0..100 {
-        if live.count() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_run_in_a_timeout_aborts_the_whole_tree() {
-    let live = Live(Arc::new(AtomicUsize::new(0)));
-    let metrics = tokio::runtime::Handle::current().metrics();
-    let before = metrics.num_alive_tasks();
+    let live = Gauge::default();
+    let before = alive_tasks();
 
     let outcome = tokio::time::timeout(Duration::from_millis(100), taskward::run(stubborn(live.clone(), 3))).await;
     assert!(outcome.is_err(), "the tree never finishes by itself");
 
-    settle(&live).await;
     // 1 + 3 + 9 + 27 guards were created; none survives.
-    assert_eq!(live.count(), 0);
-    for _ in 0..100 {
-        if metrics.num_alive_tasks() == before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(metrics.num_alive_tasks(), before);
+    settle_gauge(&live).await;
+    settle_tasks(before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_select_aborts_the_subtree_and_cancels_the_token() {
-    let live = Live(Arc::new(AtomicUsize::new(0)));
+    let live = Gauge::default();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tree = taskward::run(taskward::task({
         let live = live.clone();
@@ -89,8 +51,7 @@ async fn losing_a_select_aborts_the_subtree_and_cancels_the_token() {
     }
     let token = rx.await.unwrap();
     assert!(token.is_cancelled());
-    settle(&live).await;
-    assert_eq!(live.count(), 0);
+    settle_gauge(&live).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,18 +84,10 @@ async fn twenty_thousand_tasks_leave_no_tokio_task_alive() {
             }
         }
     }
-    let metrics = tokio::runtime::Handle::current().metrics();
-    let before = metrics.num_alive_tasks();
+    let before = alive_tasks();
     // 1 + 141 + 141^2 = 20_023 tasks.
     taskward::run(fan(141, 2)).await.unwrap();
     // `run` returns after the last child task's body finished; tokio may
     // take a moment to release a task after its future completed.
-    for _ in 0..100 {
-        if metrics.num_alive_tasks() == before {
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(metrics.num_alive_tasks(), before);
+    settle_tasks(before).await;
 }

@@ -316,19 +316,3 @@ async fn a_signal_cancels_the_tree_and_a_second_one_aborts_it() {
     assert_eq!(err.task(), "task/stubborn#0");
     assert!(dropped.load(Ordering::SeqCst));
 }
-
-#[test]
-fn run_outside_a_runtime_reports_it() {
-    let err = poll_once(Root::new().run(async { Ok::<_, std::io::Error>(()) })).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NoRuntime);
-}
-
-/// Polls a future that must complete without a runtime.
-fn poll_once<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => panic!("expected to complete at once"),
-    }
-}

@@ -1,6 +1,8 @@
 //! The echo server of `examples/server.rs`, driven by a real TCP client on
 //! 127.0.0.1, then shut down with the root's token.
 
+mod common;
+
 #[allow(dead_code)] // the example's `main` is not used here
 #[path = "../examples/server.rs"]
 mod server;
@@ -13,11 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-/// Fails the test rather than hanging on a broken shutdown; times nothing.
+/// Fails the test rather than hanging on a broken shutdown (on real time:
+/// real sockets); times nothing.
 async fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), future)
-        .await
-        .expect("did not finish")
+    common::bounded_for(Duration::from_secs(60), future).await
 }
 
 async fn echo(stream: &mut TcpStream, message: &[u8]) -> Vec<u8> {

@@ -24,7 +24,14 @@ pub fn flag() -> Arc<AtomicBool> {
 /// Awaits `future`, failing the test instead of hanging if it has not
 /// finished after a day of (usually paused, so instant) tokio time.
 pub async fn bounded<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(24 * 3600), future)
+    bounded_for(Duration::from_secs(24 * 3600), future).await
+}
+
+/// Awaits `future`, failing the test instead of hanging if it has not
+/// finished after `limit` of tokio time: for tests on real time (real
+/// sockets), where a day would be a day. It times nothing.
+pub async fn bounded_for<F: Future>(limit: Duration, future: F) -> F::Output {
+    tokio::time::timeout(limit, future)
         .await
         .expect("did not finish: a hang")
 }
@@ -51,6 +58,18 @@ impl Gauge {
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
     }
+}
+
+/// Waits until no task counted by `gauge` is left (an aborted task's future
+/// is dropped a moment after the abort), failing after a while.
+pub async fn settle_gauge(gauge: &Gauge) {
+    for _ in 0..2000 {
+        if gauge.now() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(gauge.now(), 0, "tasks still alive");
 }
 
 pub struct GaugeGuard(Arc<AtomicUsize>);
