@@ -247,9 +247,7 @@ impl Node {
         };
         wake_all(waiters);
     }
-}
 
-impl Node {
     /// Routes a child's failure that no handle took: to `next_error` while
     /// the body runs, into the task's result after. Under the lock (`state`).
     pub(super) fn route_locked(&self, state: &mut State, err: Error) {

@@ -33,7 +33,7 @@ impl Node {
     /// (giving back the slot a reserved child held).
     pub(super) fn register<B>(
         self: &Arc<Self>,
-        tree: &Shared,
+        shared: &Shared,
         parts: &Parts<B>,
         admission: Admission,
         ready: Option<Arc<ReadyLink>>,
@@ -42,7 +42,7 @@ impl Node {
         let node = Arc::new(Node::new(
             Some(Arc::clone(self)),
             None,
-            tree.now(),
+            shared.now(),
             parts.name.clone(),
             parts.policy,
             parts.timeout,

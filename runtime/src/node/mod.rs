@@ -212,14 +212,14 @@ impl Node {
     }
 
     pub(crate) fn root(
-        tree: Arc<Shared>,
+        shared: Arc<Shared>,
         name: Name,
         policy: Policy,
         token: CancellationToken,
         timeout: Option<Duration>,
     ) -> Arc<Node> {
-        let started = tree.now();
-        let node = Node::new(None, Some(tree), started, name, policy, timeout, None);
+        let started = shared.now();
+        let node = Node::new(None, Some(shared), started, name, policy, timeout, None);
         let _ = node.token.set(token);
         Arc::new(node)
     }
@@ -237,7 +237,7 @@ impl Node {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs while the lock is held, so a poisoned lock can
-        // only come from a bug in this module; its data is still consistent.
+        // only come from a bug in `node`; its data is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -254,12 +254,12 @@ impl Node {
         self.policy
     }
 
-    /// The tree, found at the root.
+    /// What the whole tree shares, found at the root.
     pub(crate) fn shared(&self) -> &Shared {
         let mut node = self;
         loop {
-            if let Some(tree) = node.extra.get().and_then(|extra| extra.shared.as_ref()) {
-                return tree;
+            if let Some(shared) = node.extra.get().and_then(|extra| extra.shared.as_ref()) {
+                return shared;
             }
             match &node.parent {
                 Some(parent) => node = parent,

@@ -36,8 +36,8 @@ impl Node {
         ready: Option<Arc<ReadyLink>>,
     ) -> crate::Child<T::Output> {
         let parts = task.into_parts();
-        let tree = self.shared();
-        let Some(membership) = self.register(tree, &parts, admission, ready) else {
+        let shared = self.shared();
+        let Some(membership) = self.register(shared, &parts, admission, ready) else {
             return self.refuse(parts.name);
         };
         let node = Arc::clone(membership.node());
@@ -45,10 +45,10 @@ impl Node {
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => tree.runtime.spawn(membership.drive(body, false)),
+            Start::Made(body) => shared.runtime.spawn(membership.drive(body, false)),
             Start::Lazy(body) => body.spawn(Spawn {
                 membership,
-                runtime: &tree.runtime,
+                runtime: &shared.runtime,
             }),
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
@@ -61,7 +61,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                tree.runtime.spawn(membership.drive(body, false))
+                shared.runtime.spawn(membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
@@ -69,9 +69,9 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     pub(super) fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
-        let tree = Arc::new(Shared::new(self.shared().runtime.clone(), None));
+        let shared = Arc::new(Shared::new(self.shared().runtime.clone(), None));
         let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
-        let node = Node::root(tree, name, Policy::FailFast, CancellationToken::new(), None);
+        let node = Node::root(shared, name, Policy::FailFast, CancellationToken::new(), None);
         node.cancel();
         node.set_phase(&mut node.lock(), Phase::Closed);
         let err = Error::with_kind(
