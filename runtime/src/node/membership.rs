@@ -2,14 +2,15 @@
 //! members, listed among its children, given a slot of its limit or a place
 //! in line), then released exactly once, with the failure nobody claimed.
 //!
-//! This is the seam every kind of task goes through. What runs the task
-//! (today the `ChildTask` around a `Driver`) holds the child's node from
-//! `register` to either `deliver` (it finished: its result goes to the
-//! handle or the parent) or `tear_down` (its future was dropped first: its
-//! subtree is aborted, `Cancelled` is reported, and the parent is released
-//! once the last descendant is gone). Nothing else of the lifecycle needs to
-//! be touched to run a task some other way (see ARCHITECTURE.md, "How to add
-//! a kind of task").
+//! This is the seam every kind of task goes through. `register` gives a
+//! `Membership`; what runs the task (today the `ChildTask` around a
+//! `Driver`, from `Membership::drive`) holds the child's node until either
+//! `deliver` (it finished: its result goes to the handle or the parent) or
+//! `tear_down` (it was dropped first: its subtree is aborted, `Cancelled` is
+//! reported, and the parent is released once the last descendant is gone).
+//! Nothing else of the lifecycle needs to be touched to run a task some
+//! other way (see ARCHITECTURE.md, "The membership seam" and "How to add a
+//! Scope method, a kind of task, a policy").
 
 use std::future::Future;
 use std::sync::Arc;
