@@ -287,3 +287,54 @@ async fn each_failure_is_delivered_exactly_once_across_many_children() {
     assert_eq!(handled + escalated, failures);
     assert!(escalated > 0, "some failures were left to escalate");
 }
+
+#[derive(Debug)]
+struct Doom;
+
+impl std::fmt::Display for Doom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("doom")
+    }
+}
+
+impl std::error::Error for Doom {}
+
+// Regression: the failing child cancelled its parent before it recorded its
+// failure there, so siblings woken on the other worker recorded their own
+// (`Cancelled`-caused) failures first: 38 to 89 runs in 100 returned a
+// sibling's error, with `Doom` buried in `related()`.
+/// Under load, on two workers, the failure that cancelled a `fail_fast`
+/// scope is its error on every run, and the failures it caused follow it.
+#[test]
+fn the_failure_that_cancelled_the_scope_is_its_error_on_every_run() {
+    const SIBLINGS: usize = 1000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    for run in 0..100 {
+        let err = runtime
+            .block_on(taskward::run(taskward::task(|scope: Scope| async move {
+                for i in 0..SIBLINGS {
+                    scope.spawn(taskward::task(move |sibling: Scope| async move {
+                        sibling.cancelled().await;
+                        Err::<(), _>(JobError(u32::try_from(i).unwrap()))
+                    }));
+                }
+                scope.spawn(async { Err::<(), _>(Doom) });
+                Ok::<_, Error>(())
+            })))
+            .unwrap_err();
+        assert!(
+            err.downcast_ref::<Doom>().is_some(),
+            "run {run}: the scope's error is {err}"
+        );
+        assert_eq!(err.related().len(), SIBLINGS, "run {run}");
+        assert!(
+            err.related()
+                .iter()
+                .all(|other| other.downcast_ref::<JobError>().is_some())
+        );
+    }
+}

@@ -172,3 +172,48 @@ async fn finished_children_leave_the_snapshot_while_their_handles_are_held() {
     .await
     .unwrap();
 }
+
+#[supervised(name = "link")]
+async fn chain(scope: &Scope, depth: usize, bottom: tokio::sync::mpsc::Sender<()>) {
+    if depth == 0 {
+        bottom.send(()).await.unwrap();
+    } else {
+        scope.spawn(chain(depth - 1, bottom));
+    }
+    scope.cancelled().await;
+}
+
+// Regression: `Display` panicked ("Formatting argument out of range") past
+// 32,767 levels, because it indented every line by twice its depth; and a
+// snapshot built the path of every task, memory quadratic in the depth.
+#[tokio::test(start_paused = true)]
+async fn a_deep_snapshot_caps_its_indentation_and_finds_paths_it_has_not_built() {
+    taskward::run(
+        taskward::task(|scope: Scope| async move {
+            let (bottom, mut reached) = tokio::sync::mpsc::channel(1);
+            scope.spawn(chain(100, bottom));
+            reached.recv().await.unwrap();
+            // From a task inside the tree: the first task's path is its own.
+            let inner = scope.tree();
+            assert_eq!(inner.tasks().next().unwrap().path(), "top");
+            let deep = "top/link#0".to_owned() + &"/link#0".repeat(60);
+            let found = inner.find(&deep).expect("a task 61 levels down");
+            assert_eq!(found.depth(), 61);
+            assert_eq!(found.path(), deep);
+            assert!(inner.find("top/link#1").is_none());
+            assert!(inner.find(&(deep.clone() + "x")).is_none());
+
+            let shown = inner.to_string();
+            let lines: Vec<&str> = shown.lines().collect();
+            assert_eq!(lines.len(), 102);
+            assert_eq!(lines[64], format!("{:128}link#0 (running, 0.0ns)", ""));
+            assert_eq!(lines[65], format!("{:128}[depth 65] link#0 (running, 0.0ns)", ""));
+            assert_eq!(lines[101], format!("{:128}[depth 101] link#0 (running, 0.0ns)", ""));
+            scope.cancel();
+            Ok::<_, std::io::Error>(())
+        })
+        .named("top"),
+    )
+    .await
+    .unwrap();
+}

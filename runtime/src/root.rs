@@ -2,10 +2,12 @@
 //! options (a token to stop the tree from outside, a grace period, shutdown
 //! on signals).
 
+use std::any::Any;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -261,7 +263,13 @@ impl Root {
         trace::open_span(&node);
         self.monitor.watch(&node);
         let scope = Scope::from_node(Arc::clone(&node));
-        let (body, lazy) = parts.into_body(&scope);
+        // A `task(..)` closure runs here: its panic becomes the panic of the
+        // body, so that the root reports it (and joins whatever the closure
+        // spawned) as any other.
+        let (body, lazy) = match catch_unwind(AssertUnwindSafe(|| parts.into_body(&scope))) {
+            Ok((body, lazy)) => (RootBody::Made { body }, lazy),
+            Err(payload) => (RootBody::Panicked { payload: Some(payload) }, false),
+        };
         drop(scope);
 
         let grace = async {
@@ -302,6 +310,30 @@ impl Root {
                 .unwrap_or_else(|| unreachable!("a root is never aborted through its alarm"))
         };
         alongside(alongside(run, grace), on_signals).await
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The root's body, or the panic of the closure that was to make it,
+    /// raised again at the body's first poll.
+    #[project = RootBodyProj]
+    enum RootBody<B> {
+        Made { #[pin] body: B },
+        Panicked { payload: Option<Box<dyn Any + Send>> },
+    }
+}
+
+impl<B: Future> Future for RootBody<B> {
+    type Output = B::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B::Output> {
+        match self.project() {
+            RootBodyProj::Made { body } => body.poll(cx),
+            RootBodyProj::Panicked { payload } => match payload.take() {
+                Some(payload) => std::panic::resume_unwind(payload),
+                None => unreachable!("a body that panicked is not polled again"),
+            },
+        }
     }
 }
 

@@ -67,14 +67,25 @@ pub(crate) fn started(node: &Node) {
     let _ = node;
 }
 
+/// Sends an event that formats user values (an error's `Display`): a
+/// panic there must not reach the runtime's bookkeeping, nor change what
+/// is delivered. The panic's payload is forgotten, not dropped: its own
+/// `Drop` is user code too.
+#[cfg(feature = "tracing")]
+fn quietly(send: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(send)) {
+        std::mem::forget(payload);
+    }
+}
+
 /// The task's own body returned `Err` or panicked.
 pub(crate) fn body_failed(node: &Node, err: &Error) {
     #[cfg(feature = "tracing")]
-    if err.task() == &**node.path() {
-        tracing::warn!(error = %err, "task failed");
+    if node.is_origin_of(err) {
+        quietly(|| tracing::warn!(error = %err, "task failed"));
     } else {
         // A child's failure passed on with `?`: it was reported where it began.
-        tracing::debug!(error = %err, "task passed on a failure");
+        quietly(|| tracing::debug!(error = %err, "task passed on a failure"));
     }
     #[cfg(not(feature = "tracing"))]
     let _ = (node, err);
@@ -95,7 +106,7 @@ pub(crate) fn aborted(node: &Node) {
 /// A failure nobody handled becomes the failure of `node`.
 pub(crate) fn escalated(node: &Node, err: &Error) {
     #[cfg(feature = "tracing")]
-    tracing::error!(scope = &**node.path(), error = %err, "unhandled failure escalates");
+    quietly(|| tracing::error!(scope = &**node.path(), error = %err, "unhandled failure escalates"));
     #[cfg(not(feature = "tracing"))]
     let _ = (node, err);
 }
@@ -106,7 +117,7 @@ pub(crate) fn finished(node: &Node, err: Option<&Error>) {
     if has_span(node) {
         match err {
             None => tracing::debug!("task finished"),
-            Some(err) => tracing::debug!(error = %err, "task finished with a failure"),
+            Some(err) => quietly(|| tracing::debug!(error = %err, "task finished with a failure")),
         }
     }
     #[cfg(not(feature = "tracing"))]
@@ -119,11 +130,13 @@ pub(crate) fn finished(node: &Node, err: Option<&Error>) {
 /// place left to report it.
 pub(crate) fn failure_lost(node: &Node, err: &Error) {
     #[cfg(feature = "tracing")]
-    tracing::error!(
-        scope = &**node.path(),
-        error = %err,
-        "a child's failure was dropped unawaited after its scope had finished"
-    );
+    quietly(|| {
+        tracing::error!(
+            scope = &**node.path(),
+            error = %err,
+            "a child's failure was dropped unawaited after its scope had finished"
+        );
+    });
     #[cfg(not(feature = "tracing"))]
     let _ = (node, err);
 }
@@ -131,10 +144,10 @@ pub(crate) fn failure_lost(node: &Node, err: &Error) {
 /// A restart is about to re-run a failed task, after `delay` if any.
 pub(crate) fn restarting(task: &str, err: &Error, delay: Option<std::time::Duration>) {
     #[cfg(feature = "tracing")]
-    match delay {
+    quietly(|| match delay {
         Some(delay) => tracing::warn!(task, error = %err, ?delay, "restarting after a delay"),
         None => tracing::warn!(task, error = %err, "restarting"),
-    }
+    });
     #[cfg(not(feature = "tracing"))]
     let _ = (task, err, delay);
 }

@@ -1,7 +1,7 @@
 //! A snapshot of a live task tree, for people to read.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -43,24 +43,99 @@ impl fmt::Display for TaskState {
 /// One task of a [`TaskTree`].
 #[derive(Debug, Clone)]
 pub struct TaskInfo {
-    label: String,
-    path: Arc<str>,
+    link: Arc<Link>,
+    /// Built on first use from `link`: the paths of every task of a deep
+    /// chain would take memory quadratic in its depth.
+    path: OnceLock<Arc<str>>,
     state: TaskState,
     age: Duration,
     depth: usize,
+}
+
+/// A task's place in a snapshot: its label below its parent's, from which
+/// its path is built when asked for.
+#[derive(Debug)]
+struct Link {
+    parent: Option<Arc<Link>>,
+    label: String,
+    /// The task's whole path, where it was known when the snapshot was
+    /// taken (always for the snapshot's first task).
+    known: Option<Arc<str>>,
+}
+
+impl Link {
+    /// The task's path: the labels from the nearest known path down.
+    fn path(&self) -> Arc<str> {
+        let mut labels = Vec::new();
+        let mut link = self;
+        let top = loop {
+            if let Some(known) = &link.known {
+                break known.as_ref();
+            }
+            match &link.parent {
+                Some(parent) => {
+                    labels.push(link.label.as_str());
+                    link = parent;
+                }
+                None => break link.label.as_str(),
+            }
+        };
+        if labels.is_empty() {
+            return Arc::from(top);
+        }
+        let mut path = String::with_capacity(top.len() + labels.iter().map(|label| label.len() + 1).sum::<usize>());
+        path.push_str(top);
+        for label in labels.into_iter().rev() {
+            path.push('/');
+            path.push_str(label);
+        }
+        Arc::from(path)
+    }
+
+    /// Whether the task's path is `path`, found without building it.
+    fn is_path(&self, mut path: &str) -> bool {
+        let mut link = self;
+        loop {
+            if let Some(known) = &link.known {
+                return **known == *path;
+            }
+            let Some(parent) = &link.parent else {
+                return link.label == path;
+            };
+            match path
+                .strip_suffix(link.label.as_str())
+                .and_then(|rest| rest.strip_suffix('/'))
+            {
+                Some(rest) => path = rest,
+                None => return false,
+            }
+            link = parent;
+        }
+    }
+}
+
+impl Drop for Link {
+    /// Unlinked in a loop: the links of a chain thousands deep would
+    /// otherwise be dropped one inside the other, a stack frame each.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(link) = parent {
+            parent = Arc::into_inner(link).and_then(|mut link| link.parent.take());
+        }
+    }
 }
 
 impl TaskInfo {
     /// The task's own part of the path: `worker#3` (the root: its name).
     #[must_use]
     pub fn label(&self) -> &str {
-        &self.label
+        &self.link.label
     }
 
     /// The task's full path, such as `pipeline/worker#3`.
     #[must_use]
     pub fn path(&self) -> &str {
-        &self.path
+        self.path.get_or_init(|| self.link.path())
     }
 
     /// What the task was doing when the snapshot was taken.
@@ -113,18 +188,29 @@ pub struct TaskTree {
 
 impl TaskTree {
     /// Adds a task below the task at `parent` (or as the first task), and
-    /// gives its position. Tasks must be added depth first.
+    /// gives its position. Tasks must be added depth first. `known` is the
+    /// task's path if it was built already; the first task must have it.
     pub(crate) fn push(
         &mut self,
         parent: Option<usize>,
         label: String,
-        path: Arc<str>,
+        known: Option<Arc<str>>,
         state: TaskState,
         age: Duration,
     ) -> usize {
-        let depth = parent.map_or(0, |parent| self.tasks[parent].depth + 1);
+        let (depth, parent) = match parent {
+            Some(parent) => {
+                let parent = &self.tasks[parent];
+                (parent.depth + 1, Some(Arc::clone(&parent.link)))
+            }
+            None => (0, None),
+        };
+        let path = OnceLock::new();
+        if let Some(known) = &known {
+            let _ = path.set(Arc::clone(known));
+        }
         self.tasks.push(TaskInfo {
-            label,
+            link: Arc::new(Link { parent, label, known }),
             path,
             state,
             age,
@@ -141,7 +227,10 @@ impl TaskTree {
     /// The task with this path, if it was alive.
     #[must_use]
     pub fn find(&self, path: &str) -> Option<&TaskInfo> {
-        self.tasks.iter().find(|task| task.path() == path)
+        self.tasks.iter().find(|task| match task.path.get() {
+            Some(built) => **built == *path,
+            None => task.link.is_path(path),
+        })
     }
 
     /// How many tasks the snapshot holds.
@@ -164,18 +253,23 @@ impl fmt::Display for TaskTree {
                 f.write_str("\n")?;
             }
             let name = if f.alternate() { task.path() } else { task.label() };
-            write!(
-                f,
-                "{:indent$}{name} ({}, {:.1?})",
-                "",
-                task.state,
-                task.age,
-                indent = 2 * task.depth
-            )?;
+            // Past `SHOWN_DEPTH` levels the indentation stops growing and
+            // the line says how deep it is.
+            let indent = 2 * task.depth.min(SHOWN_DEPTH);
+            write!(f, "{:indent$}", "")?;
+            if task.depth > SHOWN_DEPTH {
+                write!(f, "[depth {}] ", task.depth)?;
+            }
+            write!(f, "{name} ({}, {:.1?})", task.state, task.age)?;
         }
         Ok(())
     }
 }
+
+/// How many levels deep the `Display` of a [`TaskTree`] indents: a chain of
+/// tasks thousands deep would indent its last lines by thousands of spaces
+/// (and past 32,767 levels, wider than `fmt` allows).
+const SHOWN_DEPTH: usize = 64;
 
 /// A snapshot of the live subtree rooted at `root`. Each node's lock is
 /// held only while its children are listed; nothing global is locked.
@@ -212,7 +306,13 @@ pub(crate) fn snapshot(root: &Arc<Node>) -> TaskTree {
             (task_state, children)
         };
         let age = now.saturating_duration_since(tree_epoch + node.started());
-        let at = tree.push(parent, node.label(), Arc::clone(node.path()), state, age);
+        // The first task's path is built (once); the others' are built by
+        // the snapshot when asked for.
+        let known = match parent {
+            None => Some(Arc::clone(node.path())),
+            Some(_) => node.known_path().cloned(),
+        };
+        let at = tree.push(parent, node.label(), known, state, age);
         // Spawn order, so that the snapshot reads like the code: the
         // stack pops the first child first.
         children.reverse();

@@ -267,7 +267,6 @@ where
                             Err(payload) => Outcome::Panicked(payload),
                         }
                     };
-                    let killed = matches!(outcome, Outcome::Killed);
                     // The body is dropped as soon as it completes, before
                     // the children are joined: whatever it captured
                     // (channel senders) is released now, so consumers see
@@ -276,10 +275,20 @@ where
                     if let Some(link) = &link {
                         link.enter();
                     }
-                    let node = held.as_mut().spend();
+                    let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()));
                     if let Some(link) = &link {
                         link.leave(false);
                     }
+                    let (node, outcome) = match dropped {
+                        Ok(node) => (node, outcome),
+                        // A panic as the body was dropped (in a local's
+                        // `Drop`) is its outcome, whatever it returned.
+                        Err(payload) => {
+                            drop_quietly(outcome);
+                            (Arc::clone(held.node()), Outcome::Panicked(payload))
+                        }
+                    };
+                    let killed = matches!(outcome, Outcome::Killed);
                     node.step_set(KILLED, killed);
                     match node.end_body(outcome) {
                         BodyEnd::Closed {
@@ -288,7 +297,7 @@ where
                             timed_out,
                         } => {
                             node.done();
-                            let result = node.result(value, error, Vec::new(), timed_out, killed);
+                            let result = node.result(value, error, Vec::new(), None, timed_out, killed);
                             return Poll::Ready(Some(result));
                         }
                         // A task with children keeps its body's value and
@@ -302,6 +311,7 @@ where
                         Poll::Pending => break,
                         Poll::Ready(Joined {
                             failures,
+                            cancelled_by,
                             timed_out,
                             value,
                         }) => {
@@ -311,7 +321,7 @@ where
                                 Err(_) => unreachable!("the value kept is the body's"),
                             });
                             let killed = node.step_has(KILLED);
-                            let result = node.result(value, None, failures, timed_out, killed);
+                            let result = node.result(value, None, failures, cancelled_by, timed_out, killed);
                             return Poll::Ready(Some(result));
                         }
                     }
@@ -354,7 +364,12 @@ pin_project_lite::pin_project! {
             }
             // Torn down before the result: the body first (what it owns
             // is released before the parent hears of it), then the subtree.
-            driver.held.spend().tear_down();
+            let mut held = driver.held;
+            match catch_unwind(AssertUnwindSafe(|| held.as_mut().spend())) {
+                Ok(node) => node.tear_down(None),
+                // A local of the body panicked as it was dropped.
+                Err(payload) => Arc::clone(held.node()).tear_down(Some(payload)),
+            }
         }
     }
 }
@@ -392,5 +407,14 @@ where
         node.step_set(DELIVERED, true);
         let _span = trace::enter(node);
         Poll::Ready(node.deliver(result))
+    }
+}
+
+/// Drops `value`, which holds user code, catching a panic of its `Drop`
+/// (and forgetting that panic's payload, whose own `Drop` could panic
+/// again): it comes where the runtime's bookkeeping must go on.
+pub(crate) fn drop_quietly<T>(value: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        std::mem::forget(payload);
     }
 }

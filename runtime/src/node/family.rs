@@ -41,6 +41,9 @@ pub(crate) struct Family {
     pub(super) names: Names,
     /// Failures waiting for `next_error`.
     pub(super) pending: VecDeque<Error>,
+    /// The `order` of the child failure that cancelled this fail-fast
+    /// scope, the first in time (see `Node::result`).
+    pub(super) cancelled_by: Option<u64>,
     /// Once the body has ended: the failures that make the task's result,
     /// first one first (a leaf keeps its own in its `Driver`).
     pub(super) failures: Vec<Error>,
@@ -66,6 +69,9 @@ impl Family {
         if len == self.children.capacity() && len >= 8 && members <= len / 2 {
             self.children
                 .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
+            let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
+            self.names
+                .forget_unused(live.iter().chain(std::iter::once(child)).map(|child| child.name()));
         }
         self.children.push(Arc::downgrade(child));
     }
@@ -85,6 +91,7 @@ impl Family {
             children: Vec::new(),
             names: Names::default(),
             pending: VecDeque::new(),
+            cancelled_by: None,
             failures: Vec::new(),
             waiters: Vec::new(),
             release: None,
@@ -124,6 +131,20 @@ impl Default for Names {
 
 impl Names {
     const SHORT: usize = 16;
+
+    /// Forgets the counts of the names no child in `live` carries: a
+    /// long-lived scope spawning `job-{i}` children, each name new, would
+    /// otherwise keep one count per child it ever had. A name spawned again
+    /// later counts from 0 again (no live task has its paths). Called with
+    /// the sweep of the children list, so at a constant cost per spawn.
+    fn forget_unused<'a>(&mut self, live: impl Iterator<Item = &'a str>) {
+        let Names::Many(map) = self else {
+            // At most `SHORT` counts: nothing to gain.
+            return;
+        };
+        let live: std::collections::HashSet<&str> = live.collect();
+        map.retain(|name, _| live.contains(&**name));
+    }
 
     /// The next index of `name`.
     pub(super) fn next(&mut self, name: &Name) -> u32 {

@@ -25,9 +25,9 @@ impl Node {
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
                 Ok(value) => (Some(value), None),
-                Err(err) => (None, Some(Error::failed(Arc::clone(self.path()), err))),
+                Err(err) => (None, Some(Error::failed(|| Arc::clone(self.path()), err))),
             },
-            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
+            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), payload))),
             // A task killed after its own deadline reports `TimedOut` then.
             Outcome::Killed if self.has(&self.lock(), TIMED_OUT) => (None, None),
             Outcome::Killed => (
@@ -106,7 +106,7 @@ impl Node {
     /// spawn through a clone of the scope kept outside the tree comes
     /// before (and is joined) or after (and is refused).
     pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Joined> {
-        let (failures, timed_out, value) = {
+        let (failures, cancelled_by, timed_out, value) = {
             let mut state = self.lock();
             if self.members() > 0 {
                 state.family().wait(cx.waker());
@@ -115,8 +115,13 @@ impl Node {
             self.set_phase(&mut state, Phase::Closed);
             let timed_out = self.has(&state, TIMED_OUT);
             match state.family_if_any() {
-                Some(family) => (std::mem::take(&mut family.failures), timed_out, family.value.take()),
-                None => (Vec::new(), timed_out, None),
+                Some(family) => (
+                    std::mem::take(&mut family.failures),
+                    family.cancelled_by,
+                    timed_out,
+                    family.value.take(),
+                ),
+                None => (Vec::new(), None, timed_out, None),
             }
         };
         // A token made from now on is made cancelled (see `make_token`).
@@ -125,6 +130,7 @@ impl Node {
         }
         Poll::Ready(Joined {
             failures,
+            cancelled_by,
             timed_out,
             value,
         })
@@ -132,12 +138,14 @@ impl Node {
 
     /// The task's result, once body and children are done: `own` is the
     /// body's failure if `end_body` gave it back (it then comes first),
-    /// `failures` the others.
+    /// `failures` the others, `cancelled_by` the one that cancelled the
+    /// scope under fail-fast (it then comes first).
     pub(super) fn result<T>(
         &self,
         value: Option<T>,
         own: Option<Error>,
         failures: Vec<Error>,
+        cancelled_by: Option<u64>,
         timed_out: bool,
         killed: bool,
     ) -> Result<T, Error> {
@@ -149,10 +157,17 @@ impl Node {
             }
             value => value,
         };
-        let failures = match own {
+        let mut failures: Vec<Error> = match own {
             Some(own) => std::iter::once(own).chain(failures).collect(),
             None => failures,
         };
+        // The failure that cancelled a fail-fast scope is its error,
+        // whatever order the failures reached it in: one whose handle was
+        // held reaches the scope only when the handle is dropped, maybe
+        // after the failures of the siblings it cancelled.
+        if let Some(at) = cancelled_by.and_then(|order| failures.iter().position(|err| err.order() == order)) {
+            failures[..=at].rotate_right(1);
+        }
         if let (true, Some(limit)) = (timed_out, self.timeout()) {
             return Err(crate::deadline::timed_out(self, limit, killed, failures));
         }
@@ -238,12 +253,24 @@ impl Node {
         .await
     }
 
-    /// A failure that nobody claimed through a handle.
+    /// A failure that nobody claimed through a handle, dropped after its
+    /// child finished: to this scope, or if this scope has finished (the
+    /// handle was moved out of it, and dropped later), to the nearest
+    /// ancestor still running, so that it is not lost.
     pub(crate) fn route(&self, err: Error) {
-        let waiters = {
-            let mut state = self.lock();
-            self.route_locked(&mut state, err);
-            state.take_waiters()
+        let mut node = self;
+        let waiters = loop {
+            let mut state = node.lock();
+            if node.phase(&state) == Phase::Closed
+                && !node.has(&state, ABORTED)
+                && let Some(parent) = &node.parent
+            {
+                drop(state);
+                node = parent;
+                continue;
+            }
+            node.route_locked(&mut state, err);
+            break state.take_waiters();
         };
         wake_all(waiters);
     }
@@ -286,6 +313,8 @@ pub(super) enum BodyEnd<T> {
 pub(super) struct Joined {
     /// The task's failures, first one first.
     pub(super) failures: Vec<Error>,
+    /// Which of them cancelled the scope under fail-fast (its `order`).
+    pub(super) cancelled_by: Option<u64>,
     /// The task's deadline passed.
     pub(super) timed_out: bool,
     /// The body's value, kept in the family while the children ran.

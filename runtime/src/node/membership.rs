@@ -12,14 +12,16 @@
 //! other way (see ARCHITECTURE.md, "The membership seam" and "How to add a
 //! Scope method, a kind of task, a policy").
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
-use super::driver::ChildTask;
+use super::driver::{ChildTask, drop_quietly};
 use super::family::wake_all;
-use super::state::{ABORTED, KILL, LIMITED, Phase, RELEASED};
+use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED};
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
@@ -140,17 +142,42 @@ impl Node {
     /// task's output, for a `ChildTask`).
     #[inline]
     pub(super) fn deliver<T>(&self, result: Result<T, Error>) -> Option<T> {
-        let (value, unclaimed) = match result {
-            Ok(value) => (Some(value), None),
-            Err(err) => (None, self.offer_failure(err)),
+        let (value, unclaimed, failed) = match result {
+            Ok(value) => (Some(value), None, None),
+            Err(err) => {
+                let order = err.order();
+                (None, self.offer_failure(err), Some(order))
+            }
         };
         if let Some(parent) = &self.parent {
-            if value.is_none() && parent.policy == Policy::FailFast {
-                parent.cancel();
+            // Under fail-fast the failure is noted as the one that
+            // cancelled the scope (unless the scope was cancelled already),
+            // and routed, before the scope is cancelled: the siblings the
+            // cancellation wakes (on other workers) fail after it, and it
+            // stays the scope's error.
+            let cancels = failed.filter(|_| parent.policy == Policy::FailFast);
+            if let Some(order) = cancels {
+                parent.note_cancelling_failure(order);
             }
             parent.child_done(self, unclaimed);
+            if cancels.is_some() {
+                parent.cancel();
+            }
         }
         value
+    }
+
+    /// Notes the failure `order` of a child as the one that cancels this
+    /// fail-fast scope, if the scope was not cancelled before (from above,
+    /// or by its own failure), or if an earlier one is racing it.
+    #[cold]
+    fn note_cancelling_failure(&self, order: u64) {
+        let mut state = self.lock();
+        let before = self.has(&state, CANCELLED) || self.token.get().is_some_and(CancellationToken::is_cancelled);
+        let family = state.family();
+        if !before || family.cancelled_by.is_some() {
+            family.cancelled_by = Some(family.cancelled_by.map_or(order, |first| first.min(order)));
+        }
     }
 
     /// What runs the task was dropped before it delivered (aborted, or the
@@ -162,7 +189,9 @@ impl Node {
     /// parent that is not torn down itself. In an aborted tree nobody can,
     /// and making the path of every task of a deep chain would take memory
     /// quadratic in its depth.
-    pub(super) fn tear_down(&self) {
+    /// `panic` is the panic of the body's drop, if it panicked: reported
+    /// instead of `Cancelled`.
+    pub(super) fn tear_down(&self, panic: Option<Box<dyn Any + Send>>) {
         self.drop_slow();
         self.abort();
         let readable = self.is_held()
@@ -170,15 +199,20 @@ impl Node {
                 .parent
                 .as_ref()
                 .is_some_and(|parent| !parent.has(&parent.lock(), ABORTED));
-        let unclaimed = if readable {
-            let err = Error::with_kind(
-                ErrorKind::Cancelled,
-                Arc::clone(self.path()),
-                "aborted before it finished",
-            );
-            self.offer_failure(err)
-        } else {
-            None
+        let unclaimed = match (readable, panic) {
+            (true, None) => {
+                let err = Error::with_kind(
+                    ErrorKind::Cancelled,
+                    Arc::clone(self.path()),
+                    "aborted before it finished",
+                );
+                self.offer_failure(err)
+            }
+            (true, Some(payload)) => self.offer_failure(Error::panicked(Arc::clone(self.path()), payload)),
+            (false, panic) => {
+                drop_quietly(panic);
+                None
+            }
         };
         self.abandon(unclaimed);
     }

@@ -49,7 +49,7 @@ mod token;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-pub(crate) use driver::{Driver, Slow, first_poll_scope};
+pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use membership::Admission;
 pub(crate) use spawn::Spawn;
@@ -133,10 +133,16 @@ pub(crate) struct Node {
     state: Mutex<State>,
 }
 
+/// How many ancestors `Node::shared` looks at before a task keeps what the
+/// tree shares itself: one task in `SHARED_HOPS + 1` of a deep chain pays
+/// an `Extra` and a count of the `Arc`.
+const SHARED_HOPS: usize = 8;
+
 /// The part of a node that few tasks have.
 pub(super) struct Extra {
-    /// The tree, on the root (and on the detached node of a refused spawn).
-    pub(super) shared: Option<Arc<Shared>>,
+    /// What the tree shares: on the root (and on the detached node of a
+    /// refused spawn), and kept by a task far below it (see `Node::shared`).
+    pub(super) shared: OnceLock<Arc<Shared>>,
     /// The task's deadline, counted from the start of its body.
     pub(super) timeout: Option<Duration>,
     /// Set when the task was started with `Scope::start`.
@@ -162,8 +168,12 @@ impl Extra {
         ready: Option<Arc<ReadyLink>>,
         name: Option<Cow<'static, str>>,
     ) -> Self {
+        let kept = OnceLock::new();
+        if let Some(shared) = shared {
+            let _ = kept.set(shared);
+        }
         Extra {
-            shared,
+            shared: kept,
             timeout,
             ready,
             name,
@@ -254,11 +264,16 @@ impl Node {
         self.policy
     }
 
-    /// What the whole tree shares, found at the root.
+    /// What the whole tree shares, found at most `SHARED_HOPS` ancestors
+    /// up: at the root, or at an ancestor that keeps it. A task that finds
+    /// it further up keeps it too, so that reaching it costs the same at
+    /// any depth: a chain of tasks 100,000 deep walked up to its root at
+    /// every spawn, time quadratic in its depth. A shallow tree (most are)
+    /// keeps it at its root only, and its spawns touch no shared count.
     pub(crate) fn shared(&self) -> &Shared {
         let mut node = self;
-        loop {
-            if let Some(shared) = node.extra.get().and_then(|extra| extra.shared.as_ref()) {
+        for _ in 0..SHARED_HOPS {
+            if let Some(shared) = node.kept_shared() {
                 return shared;
             }
             match &node.parent {
@@ -266,6 +281,29 @@ impl Node {
                 None => unreachable!("the root holds the tree"),
             }
         }
+        self.keep_shared()
+    }
+
+    /// What the tree shares, if this node holds it.
+    fn kept_shared(&self) -> Option<&Arc<Shared>> {
+        self.extra.get()?.shared.get()
+    }
+
+    /// Finds what the tree shares further up than `SHARED_HOPS`, and keeps
+    /// it here.
+    #[cold]
+    fn keep_shared(&self) -> &Shared {
+        let mut node = self;
+        let shared = loop {
+            if let Some(shared) = node.kept_shared() {
+                break Arc::clone(shared);
+            }
+            match &node.parent {
+                Some(parent) => node = parent,
+                None => unreachable!("the root holds the tree"),
+            }
+        };
+        self.extra().shared.get_or_init(|| shared)
     }
 
     pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {

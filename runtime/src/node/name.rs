@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::Node;
+use crate::error::Error;
 use crate::sync::Ordering;
 
 impl Node {
@@ -64,8 +65,16 @@ impl Node {
     }
 
     /// The task's path, if it was built already.
-    pub(super) fn known_path(&self) -> Option<&Arc<str>> {
+    pub(crate) fn known_path(&self) -> Option<&Arc<str>> {
         self.extra.get()?.path.get()
+    }
+
+    /// Whether `err` began at this task (rather than being a child's failure
+    /// passed on), found without building the path: a failure made here
+    /// holds this task's path, built for it.
+    pub(crate) fn is_origin_of(&self, err: &Error) -> bool {
+        self.known_path()
+            .is_some_and(|path| std::ptr::eq(path.as_ptr(), err.task().as_ptr()))
     }
 
     /// The task's own part of its path: `worker#3`, or the root's name.
