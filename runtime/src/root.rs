@@ -26,7 +26,14 @@ use crate::tree::TreeMonitor;
 /// This is `Root::new().run(task)`: no grace period, no signal handling.
 ///
 /// Dropping the returned future (for example in a `select!` or a timeout)
-/// cancels the tree and aborts every task of it.
+/// cannot wait for anything: it cancels the root's token and asks every task
+/// of the tree to abort, at once. Each task is then dropped, with its body,
+/// at its next scheduling point on the runtime's workers, a moment later:
+/// right after the drop, a task may still be running on another worker,
+/// and what it holds (a bound port, a file) may still be held. For a
+/// shutdown that waits until nothing of the tree is alive, cancel the tree
+/// through [`Root::token`] (with a [`Root::grace`] period, to abort what
+/// does not stop by itself) and await `run` to its end.
 ///
 /// # Errors
 ///
