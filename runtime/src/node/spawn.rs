@@ -45,7 +45,7 @@ impl Node {
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => shared.runtime.spawn(membership.drive(body, false)),
+            Start::Made(body) => spawn_task(&shared.runtime, &node, membership.drive(body, false)),
             Start::Lazy(body) => body.spawn(Spawn {
                 membership,
                 runtime: &shared.runtime,
@@ -61,7 +61,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                shared.runtime.spawn(membership.drive(body, false))
+                spawn_task(&shared.runtime, &node, membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
@@ -100,6 +100,31 @@ impl Spawn<'_> {
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
-        self.runtime.spawn(self.membership.drive(body, true))
+        let node = Arc::clone(self.membership.node());
+        spawn_task(self.runtime, &node, self.membership.drive(body, true))
+    }
+}
+
+/// Spawns `future`, the tokio task of `node`, on `runtime`. Built with
+/// `--cfg tokio_unstable`, the tokio task is named with the node's path, so
+/// that tokio-console and tokio's task dumps show the tree (building every
+/// path costs a string per task: only then).
+#[inline]
+fn spawn_task<F>(runtime: &Handle, node: &Node, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    #[cfg(tokio_unstable)]
+    {
+        match tokio::task::Builder::new().name(node.path()).spawn_on(future, runtime) {
+            Ok(handle) => handle,
+            Err(err) => unreachable!("tokio's task builder spawns or panics: {err}"),
+        }
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        let _ = node;
+        runtime.spawn(future)
     }
 }
