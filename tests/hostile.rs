@@ -355,3 +355,28 @@ async fn dropping_run_drops_every_task_at_its_next_scheduling_point() {
     }
     panic!("a grandchild of a dropped `run` was never dropped");
 }
+
+/// A body that fails, holding a value that panics when dropped.
+struct FailsAndHoldsLoudDrop(#[allow(dead_code, reason = "only dropped")] LoudDrop);
+
+impl Future for FailsAndHoldsLoudDrop {
+    type Output = Result<(), std::io::Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(Err(std::io::Error::other("its own failure")))
+    }
+}
+
+// Neither failure may be lost: the body's own comes first, the panic of its
+// drop is related to it.
+#[tokio::test(start_paused = true)]
+async fn a_failing_body_that_panics_when_dropped_loses_neither_failure() {
+    quiet_panics(HOSTILE);
+    let err = bounded(taskward::run(FailsAndHoldsLoudDrop(LoudDrop)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Failed);
+    assert!(err.to_string().contains("its own failure"), "{err}");
+    assert_eq!(err.related().len(), 1);
+    says_panicked(&err.related()[0], "hostile: drop");
+}

@@ -279,18 +279,15 @@ where
                     if let Some(link) = &link {
                         link.leave(false);
                     }
-                    let (node, outcome) = match dropped {
-                        Ok(node) => (node, outcome),
-                        // A panic as the body was dropped (in a local's
-                        // `Drop`) is its outcome, whatever it returned.
-                        Err(payload) => {
-                            drop_quietly(outcome);
-                            (Arc::clone(held.node()), Outcome::Panicked(payload))
-                        }
+                    // A panic as the body was dropped (in a local's `Drop`)
+                    // is a failure of the task too (see `end_body`).
+                    let (node, drop_panic) = match dropped {
+                        Ok(node) => (node, None),
+                        Err(payload) => (Arc::clone(held.node()), Some(payload)),
                     };
-                    let killed = matches!(outcome, Outcome::Killed);
+                    let killed = matches!(outcome, Outcome::Killed) && drop_panic.is_none();
                     node.step_set(KILLED, killed);
-                    match node.end_body(outcome) {
+                    match node.end_body(outcome, drop_panic) {
                         BodyEnd::Closed {
                             value,
                             error,

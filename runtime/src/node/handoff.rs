@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 
 use super::Node;
+use super::driver::drop_quietly;
 use super::family::{State, wake_all};
 use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
 use crate::error::{Error, ErrorKind};
@@ -20,8 +21,18 @@ impl Node {
     /// escalate, the body's own failure (if any) comes after them, and the
     /// join begins, unless the task never had a child: it is closed at once,
     /// under the same lock (see `BodyEnd`).
-    pub(super) fn end_body<R: TaskResult>(&self, outcome: Outcome<R>) -> BodyEnd<R::Ok> {
-        let killed = matches!(outcome, Outcome::Killed);
+    ///
+    /// `drop_panic` is the panic of the body's drop, if it panicked: the
+    /// task's failure, after the body's own if it had one (then in its
+    /// `related()`, so that neither is lost), in place of a kill's
+    /// `Cancelled` or of a value.
+    pub(super) fn end_body<R: TaskResult>(
+        &self,
+        outcome: Outcome<R>,
+        drop_panic: Option<Box<dyn Any + Send>>,
+    ) -> BodyEnd<R::Ok> {
+        let was_killed = matches!(outcome, Outcome::Killed);
+        let killed = was_killed && drop_panic.is_none();
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
                 Ok(value) => (Some(value), None),
@@ -38,6 +49,20 @@ impl Node {
                     "still running when its grace period ended, so it was aborted",
                 )),
             ),
+        };
+        let (value, body_error) = match drop_panic {
+            None => (value, body_error),
+            Some(payload) => {
+                let panicked = Error::panicked(Arc::clone(self.path()), payload);
+                match body_error {
+                    // A kill's `Cancelled` says less than the panic.
+                    Some(err) if !was_killed => (None, Some(err.with_related([panicked]))),
+                    _ => {
+                        drop_quietly(value);
+                        (None, Some(panicked))
+                    }
+                }
+            }
         };
         if killed {
             trace::aborted(self);
