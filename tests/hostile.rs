@@ -380,3 +380,19 @@ async fn a_failing_body_that_panics_when_dropped_loses_neither_failure() {
     assert_eq!(err.related().len(), 1);
     says_panicked(&err.related()[0], "hostile: drop");
 }
+
+// Regression: the panic of the body's drop escaped into the code that
+// dropped the `run` future (here, tokio's `timeout`).
+#[tokio::test(start_paused = true)]
+async fn a_root_body_that_panics_when_its_dropped_run_drops_it_does_not_panic_there() {
+    quiet_panics(HOSTILE);
+    let outcome = tokio::time::timeout(
+        Duration::from_millis(10),
+        taskward::run(async {
+            let _local = LoudDrop;
+            std::future::pending::<()>().await;
+        }),
+    )
+    .await;
+    assert!(outcome.is_err(), "the run ends only by its timeout");
+}

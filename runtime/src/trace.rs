@@ -141,6 +141,17 @@ pub(crate) fn failure_lost(node: &Node, err: &Error) {
     let _ = (node, err);
 }
 
+/// The body of a tree whose `run` future was dropped panicked as it was
+/// dropped: nobody is left to take the failure, so this event reports it.
+pub(crate) fn panic_lost(node: &Node, err: &Error) {
+    #[cfg(feature = "tracing")]
+    quietly(
+        || tracing::error!(task = &**node.path(), error = %err, "a task panicked as its dropped tree was torn down"),
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (node, err);
+}
+
 /// A restart is about to re-run a failed task, after `delay` if any.
 pub(crate) fn restarting(task: &str, err: &Error, delay: Option<std::time::Duration>) {
     #[cfg(feature = "tracing")]

@@ -112,6 +112,11 @@ impl<B> BodySlot<B> {
         }
     }
 
+    /// Whether the body is still there.
+    fn is_running(&self) -> bool {
+        matches!(self, BodySlot::Running { .. })
+    }
+
     /// Drops the body where it stands, if it is still there; gives the
     /// node back, to use while `self` is borrowed no more.
     pub(super) fn spend(self: Pin<&mut Self>) -> Arc<Node> {
@@ -144,10 +149,22 @@ pin_project_lite::pin_project! {
 
     impl<B, T> PinnedDrop for Driver<B, T> {
         fn drop(this: Pin<&mut Self>) {
-            let node = this.held.node();
+            let mut held = this.project().held;
+            let node = held.node();
             if node.stage() != Stage::Done {
                 node.drop_slow();
                 node.abort();
+            }
+            // The body of a root whose `run` future is dropped (a child's
+            // is spent by its `ChildTask` already): dropped here, so that a
+            // panic of its drop does not escape into whoever dropped `run`.
+            // Nobody is left to take it; it is reported as an event.
+            if held.is_running()
+                && let Err(payload) = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()))
+            {
+                let err = Error::panicked(Arc::clone(held.node().path()), payload);
+                trace::panic_lost(held.node(), &err);
+                drop_quietly(err);
             }
         }
     }
