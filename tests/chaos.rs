@@ -105,6 +105,13 @@ struct Injected(u64);
 
 impl fmt::Display for Injected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One injected failure in four is hostile: its `Display` panics.
+        // The runtime formats errors only for its tracing events (a
+        // subscriber that formats them is installed, see `chaos`), and must
+        // not let such a panic change what is delivered.
+        if self.0 % 4 == 0 {
+            panic!("chaos: injected panic in Display #{}", self.0);
+        }
         write!(f, "chaos: injected failure #{}", self.0)
     }
 }
@@ -478,6 +485,40 @@ impl Ctx {
 
 struct LiveGuard(Arc<AtomicUsize>);
 
+/// Held beside some bodies (`LoudOnDrop`): panics when dropped (unless
+/// already unwinding), with an injected failure of its own. Wherever the
+/// body is dropped (once it completed, killed by a grace period, torn down
+/// with its tree), the panic must come out exactly once, or be lost with a
+/// dropped tree; and the body's own failure must not be lost either.
+struct LoudDrop(Ctx);
+
+/// A body with a `LoudDrop` beside it, dropped when the body's future is
+/// dropped (a local of an `async` block is dropped inside its last poll,
+/// where a panic would replace the value it returns).
+struct LoudOnDrop<F> {
+    body: F,
+    _loud: LoudDrop,
+}
+
+impl<F: Future + Unpin> Future for LoudOnDrop<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        Pin::new(&mut self.body).poll(cx)
+    }
+}
+
+impl Drop for LoudDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let id = self.0.ledger.reach(self.0.tree, None);
+        self.0.ledger.panics.fetch_add(1, Ordering::Relaxed);
+        panic!("{PANIC_MARKER}{id}");
+    }
+}
+
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
@@ -702,6 +743,21 @@ fn node_task(
 }
 
 fn node_body(
+    scope: Scope,
+    ctx: Ctx,
+    mut rng: Rng,
+    budget: usize,
+    parent: Option<Scope>,
+) -> BoxFuture<Result<(), Injected>> {
+    let loud = rng.percent(4).then(|| LoudDrop(ctx.clone()));
+    let body = plain_node_body(scope, ctx, rng, budget, parent);
+    match loud {
+        Some(loud) => Box::pin(LoudOnDrop { body, _loud: loud }),
+        None => body,
+    }
+}
+
+fn plain_node_body(
     scope: Scope,
     ctx: Ctx,
     mut rng: Rng,
@@ -1098,6 +1154,7 @@ fn seeds(test: u64, rounds: usize) -> Vec<u64> {
 /// seed of every failed round and what went wrong.
 fn chaos(test: &str, flavor: Flavor, seeds: Vec<u64>) -> Stats {
     common::quiet_panics("chaos: injected");
+    format_every_warning();
     let mut total = Stats::default();
     let mut failed = Vec::new();
     for seed in seeds {
@@ -1122,6 +1179,22 @@ fn chaos(test: &str, flavor: Flavor, seeds: Vec<u64>) -> Stats {
         failed.join("\n")
     );
     total
+}
+
+/// Installs, once for the process, a subscriber that formats the fields of
+/// every warning and error event: the runtime's failure events then run the
+/// `Display` of the injected failures, some of which panic.
+fn format_every_warning() {
+    #[cfg(feature = "tracing")]
+    {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = common::Formatting {
+                level: tracing::Level::WARN,
+            };
+            tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        });
+    }
 }
 
 /// Checks that the rounds explored what the suite claims (a suite that
@@ -1182,4 +1255,77 @@ fn random_trees_in_paused_time_keep_every_invariant() {
         seeds(2, 100),
     );
     assert_explored(&stats, 10_000);
+}
+
+/// The failure of the first child to fail in `fail_fast_rounds`.
+#[derive(Debug)]
+struct Doom;
+
+impl fmt::Display for Doom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("doom")
+    }
+}
+
+impl std::error::Error for Doom {}
+
+/// Under fail-fast, the scope's error is the failure that cancelled it, on
+/// every run: random numbers of siblings that fail once cancelled, their
+/// handles and the failing child's dropped at once, held and dropped late
+/// (so that the failures reach the scope in any order), or the failing
+/// child spawned first or last, on both runtimes.
+#[test]
+fn under_fail_fast_the_failure_that_cancelled_the_scope_is_its_error_on_every_run() {
+    for seed in seeds(3, 200) {
+        let mut rng = Rng(seed);
+        let flavor = if rng.percent(50) {
+            Flavor::MultiThread
+        } else {
+            Flavor::PausedCurrentThread
+        };
+        let siblings = 1 + rng.below(300);
+        let hold = rng.percent(50);
+        let doom_first = rng.percent(30);
+        let runtime = runtime(flavor);
+        let err = runtime
+            .block_on(taskward::run(taskward::task(move |scope: Scope| async move {
+                let mut held = Vec::new();
+                let mut doom = None;
+                if doom_first {
+                    doom = Some(scope.spawn(async { Err::<(), _>(Doom) }));
+                }
+                for i in 0..siblings {
+                    let sibling = scope.spawn(taskward::task(move |sibling: Scope| async move {
+                        sibling.cancelled().await;
+                        Err::<(), _>(Injected(1 + 4 * i as u64))
+                    }));
+                    if hold {
+                        held.push(sibling);
+                    }
+                }
+                if !doom_first {
+                    doom = Some(scope.spawn(async { Err::<(), _>(Doom) }));
+                }
+                if hold {
+                    // The siblings' failures reach the scope before the
+                    // held failure of the child that cancelled it.
+                    scope.cancelled().await;
+                    while held.iter().any(|sibling| !sibling.is_finished()) {
+                        tokio::task::yield_now().await;
+                    }
+                    drop(held);
+                } else {
+                    drop(held);
+                }
+                drop(doom);
+                Ok::<_, Error>(())
+            })))
+            .expect_err("the scope failed");
+        assert!(
+            err.downcast_ref::<Doom>().is_some(),
+            "seed {seed:#x} ({flavor:?}, {siblings} siblings, hold {hold}, doom first {doom_first}): the error is {:?}",
+            err.kind()
+        );
+        assert_eq!(err.related().len(), siblings, "seed {seed:#x}");
+    }
 }

@@ -39,51 +39,6 @@ impl Drop for LoudDrop {
     }
 }
 
-#[cfg(feature = "tracing")]
-mod subscriber {
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Level, Metadata, Subscriber};
-
-    /// A subscriber that formats every field of the events it takes, as a
-    /// real one does: a field holding `%err` runs the error's `Display`.
-    pub(crate) struct Formatting {
-        /// The most verbose level taken.
-        pub(crate) level: Level,
-    }
-
-    struct Format;
-
-    impl Visit for Format {
-        fn record_debug(&mut self, _: &Field, value: &dyn std::fmt::Debug) {
-            let _ = format!("{value:?}");
-        }
-    }
-
-    impl Subscriber for Formatting {
-        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-            *metadata.level() <= self.level
-        }
-
-        fn new_span(&self, span: &Attributes<'_>) -> Id {
-            span.record(&mut Format);
-            Id::from_u64(1)
-        }
-
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-        fn event(&self, event: &Event<'_>) {
-            event.record(&mut Format);
-        }
-
-        fn enter(&self, _: &Id) {}
-
-        fn exit(&self, _: &Id) {}
-    }
-}
-
 /// Runs `test` on a paused current-thread runtime (so that a hang fails at
 /// once, through `bounded`) with a subscriber taking events up to `level`.
 #[cfg(feature = "tracing")]
@@ -93,7 +48,7 @@ fn with_subscriber<F: Future>(level: tracing::Level, test: F) -> F::Output {
         .start_paused(true)
         .build()
         .unwrap();
-    let _guard = tracing::subscriber::set_default(subscriber::Formatting { level });
+    let _guard = tracing::subscriber::set_default(common::Formatting { level });
     runtime.block_on(test)
 }
 
@@ -395,4 +350,42 @@ async fn a_root_body_that_panics_when_its_dropped_run_drops_it_does_not_panic_th
     )
     .await;
     assert!(outcome.is_err(), "the run ends only by its timeout");
+}
+
+/// A future that never completes, holding a value that panics when dropped.
+struct PendingHoldingLoudDrop(#[allow(dead_code, reason = "only dropped")] LoudDrop);
+
+impl Future for PendingHoldingLoudDrop {
+    type Output = Result<(), std::io::Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Pending
+    }
+}
+
+// Regression (found by the chaos suite): a child killed while it waited in
+// line for a slot had its body dropped outside `catch_unwind`; the panic
+// escaped into tokio, and the child reported `Cancelled`.
+#[tokio::test(start_paused = true)]
+async fn a_child_killed_in_line_whose_body_panics_when_dropped_is_a_panicked_error() {
+    quiet_panics(HOSTILE);
+    let root = Root::new().grace(Duration::from_secs(1));
+    root.token().cancel();
+    let err = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.set_limit(1);
+        scope.spawn(std::future::pending::<Result<(), std::io::Error>>());
+        let queued = scope.spawn(PendingHoldingLoudDrop(LoudDrop));
+        Ok::<_, Error>(queued.await.unwrap_err())
+    })))
+    .await;
+    // The root's own body was killed too; what its queued child reported is
+    // in the root's failures.
+    let err = err.unwrap_err();
+    let mut all = vec![&err];
+    all.extend(err.related());
+    assert!(
+        all.iter()
+            .any(|failure| failure.kind() == ErrorKind::Panicked && failure.to_string().contains("hostile: drop")),
+        "{err:#}"
+    );
 }

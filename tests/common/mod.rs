@@ -116,3 +116,45 @@ pub async fn settle_tasks(before: usize) {
     }
     assert_eq!(alive_tasks(), before, "tokio tasks still alive");
 }
+
+/// A subscriber that formats every field of the events it takes, as a real
+/// one does: a field holding `%err` runs the error's `Display` (user code).
+#[cfg(feature = "tracing")]
+pub struct Formatting {
+    /// The most verbose level taken.
+    pub level: tracing::Level,
+}
+
+#[cfg(feature = "tracing")]
+struct Format;
+
+#[cfg(feature = "tracing")]
+impl tracing::field::Visit for Format {
+    fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = format!("{value:?}");
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl tracing::Subscriber for Formatting {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.level
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        span.record(&mut Format);
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        event.record(&mut Format);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}

@@ -236,14 +236,21 @@ where
                     if seen & KILL == 0 {
                         break;
                     }
-                    let node = held.as_mut().spend();
+                    // The body never ran, but what it holds may panic as
+                    // it is dropped: that panic is the task's failure then.
+                    let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()));
+                    let node = Arc::clone(held.node());
                     node.cancel();
                     node.done();
-                    return Poll::Ready(Some(Err(Error::with_kind(
-                        ErrorKind::Cancelled,
-                        Arc::clone(node.path()),
-                        "aborted while it waited for a free slot of its scope's limit",
-                    ))));
+                    let err = match dropped {
+                        Ok(_) => Error::with_kind(
+                            ErrorKind::Cancelled,
+                            Arc::clone(node.path()),
+                            "aborted while it waited for a free slot of its scope's limit",
+                        ),
+                        Err(payload) => Error::panicked(Arc::clone(node.path()), payload),
+                    };
+                    return Poll::Ready(Some(Err(err)));
                 }
                 Stage::Start => {
                     let node = held.node();
