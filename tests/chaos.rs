@@ -109,7 +109,7 @@ impl fmt::Display for Injected {
         // The runtime formats errors only for its tracing events (a
         // subscriber that formats them is installed, see `chaos`), and must
         // not let such a panic change what is delivered.
-        if self.0 % 4 == 0 {
+        if self.0.is_multiple_of(4) {
             panic!("chaos: injected panic in Display #{}", self.0);
         }
         write!(f, "chaos: injected failure #{}", self.0)
