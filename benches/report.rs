@@ -134,7 +134,7 @@ fn command_line(program: &str, args: &[&str]) -> String {
 
 /// The version of `krate` in Cargo.lock.
 fn locked_version(krate: &str) -> String {
-    let lock = read(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"));
+    let lock = read(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"));
     let needle = format!("name = \"{krate}\"\nversion = \"");
     lock.find(&needle)
         .map(|at| &lock[at + needle.len()..])
