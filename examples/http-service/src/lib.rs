@@ -114,6 +114,7 @@ pub async fn service(
 /// their tokens are cancelled with this task's.
 #[supervised]
 async fn jobs(scope: &Scope, token: CancellationToken, mut queue: mpsc::Receiver<Duration>, stats: Arc<Stats>) {
+    // Until cancelled (`None`) or every sender is gone (`Some(None)`).
     while let Some(Some(length)) = token.run_until_cancelled(queue.recv()).await {
         drop(scope.spawn(job(length, Arc::clone(&stats))));
     }

@@ -34,12 +34,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (bound, listening) = oneshot::channel();
-    tokio::spawn(async move {
-        if let Ok(addr) = listening.await {
-            println!("listening on http://{addr}");
-        }
-    });
     let grace = match std::env::var("TASKWARD_HTTP_GRACE_MS") {
         Ok(ms) => match ms.parse() {
             Ok(ms) => Duration::from_millis(ms),
@@ -51,7 +45,14 @@ async fn main() -> ExitCode {
         Err(_) => GRACE,
     };
     let root = Root::new().grace(grace).shutdown_on_signal();
-    match root.run(service(addr, bound, Arc::new(Stats::default()))).await {
+    let (bound, listening) = oneshot::channel();
+    let announce = async {
+        if let Ok(addr) = listening.await {
+            println!("listening on http://{addr}");
+        }
+    };
+    let (served, ()) = tokio::join!(root.run(service(addr, bound, Arc::new(Stats::default()))), announce);
+    match served {
         Ok(()) => {
             println!("stopped");
             ExitCode::SUCCESS
