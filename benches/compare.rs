@@ -3,8 +3,8 @@
 //! task and its ratio to the group's baseline.
 //!
 //! ```sh
-//! cargo bench --bench compare                 # everything (a few minutes)
-//! cargo bench --bench compare -- spawn_join   # one group
+//! cargo bench -p taskward-benches --bench compare                # everything (a few minutes)
+//! cargo bench -p taskward-benches --bench compare -- spawn_join  # one group
 //! ```
 //!
 //! The ratios printed here come from variants measured one after the other;

@@ -7,9 +7,12 @@
 //! the same round.
 //!
 //! ```sh
-//! cargo bench --bench report                      # print the table
-//! cargo bench --bench report --bench memory -- --write   # regenerate BENCHMARKS.md
-//! cargo bench --bench report -- --filter spawn_join/10000/taskward-fn --rounds 1   # profile one
+//! # print the table
+//! cargo bench -p taskward-benches --bench report
+//! # regenerate BENCHMARKS.md
+//! cargo bench -p taskward-benches --bench report --bench memory -- --write
+//! # profile one case
+//! cargo bench -p taskward-benches --bench report -- --filter spawn_join/10000/taskward-fn --rounds 1
 //! ```
 
 #[path = "support/cases.rs"]
@@ -134,7 +137,7 @@ fn command_line(program: &str, args: &[&str]) -> String {
 
 /// The version of `krate` in Cargo.lock.
 fn locked_version(krate: &str) -> String {
-    let lock = read(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"));
+    let lock = read(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"));
     let needle = format!("name = \"{krate}\"\nversion = \"");
     lock.find(&needle)
         .map(|at| &lock[at + needle.len()..])
@@ -248,7 +251,7 @@ fn main() {
     }
 
     let body = format!(
-        "Generated {date} by `cargo bench --bench report -- --write` \
+        "Generated {date} by `cargo bench -p taskward-benches --bench report -- --write` \
          (or the command above), {rounds} interleaved rounds.\n\n\
          {}- load average (1, 5, 15 min): {load_before} before, {} after\n\n{table}\n{verdicts}",
         machine(),

@@ -79,8 +79,18 @@
 //!   [`Scope::reserve`] and [`Scope::try_spawn`] add backpressure.
 //! - [`Scope::start`] waits until a child says it is [`Ready`] (a server's
 //!   bound address), then leaves it running.
+//!
+//! # Features
+//!
+//! - `tracing` (on by default): every task runs in a `tracing` span
+//!   carrying its path, and failures, escalations and aborts are `tracing`
+//!   events. Without it taskward does not depend on `tracing`.
+//!
+//! On docs.rs every feature is on, and items that need one say which.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: show which feature an item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Turns an `async fn` into a supervised task.
 ///

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::{fs, io};
 
 pub(crate) fn write_section(name: &str, body: &str) -> io::Result<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
     let text = fs::read_to_string(&path)?;
     let begin = format!("<!-- {name}:begin -->");
     let end = format!("<!-- {name}:end -->");

@@ -5,6 +5,8 @@
 //! with the `#[supervised]` attribute.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: show which feature an item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
 mod trace;

@@ -4,7 +4,8 @@
 //!
 //! Compiler messages change between releases, so this runs on stable only.
 //! After a deliberate change of a message, refresh the expected output with
-//! `TRYBUILD=overwrite cargo test --test ui` and review the diff.
+//! `TRYBUILD=overwrite cargo test -p taskward-tests-build --test ui` and
+//! review the diff.
 
 #[rustversion::attr(not(stable), ignore = "compiler messages are checked on stable only")]
 #[test]
