@@ -152,7 +152,10 @@
 ///   supervised function can spawn itself.
 /// - The parameters are moved into the task; the body runs, unchanged, in
 ///   an `async move` block once the runtime has created the task's scope.
-///   Its future must be `Send` (it may run on any worker thread).
+///   Its future must be `Send` (it may run on any worker thread). As with an
+///   `async fn`, every parameter lives until the body ends, even one the
+///   body never names: `_permit: OwnedSemaphorePermit` holds its permit for
+///   the whole task.
 /// - Attributes, doc comments, visibility, generics and where-clauses are
 ///   kept. The function is `#[must_use]` unless it already says so.
 ///

@@ -2,9 +2,9 @@
 //! rewritten signature, so that callers and the IDE keep working.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, FnArg, ItemFn, Path, ReturnType, Safety, Stmt, Token, Type};
+use syn::{Block, Expr, FnArg, ItemFn, Pat, Path, ReturnType, Safety, Stmt, Token, Type};
 
 use crate::parse::PolicyArg;
 use crate::validate::{self, Injected, Injection, Model};
@@ -53,6 +53,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         }
     };
     let at_async = private_at(&krate, async_span);
+    let keep = keep_parameters(&mut item);
     let block = &item.block;
     // The body is made now, with the arguments, and takes its scope from
     // the runtime at its first poll; `Supervised::new` boxes it (one
@@ -63,6 +64,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let body = quote_spanned! {async_span=>
         {
             let #body_var = async move {
+                #(#keep)*
                 let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type
@@ -86,6 +88,62 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         item.attrs.push(syn::parse_quote!(#[must_use = #MUST_USE]));
     }
     item.into_token_stream()
+}
+
+/// Moves every parameter the caller passes into the body, as an `async fn`
+/// does, so that each lives until the body ends even if the body never
+/// names it (`_permit: OwnedSemaphorePermit`, `_: Guard`): an `async move`
+/// block captures only what it uses, and the rest would be dropped when the
+/// function returns its task.
+///
+/// A parameter named by a plain identifier keeps its name (without `mut`,
+/// which moves to the binding inside the body); any other pattern (`_`, a
+/// tuple, `ref x`) is renamed in the signature and matched inside the body.
+/// `self` cannot be rebound: a reference to it makes the body capture it.
+fn keep_parameters(item: &mut ItemFn) -> Vec<TokenStream> {
+    let mut keep = Vec::new();
+    for (index, arg) in item.sig.inputs.iter_mut().enumerate() {
+        let typed = match arg {
+            FnArg::Receiver(_) => {
+                keep.push(quote!(let _ = &self;));
+                continue;
+            }
+            FnArg::Typed(typed) => typed,
+        };
+        let attrs = typed.attrs.iter().filter(|attr| is_statement_attr(attr));
+        let attrs = quote!(#(#attrs)*);
+        match &mut *typed.pat {
+            Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none() => {
+                let mutability = binding.mutability.take();
+                let ident = &binding.ident;
+                keep.push(quote!(#attrs let #mutability #ident = #ident;));
+            }
+            pat => {
+                let arg = format_ident!("__taskward_arg{}", index, span = Span::mixed_site());
+                let original = std::mem::replace(
+                    pat,
+                    Pat::Ident(syn::PatIdent {
+                        attrs: Vec::new(),
+                        by_ref: None,
+                        mutability: None,
+                        ident: arg.clone(),
+                        subpat: None,
+                    }),
+                );
+                keep.push(quote!(#attrs let #arg = #arg; #attrs let #original = #arg;));
+            }
+        }
+    }
+    keep
+}
+
+/// Whether `attr`, written on a parameter, also applies to the statement
+/// that rebinds it: `cfg` and `cfg_attr` (a parameter compiled out has no
+/// binding) and lint levels.
+pub(crate) fn is_statement_attr(attr: &syn::Attribute) -> bool {
+    ["cfg", "cfg_attr", "allow", "expect", "warn", "deny", "forbid"]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
 }
 
 /// What is emitted beside `error` when the function breaks a rule: a stub

@@ -433,20 +433,20 @@ fn random_valid_signatures_keep_the_callers_parameters() {
         };
         assert_eq!(item.sig.ident.to_string(), valid.fn_name, "{input}");
         assert!(item.sig.asyncness.is_none(), "{input}");
-        // The caller passes exactly the other parameters, in order.
-        let inputs: Vec<String> = item
-            .sig
-            .inputs
-            .iter()
-            .map(|arg| quote::quote!(#arg).to_string())
-            .collect();
+        // The caller passes exactly the other parameters, in order (their
+        // patterns are matched inside the body).
+        let parameter_type = |arg: &syn::FnArg| match arg {
+            syn::FnArg::Typed(typed) => {
+                let ty = &typed.ty;
+                quote::quote!(#ty).to_string()
+            }
+            syn::FnArg::Receiver(receiver) => quote::quote!(#receiver).to_string(),
+        };
+        let inputs: Vec<String> = item.sig.inputs.iter().map(parameter_type).collect();
         let kept: Vec<String> = valid
             .kept
             .iter()
-            .map(|arg| {
-                let arg: syn::FnArg = syn::parse_str(arg).expect("the generator writes parameters");
-                quote::quote!(#arg).to_string()
-            })
+            .map(|arg| parameter_type(&syn::parse_str(arg).expect("the generator writes parameters")))
             .collect();
         assert_eq!(inputs, kept, "{input}");
         let syn::ReturnType::Type(_, output) = &item.sig.output else {
