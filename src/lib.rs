@@ -165,9 +165,30 @@
 ///   of an `impl` block, which may take `self` (or `mut self`) or
 ///   `self: Arc<Self>`.
 /// - At most one scope parameter, `&Scope` or `Scope`, and at most one token
-///   parameter, `CancellationToken`, anywhere in the list. They are
-///   recognised by the last segment of their type, so `taskward::Scope`
-///   works but a type alias with another name does not.
+///   parameter, `CancellationToken`, anywhere in the list (two under
+///   exclusive `#[cfg]`s are fine; a parameter compiled out is not bound).
+///   They are recognised by their type's name, written bare (`Scope`) or
+///   under taskward's path (`taskward::Scope`, the `crate = path`); the
+///   same name under another path (`oauth::Scope`) is an ordinary
+///   parameter. Under another name (`use taskward::Scope as S`, a type
+///   alias), mark the parameter: `#[scope] s: &S`, `#[token] t: Token`,
+///   `#[ready] up: Port`.
+///
+/// ```
+/// use taskward::{supervised, CancellationToken, Scope as S};
+///
+/// type Stop = CancellationToken;
+///
+/// #[supervised]
+/// async fn marked(#[scope] scope: &S, #[token] stop: Stop) -> Result<bool, std::io::Error> {
+///     Ok(stop.is_cancelled() || scope.is_cancelled())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert!(!taskward::run(marked()).await.unwrap());
+/// # }
+/// ```
 /// - Other parameters own their data: `String`, `Vec<T>`, `Arc<T>`,
 ///   `&'static str`, your own types. A task runs after the call that creates
 ///   it returns, so it cannot borrow from the caller. Type parameters need

@@ -30,16 +30,27 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let never = syn::Ident::new("__taskward_never", Span::mixed_site());
     let body_var = syn::Ident::new("__taskward_body", Span::mixed_site());
 
-    let bindings = Injection::ALL.into_iter().filter_map(|kind| {
-        let Injected { pat, ty, by_ref, .. } = injected.iter().find(|param| param.kind == kind)?;
-        let value = match kind {
-            Injection::Token => quote!(#private::token(&#scope_var)),
-            Injection::Ready => quote!(#private::ready(&#scope_var)),
-            Injection::Scope if *by_ref => quote!(&#scope_var),
-            Injection::Scope => quote!(#scope_var),
-        };
-        Some(quote!(let #pat: #ty = #value;))
-    });
+    // Each value goes through a function whose bound names the expected
+    // type, located at the parameter's type: a parameter taken for one of
+    // ours by its name but of another type is reported there, with a
+    // message that names the markers.
+    let mut bindings = Vec::new();
+    for kind in Injection::ALL {
+        for Injected {
+            attrs, pat, ty, by_ref, ..
+        } in injected.iter().filter(|param| param.kind == kind)
+        {
+            let at_ty = private_at(&krate, ty.span());
+            let value = match kind {
+                Injection::Token => quote_spanned!(ty.span()=> #at_ty::token(&#scope_var)),
+                Injection::Ready => quote_spanned!(ty.span()=> #at_ty::ready(&#scope_var)),
+                Injection::Scope if *by_ref => quote_spanned!(ty.span()=> #at_ty::scope_ref(&#scope_var)),
+                Injection::Scope => quote_spanned!(ty.span()=> #at_ty::scope_owned(#scope_var)),
+            };
+            let attrs = attrs.iter().filter(|attr| is_statement_attr(attr));
+            bindings.push(quote!(#(#attrs)* let #pat: #ty = #value;));
+        }
+    }
     let policy = match policy {
         PolicyArg::FailFast => quote!(#private::Policy::FailFast),
         PolicyArg::Supervise => quote!(#private::Policy::Supervise),
@@ -53,6 +64,13 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         }
     };
     let at_async = private_at(&krate, async_span);
+    // Where `output: TaskResult` is required: a result that is not one is
+    // reported once, at the user's return type.
+    let new = {
+        let span = output.span();
+        let at_output = private_at(&krate, span);
+        quote_spanned!(span=> #at_output::Supervised::<#output>::new)
+    };
     let keep = keep_parameters(&mut item);
     let block = &item.block;
     // The body is made now, with the arguments, and takes its scope from
@@ -63,26 +81,22 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // into the body.
     let body = quote_spanned! {async_span=>
         {
-            let #body_var = async move {
+            let #body_var = #at_async::check_send(async move {
                 #(#keep)*
                 let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type
                 #block
-            };
-            #at_async::Supervised::new(&#name, #policy, #body_var)
+            });
+            #new(&#name, #policy, #body_var)
         }
     };
 
     item.sig.asyncness = None;
+    // No bound `output: TaskResult` is added to the signature: in a generic
+    // function it would hide the value type of `output` from the body
+    // (`Supervised::new` checks it instead).
     set_output(&mut item, &krate, &output);
-    // A generic function without a where-clause of its own gets none, so
-    // that rustc's suggestions for missing bounds (`T: Send`) land in its
-    // generic parameters, where they read right.
-    let generics = &item.sig.generics;
-    if generics.where_clause.is_some() || generics.type_params().next().is_none() {
-        add_bound(&mut item, &krate, &output);
-    }
     item.block = Box::new(block_of(&item.block, body));
     if !item.attrs.iter().any(|attr| attr.path().is_ident("must_use")) {
         item.attrs.push(syn::parse_quote!(#[must_use = #MUST_USE]));
@@ -159,7 +173,7 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
     sig.variadic = None;
     let (injected, kept): (Vec<FnArg>, Vec<FnArg>) = std::mem::take(&mut sig.inputs)
         .into_iter()
-        .partition(|arg| matches!(arg, FnArg::Typed(typed) if validate::injection(&typed.ty).is_some()));
+        .partition(|arg| validate::is_injected(arg, krate));
     sig.inputs = kept.into_iter().collect();
     // The types of the removed parameters are still named, so that their
     // imports do not warn.
@@ -214,10 +228,9 @@ fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
     );
 }
 
-/// Adds the where-clause `output: TaskResult`, spanned on the whole return
-/// type. Inside the function the bound is then assumed (its signature and
-/// body report nothing), and it is checked once: at the where-clause for a
-/// type without generic parameters, and by each caller.
+/// Adds the where-clause `output: TaskResult` to a stub, spanned on the
+/// whole return type: the stub's signature and body then report nothing
+/// more about it.
 fn add_bound(item: &mut ItemFn, krate: &Path, output: &Type) {
     // Located at the last token of the type, so that the bound spans all of
     // it.
