@@ -157,7 +157,9 @@
 ///   body never names: `_permit: OwnedSemaphorePermit` holds its permit for
 ///   the whole task.
 /// - Attributes, doc comments, visibility, generics and where-clauses are
-///   kept. The function is `#[must_use]` unless it already says so.
+///   kept. `#[tracing::instrument]` may be written above or below
+///   `#[supervised]`: either way it instruments the body (inside the task's
+///   own span) and sees the parameters as written, so `skip(scope)` works. The function is `#[must_use]` unless it already says so.
 ///
 /// # Accepted signatures
 ///

@@ -160,6 +160,27 @@ pub(crate) fn is_statement_attr(attr: &syn::Attribute) -> bool {
         .any(|name| attr.path().is_ident(name))
 }
 
+/// For a function with `#[tracing::instrument]` below `#[supervised]`: the
+/// same function with the instrument attributes moved above
+/// `#[supervised(args)]`, so that they are expanded first, on the `async
+/// fn` as written (its body is instrumented, its supplied parameters are
+/// known to `skip(..)`), and the rewrite applies to what they produce.
+/// Below, they would instrument only the call that makes the task.
+pub(crate) fn instrument_first(item: &ItemFn, args: TokenStream, krate: Option<&Path>) -> Option<TokenStream> {
+    let (instrument, others): (Vec<_>, Vec<_>) = item.attrs.iter().cloned().partition(validate::is_instrument);
+    if instrument.is_empty() {
+        return None;
+    }
+    let krate = krate.cloned().unwrap_or_else(validate::default_crate);
+    let mut item = item.clone();
+    item.attrs = others;
+    Some(quote! {
+        #(#instrument)*
+        #[#krate::supervised(#args)]
+        #item
+    })
+}
+
 /// What is emitted beside `error` when the function breaks a rule: a stub
 /// with the signature the rewrite would have (so that callers are checked
 /// against it and report nothing more), whose body is the error itself.

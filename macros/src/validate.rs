@@ -296,6 +296,14 @@ pub(crate) fn is_supervised(attr: &Attribute) -> bool {
         .is_some_and(|segment| segment.ident == "supervised")
 }
 
+/// Whether `attr` is tracing's `#[instrument]` (under any path).
+pub(crate) fn is_instrument(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "instrument")
+}
+
 /// The kind of runtime-supplied parameter `param` is, if any: the kind its
 /// marker attribute says (`#[scope]`, `#[token]`, `#[ready]`), else the kind
 /// its type names. A type is recognised by its last segment (`Scope`,
