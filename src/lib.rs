@@ -128,11 +128,7 @@
 ///
 /// ```ignore
 /// /// Sums the sizes of `files`.
-/// #[must_use = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`"]
-/// pub fn sizes(files: Vec<PathBuf>) -> Supervised<io::Result<u64>>
-/// where
-///     io::Result<u64>: TaskResult,
-/// {
+/// pub fn sizes(files: Vec<PathBuf>) -> Supervised<io::Result<u64>> {
 ///     Supervised::new("sizes", Policy::FailFast, move |task_scope: Scope| -> BoxFuture<io::Result<u64>> {
 ///         Box::pin(async move {
 ///             let token: CancellationToken = task_scope.token().clone();
@@ -159,7 +155,8 @@
 /// - Attributes, doc comments, visibility, generics and where-clauses are
 ///   kept. `#[tracing::instrument]` may be written above or below
 ///   `#[supervised]`: either way it instruments the body (inside the task's
-///   own span) and sees the parameters as written, so `skip(scope)` works. The function is `#[must_use]` unless it already says so.
+///   own span) and sees the parameters as written, so `skip(scope)` works.
+///   [`Supervised`] is `#[must_use]`: a call left unused is a warning.
 ///
 /// # Accepted signatures
 ///

@@ -1,15 +1,13 @@
 //! Tokens out: the rewritten function; or, beside an error, a stub with the
 //! rewritten signature, so that callers and the IDE keep working.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, FnArg, ItemFn, Pat, Path, ReturnType, Safety, Stmt, Token, Type};
 
 use crate::parse::PolicyArg;
 use crate::validate::{self, Injected, Injection, Model};
-
-const MUST_USE: &str = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`";
 
 /// The rewritten function: same attributes, visibility, name, generics and
 /// parameters, less `async` and the injected parameters, returning a lazy
@@ -26,7 +24,22 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     } = model;
 
     let private = private(&krate);
-    let scope_var = syn::Ident::new("__taskward_scope", Span::mixed_site());
+    // The task's own `Scope`, hidden from the body. A `&Scope` parameter
+    // borrows it: the hidden binding takes that parameter's name and place,
+    // so that a borrow that must outlive the body (the reference moved into
+    // a `'static` future) is reported as the user's `scope` not living long
+    // enough, at the parameter and at the use.
+    let scope_var = injected
+        .iter()
+        .filter(|param| !param.attrs.iter().any(is_statement_attr))
+        .find_map(|param| match (&param.kind, &*param.pat) {
+            (Injection::Scope, Pat::Ident(binding)) if param.by_ref => Some(syn::Ident::new(
+                &binding.ident.to_string(),
+                Span::mixed_site().located_at(binding.ident.span()),
+            )),
+            _ => None,
+        })
+        .unwrap_or_else(|| syn::Ident::new("__taskward_scope", Span::mixed_site()));
     let never = syn::Ident::new("__taskward_never", Span::mixed_site());
     let body_var = syn::Ident::new("__taskward_body", Span::mixed_site());
 
@@ -44,7 +57,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             let value = match kind {
                 Injection::Token => quote_spanned!(ty.span()=> #at_ty::token(&#scope_var)),
                 Injection::Ready => quote_spanned!(ty.span()=> #at_ty::ready(&#scope_var)),
-                Injection::Scope if *by_ref => quote_spanned!(ty.span()=> #at_ty::scope_ref(&#scope_var)),
+                Injection::Scope if *by_ref => quote_spanned!(ty.span()=> &#scope_var),
                 Injection::Scope => quote_spanned!(ty.span()=> #at_ty::scope_owned(#scope_var)),
             };
             let attrs = attrs.iter().filter(|attr| is_statement_attr(attr));
@@ -66,13 +79,20 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let at_async = private_at(&krate, async_span);
     // Where `output: TaskResult` is required: a result that is not one is
     // reported once, at the user's return type.
-    let new = {
+    // A result known not to be one is the function's return type already
+    // (`set_output`): the body is still checked, but not made a task.
+    let make_task = if validate::not_a_result(&output).is_some() {
+        quote!({
+            let _ = #body_var;
+            loop {}
+        })
+    } else {
         let span = output.span();
         let at_output = private_at(&krate, span);
-        quote_spanned!(span=> #at_output::Supervised::<#output>::new)
+        quote_spanned!(span=> #at_output::Supervised::<#output>::new(&#name, #policy, #body_var))
     };
     let keep = keep_parameters(&mut item);
-    let block = &item.block;
+    let block = macro_braces(&item.block);
     // The body is made now, with the arguments, and takes its scope from
     // the runtime at its first poll; `Supervised::new` boxes it (one
     // allocation per call), and a spawn takes it back out of the box.
@@ -88,7 +108,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
                 #fix_type
                 #block
             });
-            #new(&#name, #policy, #body_var)
+            #make_task
         }
     };
 
@@ -98,9 +118,8 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // (`Supervised::new` checks it instead).
     set_output(&mut item, &krate, &output);
     item.block = Box::new(block_of(&item.block, body));
-    if !item.attrs.iter().any(|attr| attr.path().is_ident("must_use")) {
-        item.attrs.push(syn::parse_quote!(#[must_use = #MUST_USE]));
-    }
+    // Not `#[must_use]`: `Supervised` is, and a call left unused would be
+    // reported twice.
     item.into_token_stream()
 }
 
@@ -218,7 +237,7 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
         },
     };
     set_output(&mut item, krate, &output);
-    if bound {
+    if bound && validate::not_a_result(&output).is_none() {
         add_bound(&mut item, krate, &output);
     }
     item.attrs.retain(|attr| !validate::is_supervised(attr));
@@ -240,13 +259,19 @@ pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream 
 
 /// Makes `item` return `Supervised<output>`, spanned on the user's return
 /// type so that a type that is not a task result is reported there.
+///
+/// A type that is known not to be one (`u32`, `Option<T>`, a tuple) makes
+/// the return type itself the error: every use of the function (spawning
+/// it, awaiting its child) then has an erroneous type, about which rustc
+/// says nothing more, so the mistake is one error.
 fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
     let span = output.span();
     let private = private_at(krate, span);
-    item.sig.output = ReturnType::Type(
-        Token![->](span),
-        Box::new(Type::Verbatim(quote_spanned!(span=> #private::Supervised<#output>))),
-    );
+    let ty = match validate::not_a_result(output) {
+        Some(message) => quote_spanned!(span=> [(); { ::core::panic!(#message) }]),
+        None => quote_spanned!(span=> #private::Supervised<#output>),
+    };
+    item.sig.output = ReturnType::Type(Token![->](span), Box::new(Type::Verbatim(ty)));
 }
 
 /// Adds the where-clause `output: TaskResult` to a stub, spanned on the
@@ -278,6 +303,17 @@ fn add_bound(item: &mut ItemFn, krate: &Path, output: &Type) {
         .make_where_clause()
         .predicates
         .insert(0, syn::WherePredicate::Type(bound));
+}
+
+/// The body as written, in braces at the same place that rustc knows to be
+/// the macro's: as the tail of the generated `async` block, the user's
+/// braces would make a one-line body (`{ Ok(n) }`) trigger `unused_braces`,
+/// whose suggested fix would not compile.
+fn macro_braces(block: &Block) -> TokenStream {
+    let stmts = &block.stmts;
+    let mut group = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+    group.set_span(Span::mixed_site().located_at(block.brace_token.span.join()));
+    TokenTree::Group(group).into()
 }
 
 /// A block with the braces of `original` (and so its spans) around `body`.

@@ -296,6 +296,50 @@ pub(crate) fn is_supervised(attr: &Attribute) -> bool {
         .is_some_and(|segment| segment.ident == "supervised")
 }
 
+/// The error for a return type known not to be a task result: a type of
+/// the standard library other than `Result` and `()` (`u32`, `String`,
+/// `Option<T>`, `Vec<T>`), a tuple, an array or `!`. Only taskward can make
+/// such a type a `TaskResult`, and it does not. Any other type is checked
+/// by the compiler.
+pub(crate) fn not_a_result(ty: &Type) -> Option<String> {
+    const STD: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128",
+        "isize", "f32", "f64", "String", "Option", "Vec", "Box", "HashMap", "HashSet", "BTreeMap", "BTreeSet",
+        "VecDeque",
+    ];
+    let known = match strip_group(ty) {
+        Type::Tuple(tuple) => !tuple.elems.is_empty(),
+        Type::Array(_) | Type::Slice(_) | Type::Never(_) => true,
+        Type::Path(path) if path.qself.is_none() => {
+            let segments = &path.path.segments;
+            let in_std = segments.len() == 1
+                || segments
+                    .first()
+                    .is_some_and(|first| ["std", "core", "alloc"].contains(&first.ident.to_string().as_str()));
+            in_std
+                && segments
+                    .last()
+                    .is_some_and(|last| STD.contains(&last.ident.to_string().as_str()))
+        }
+        _ => false,
+    };
+    if !known {
+        return None;
+    }
+    let written = ty
+        .to_token_stream()
+        .to_string()
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ::", "::")
+        .replace(":: ", "::")
+        .replace(" ,", ",");
+    Some(format!(
+        "`{written}` cannot be the result of a supervised task: return `Result<{written}, E>`, where `E: Into<Box<dyn std::error::Error + Send + Sync>>` (`std::io::Error`, `anyhow::Error`, your own error type), or return nothing (`()`); a task reports failure through `Err`, so that its parent receives it"
+    ))
+}
+
 /// Whether `attr` is tracing's `#[instrument]` (under any path).
 pub(crate) fn is_instrument(attr: &Attribute) -> bool {
     attr.path()
