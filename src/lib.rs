@@ -236,7 +236,10 @@
 ///
 /// Each argument may be given once, in any order. A caller can still
 /// override the name and policy of one call with [`Task::named`] and
-/// [`Task::policy`].
+/// [`Task::policy`]. Deadlines and restarts are not arguments of the
+/// attribute but choices of the caller: `worker(id).timeout(duration)`
+/// ([`Task::timeout`]) and `taskward::restart(move || worker(id))`
+/// ([`restart()`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -285,6 +288,38 @@
 /// # }
 /// ```
 pub use taskward_macros::supervised;
+
+/// Runs `async fn main` as the root of a supervised tree.
+///
+/// The attribute builds the tokio runtime, runs the function as a [`Root`]
+/// whose tree Ctrl-C and SIGTERM shut down (a second signal aborts it), and
+/// when the tree fails, prints the full error report (`{:#}` of [`Error`])
+/// to stderr and exits with code 1. `main` may take `&Scope` (or `Scope`)
+/// and a `CancellationToken`, as a supervised function does, and returns
+/// `()` or `Result<(), E>`.
+///
+/// ```no_run
+/// use taskward::{CancellationToken, Scope};
+///
+/// #[taskward::main(grace = "10s")]
+/// async fn main(scope: &Scope, token: CancellationToken) -> Result<(), taskward::Error> {
+///     scope.spawn(async move {
+///         token.cancelled().await; // until Ctrl-C
+///     });
+///     Ok(())
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// - `grace = "10s"`: once the tree is told to stop (a signal, a failure
+///   under `fail_fast`), what still runs after this long is aborted
+///   ([`Root::grace`]). Units: `ms`, `s`, `m`, `h`; decimals allowed. By
+///   default the tree waits for a cooperative stop.
+/// - `flavor = "multi_thread"` (the default) or `"current_thread"`, and
+///   `worker_threads = n` for the former, as for `tokio::main`.
+/// - `crate = path`, as for [`supervised`].
+pub use taskward_macros::main;
 
 pub use taskward_runtime::{
     BoxError, CancellationToken, Child, Configured, Error, ErrorKind, Permit, Policy, Ready, Restart, Root, Scope,

@@ -73,7 +73,10 @@ async fn parameters_drop_when_the_body_ends_in_the_order_of_an_async_fn() {
     let native_log = Log::default();
     let [guard, underscore, left, right, named] = noisy(&native_log);
     let call = native(guard, underscore, (left, right), named, Arc::clone(&native_log));
-    assert!(native_log.lock().unwrap().is_empty(), "an async fn keeps its parameters");
+    assert!(
+        native_log.lock().unwrap().is_empty(),
+        "an async fn keeps its parameters"
+    );
     call.await;
 
     let log = Log::default();

@@ -62,9 +62,7 @@ impl Injection {
     /// removed) is one where this kind's type lives.
     fn lives_in(self, prefix: &[String], krate: &[String]) -> bool {
         let first = prefix.first().map(String::as_str);
-        prefix == krate
-            || first == Some("taskward")
-            || (self == Injection::Token && first == Some("tokio_util"))
+        prefix == krate || first == Some("taskward") || (self == Injection::Token && first == Some("tokio_util"))
     }
 
     /// What a task has one of, for the message about a second parameter.
@@ -303,9 +301,8 @@ pub(crate) fn is_supervised(attr: &Attribute) -> bool {
 /// by the compiler.
 pub(crate) fn not_a_result(ty: &Type) -> Option<String> {
     const STD: &[&str] = &[
-        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128",
-        "isize", "f32", "f64", "String", "Option", "Vec", "Box", "HashMap", "HashSet", "BTreeMap", "BTreeSet",
-        "VecDeque",
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "String", "Option", "Vec", "Box", "HashMap", "HashSet", "BTreeMap", "BTreeSet", "VecDeque",
     ];
     let known = match strip_group(ty) {
         Type::Tuple(tuple) => !tuple.elems.is_empty(),

@@ -112,6 +112,24 @@ pub mod __private {
         }
     }
 
+    /// The runtime `#[taskward::main]` builds.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Flavor {
+        /// `flavor = "current_thread"`.
+        CurrentThread,
+        /// The default, with `worker_threads = n` if given.
+        MultiThread(Option<usize>),
+    }
+
+    /// What `#[taskward::main]` runs: see `root::run_main`.
+    pub fn main<T: crate::Task<Output = ()>>(
+        flavor: Flavor,
+        grace_millis: Option<u64>,
+        task: T,
+    ) -> std::process::ExitCode {
+        crate::root::run_main(flavor, grace_millis.map(std::time::Duration::from_millis), task)
+    }
+
     /// The value of an owned scope parameter: the task's scope.
     #[must_use]
     pub fn scope_owned<S: ScopeParameter>(scope: Scope) -> S {
