@@ -403,6 +403,8 @@ fn valid_use(rng: &mut Rng) -> ValidUse {
         ("pointer{}", "fn(&str) -> usize"),
         ("tx{}", "tokio::sync::mpsc::Sender<Vec<u8>>"),
         ("shared{}", "std::sync::Arc<str>"),
+        ("_permit{}", "tokio::sync::OwnedSemaphorePermit"),
+        ("grant{}", "oauth::Scope"),
     ];
     const GENERIC_PARAMS: &[(&str, &str)] = &[("item{}", "T"), ("items{}", "Vec<T>"), ("maybe{}", "Option<T>")];
     const SCOPES: &[&str] = &[
@@ -410,9 +412,19 @@ fn valid_use(rng: &mut Rng) -> ValidUse {
         "scope: Scope",
         "s: &taskward::Scope",
         "mut scope: ::taskward::Scope",
+        "#[scope] s: &S",
+        "#[cfg(unix)] scope: &Scope",
     ];
-    const TOKENS: &[&str] = &["token: CancellationToken", "stop: tokio_util::sync::CancellationToken"];
-    const READIES: &[&str] = &["ready: Ready<u16>", "up: taskward::Ready<std::net::SocketAddr>"];
+    const TOKENS: &[&str] = &[
+        "token: CancellationToken",
+        "stop: tokio_util::sync::CancellationToken",
+        "#[token] stop: Stop",
+    ];
+    const READIES: &[&str] = &[
+        "ready: Ready<u16>",
+        "up: taskward::Ready<std::net::SocketAddr>",
+        "#[ready] up: Port",
+    ];
     const RECEIVERS: &[&str] = &["self", "mut self", "self: Arc<Self>", "self: std::sync::Arc<Self>"];
 
     let (fn_name, unraw) = *rng.pick(NAMES);
