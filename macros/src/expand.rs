@@ -57,7 +57,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             let value = match kind {
                 Injection::Token => quote_spanned!(ty.span()=> #at_ty::token(&#scope_var)),
                 Injection::Ready => quote_spanned!(ty.span()=> #at_ty::ready(&#scope_var)),
-                Injection::Scope if *by_ref => quote_spanned!(ty.span()=> &#scope_var),
+                Injection::Scope if *by_ref => quote_spanned!(ty.span()=> #at_ty::scope_ref(&#scope_var)),
                 Injection::Scope => quote_spanned!(ty.span()=> #at_ty::scope_owned(#scope_var)),
             };
             let attrs = attrs.iter().filter(|attr| is_statement_attr(attr));
