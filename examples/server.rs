@@ -17,11 +17,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use taskward::{CancellationToken, Ready, Root, Scope, supervised};
+use taskward::{CancellationToken, Ready, Scope, supervised};
 use tokio::net::{TcpListener, TcpStream};
-
-/// How long connections get to close once the server is told to stop.
-pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
 /// Binds `addr`, says it is ready with the bound address, then accepts
 /// connections until cancelled, each served by its own child task.
@@ -84,20 +81,20 @@ fn stop_after() -> Result<Option<Duration>, String> {
     Ok(Some(Duration::from_secs(secs)))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let stop_after = stop_after()?;
-    let root = Root::new().grace(GRACE).shutdown_on_signal();
-    if let Some(after) = stop_after {
-        let token = root.token();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            println!("stopping after {after:?}");
-            token.cancel();
+/// The root of the tree: Ctrl-C or SIGTERM cancel `token` and with it every
+/// task; connections get 5 s to close, then what still runs is aborted.
+#[taskward::main(grace = "5s")]
+async fn main(scope: &Scope, token: CancellationToken) -> Result<(), taskward::BoxError> {
+    if let Some(after) = stop_after()? {
+        scope.spawn(async move {
+            if token.run_until_cancelled(tokio::time::sleep(after)).await.is_some() {
+                println!("stopping after {after:?}");
+                token.cancel();
+            }
         });
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    root.run(server(addr)).await?;
+    scope.spawn(server(addr)).await?;
     println!("server stopped");
     Ok(())
 }

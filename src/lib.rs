@@ -140,24 +140,21 @@
 ///
 /// ```ignore
 /// /// Sums the sizes of `files`.
-/// #[must_use = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`"]
-/// pub fn sizes(files: Vec<PathBuf>) -> __private::Supervised<io::Result<u64>>
-/// where
-///     io::Result<u64>: __private::TaskResult
-/// {
+/// pub fn sizes(files: Vec<PathBuf>) -> __private::Supervised<io::Result<u64>> {
 ///     {
-///         let __taskward_body = async move {
-///             let __taskward_scope: __private::Scope = __private::scope();
-///             let token: CancellationToken = __private::token(&__taskward_scope);
-///             let scope: &Scope = &__taskward_scope;
+///         let __taskward_body = __private::check_send(async move {
+///             let files = files;
+///             let scope: __private::Scope = __private::scope();
+///             let token: CancellationToken = __private::token(&scope);
+///             let scope: &Scope = __private::scope_ref(&scope);
 ///             if let __private::Option::Some(__taskward_never) = __private::Option::None::<io::Result<u64>> {
 ///                 return __taskward_never;
 ///             }
 ///             {
 ///                 // body
 ///             }
-///         };
-///         __private::Supervised::new(&"sizes", __private::Policy::FailFast, __taskward_body)
+///         });
+///         __private::Supervised::<io::Result<u64>>::new(&"sizes", __private::Policy::FailFast, __taskward_body)
 ///     }
 /// }
 /// ```
@@ -170,13 +167,21 @@
 /// - The call makes the body at once, an `async move` block holding the
 ///   arguments, and `Supervised::new` boxes it: that is the one allocation
 ///   of a call, and a spawn moves the body back out of the box. Nothing
-///   runs until the task is spawned. At its first poll the body takes its
-///   scope from the runtime (`__private::scope()`) and binds the scope and
-///   token parameters from it; the `if let` that never runs fixes the
-///   block's type for `?` and `return`; then the body runs, unchanged. Its
-///   future must be `Send` (it may run on any worker thread).
+///   runs until the task is spawned. At its first poll the body moves every
+///   argument in (so that, as with an `async fn`, each lives until the body
+///   ends, even one the body never names: `_permit: OwnedSemaphorePermit`
+///   holds its permit for the whole task), takes its scope from the runtime
+///   (`__private::scope()`) and binds the scope and token parameters from
+///   it; the `if let` that never runs fixes the block's type for `?` and
+///   `return`; then the body runs, unchanged. Its future must be `Send` (it
+///   may run on any worker thread: `check_send` says so at `async`).
+/// - The function is not `#[must_use]`, its `Supervised` value is: a call
+///   left unused is one warning.
 /// - Attributes, doc comments, visibility, generics and where-clauses are
-///   kept. The function is `#[must_use]` unless it already says so.
+///   kept. `#[tracing::instrument]` may be written above or below
+///   `#[supervised]`: either way it instruments the body (inside the task's
+///   own span) and sees the parameters as written, so `skip(scope)` works.
+///   [`Supervised`] is `#[must_use]`: a call left unused is a warning.
 ///
 /// # Accepted signatures
 ///
@@ -184,9 +189,30 @@
 ///   of an `impl` block, which may take `self` (or `mut self`) or
 ///   `self: Arc<Self>`.
 /// - At most one scope parameter, `&Scope` or `Scope`, and at most one token
-///   parameter, `CancellationToken`, anywhere in the list. They are
-///   recognised by the last segment of their type, so `taskward::Scope`
-///   works but a type alias with another name does not.
+///   parameter, `CancellationToken`, anywhere in the list (two under
+///   exclusive `#[cfg]`s are fine; a parameter compiled out is not bound).
+///   They are recognised by their type's name, written bare (`Scope`) or
+///   under taskward's path (`taskward::Scope`, the `crate = path`); the
+///   same name under another path (`oauth::Scope`) is an ordinary
+///   parameter. Under another name (`use taskward::Scope as S`, a type
+///   alias), mark the parameter: `#[scope] s: &S`, `#[token] t: Token`,
+///   `#[ready] up: Port`.
+///
+/// ```
+/// use taskward::{supervised, CancellationToken, Scope as S};
+///
+/// type Stop = CancellationToken;
+///
+/// #[supervised]
+/// async fn marked(#[scope] scope: &S, #[token] stop: Stop) -> Result<bool, std::io::Error> {
+///     Ok(stop.is_cancelled() || scope.is_cancelled())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert!(!taskward::run(marked()).await.unwrap());
+/// # }
+/// ```
 /// - Other parameters own their data: `String`, `Vec<T>`, `Arc<T>`,
 ///   `&'static str`, your own types. A task runs after the call that creates
 ///   it returns, so it cannot borrow from the caller. Type parameters need
@@ -235,7 +261,10 @@
 ///
 /// Each argument may be given once, in any order. A caller can still
 /// override the name and policy of one call with [`Task::named`] and
-/// [`Task::policy`].
+/// [`Task::policy`]. Deadlines and restarts are not arguments of the
+/// attribute but choices of the caller: `worker(id).timeout(duration)`
+/// ([`Task::timeout`]) and `taskward::restart(move || worker(id))`
+/// ([`restart()`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -284,6 +313,38 @@
 /// # }
 /// ```
 pub use taskward_macros::supervised;
+
+/// Runs `async fn main` as the root of a supervised tree.
+///
+/// The attribute builds the tokio runtime, runs the function as a [`Root`]
+/// whose tree Ctrl-C and SIGTERM shut down (a second signal aborts it), and
+/// when the tree fails, prints the full error report (`{:#}` of [`Error`])
+/// to stderr and exits with code 1. `main` may take `&Scope` (or `Scope`)
+/// and a `CancellationToken`, as a supervised function does, and returns
+/// `()` or `Result<(), E>`.
+///
+/// ```no_run
+/// use taskward::{CancellationToken, Scope};
+///
+/// #[taskward::main(grace = "10s")]
+/// async fn main(scope: &Scope, token: CancellationToken) -> Result<(), taskward::Error> {
+///     scope.spawn(async move {
+///         token.cancelled().await; // until Ctrl-C
+///     });
+///     Ok(())
+/// }
+/// ```
+///
+/// # Arguments
+///
+/// - `grace = "10s"`: once the tree is told to stop (a signal, a failure
+///   under `fail_fast`), what still runs after this long is aborted
+///   ([`Root::grace`]). Units: `ms`, `s`, `m`, `h`; decimals allowed. By
+///   default the tree waits for a cooperative stop.
+/// - `flavor = "multi_thread"` (the default) or `"current_thread"`, and
+///   `worker_threads = n` for the former, as for `tokio::main`.
+/// - `crate = path`, as for [`supervised`].
+pub use taskward_macros::main;
 
 pub use taskward_runtime::{
     BoxError, CancellationToken, Child, Configured, Error, ErrorKind, Permit, Policy, Ready, Restart, Root, Scope,

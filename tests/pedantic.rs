@@ -35,6 +35,11 @@ pub async fn tree(scope: &Scope, token: CancellationToken, width: u64) -> Result
     Ok(total)
 }
 
+/// A one-line body: no `unused_braces` (issue 16).
+#[rustfmt::skip]
+#[supervised]
+pub async fn one_line(id: u64) -> Result<u64, Broken> { Ok(id) }
+
 #[supervised]
 async fn leaf(id: u64) -> Result<u64, Broken> {
     if id == u64::MAX { Err(Broken) } else { Ok(id) }
@@ -97,6 +102,7 @@ impl Service {
 #[tokio::test]
 async fn supervised_functions_run_under_pedantic_lints() {
     assert_eq!(taskward::run(tree(4)).await.unwrap(), 6);
+    assert_eq!(taskward::run(one_line(3)).await.unwrap(), 3);
     assert_eq!(taskward::run(io("abc".to_owned())).await.unwrap(), 3);
     taskward::run(nothing()).await.unwrap();
     assert_eq!(taskward::run(items_first()).await.unwrap(), "at items_first/false");

@@ -30,7 +30,7 @@ async fn echo(stream: &mut TcpStream, message: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_server_echoes_over_tcp_and_stops_gracefully_with_the_token() {
-    let root = Root::new().grace(server::GRACE);
+    let root = Root::new().grace(Duration::from_secs(5));
     let stop = root.token();
     let (bound, addr) = oneshot::channel();
     let tree = tokio::spawn(root.run(taskward::task(|scope: Scope| async move {

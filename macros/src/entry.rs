@@ -8,11 +8,17 @@ use crate::{expand, parse, validate};
 /// `#[supervised(args)] item`, on `proc_macro2` tokens so that tests can
 /// call it.
 pub(crate) fn supervised2(args: TokenStream, item: TokenStream) -> TokenStream {
+    let raw_args = args.clone();
     let (args, args_checked) = parse::args(args);
     let item_fn = match parse::item(item.clone()) {
         Ok(item_fn) => item_fn,
         Err(err) => return expand::unchanged(item, &in_source_order(args_checked, err)),
     };
+    if args_checked.is_ok()
+        && let Some(reordered) = expand::instrument_first(&item_fn, raw_args, args.krate.as_ref())
+    {
+        return reordered;
+    }
     match (args_checked, validate::validate(&args, &item_fn)) {
         (Ok(()), Ok(model)) => expand::expand(model),
         // A bad argument leaves the function itself intact: it is rewritten

@@ -1,15 +1,13 @@
 //! Tokens out: the rewritten function; or, beside an error, a stub with the
 //! rewritten signature, so that callers and the IDE keep working.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use quote::{ToTokens, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Block, Expr, FnArg, ItemFn, Path, ReturnType, Safety, Stmt, Token, Type};
+use syn::{Block, Expr, FnArg, ItemFn, Pat, Path, ReturnType, Safety, Stmt, Token, Type};
 
 use crate::parse::PolicyArg;
 use crate::validate::{self, Injected, Injection, Model};
-
-const MUST_USE: &str = "a supervised task does nothing until it is spawned on a scope or run with `taskward::run`";
 
 /// The rewritten function: same attributes, visibility, name, generics and
 /// parameters, less `async` and the injected parameters, returning a lazy
@@ -26,20 +24,46 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     } = model;
 
     let private = private(&krate);
-    let scope_var = syn::Ident::new("__taskward_scope", Span::mixed_site());
+    // The task's own `Scope`, hidden from the body. A `&Scope` parameter
+    // borrows it: the hidden binding takes that parameter's name and place,
+    // so that a borrow that must outlive the body (the reference moved into
+    // a `'static` future) is reported as the user's `scope` not living long
+    // enough, at the parameter and at the use.
+    let scope_var = injected
+        .iter()
+        .filter(|param| !param.attrs.iter().any(is_statement_attr))
+        .find_map(|param| match (&param.kind, &*param.pat) {
+            (Injection::Scope, Pat::Ident(binding)) if param.by_ref => Some(syn::Ident::new(
+                &binding.ident.to_string(),
+                Span::mixed_site().located_at(binding.ident.span()),
+            )),
+            _ => None,
+        })
+        .unwrap_or_else(|| syn::Ident::new("__taskward_scope", Span::mixed_site()));
     let never = syn::Ident::new("__taskward_never", Span::mixed_site());
     let body_var = syn::Ident::new("__taskward_body", Span::mixed_site());
 
-    let bindings = Injection::ALL.into_iter().filter_map(|kind| {
-        let Injected { pat, ty, by_ref, .. } = injected.iter().find(|param| param.kind == kind)?;
-        let value = match kind {
-            Injection::Token => quote!(#private::token(&#scope_var)),
-            Injection::Ready => quote!(#private::ready(&#scope_var)),
-            Injection::Scope if *by_ref => quote!(&#scope_var),
-            Injection::Scope => quote!(#scope_var),
-        };
-        Some(quote!(let #pat: #ty = #value;))
-    });
+    // Each value goes through a function whose bound names the expected
+    // type, located at the parameter's type: a parameter taken for one of
+    // ours by its name but of another type is reported there, with a
+    // message that names the markers.
+    let mut bindings = Vec::new();
+    for kind in Injection::ALL {
+        for Injected {
+            attrs, pat, ty, by_ref, ..
+        } in injected.iter().filter(|param| param.kind == kind)
+        {
+            let at_ty = private_at(&krate, ty.span());
+            let value = match kind {
+                Injection::Token => quote_spanned!(ty.span()=> #at_ty::token(&#scope_var)),
+                Injection::Ready => quote_spanned!(ty.span()=> #at_ty::ready(&#scope_var)),
+                Injection::Scope if *by_ref => quote_spanned!(ty.span()=> #at_ty::scope_ref(&#scope_var)),
+                Injection::Scope => quote_spanned!(ty.span()=> #at_ty::scope_owned(#scope_var)),
+            };
+            let attrs = attrs.iter().filter(|attr| is_statement_attr(attr));
+            bindings.push(quote!(#(#attrs)* let #pat: #ty = #value;));
+        }
+    }
     let policy = match policy {
         PolicyArg::FailFast => quote!(#private::Policy::FailFast),
         PolicyArg::Supervise => quote!(#private::Policy::Supervise),
@@ -53,7 +77,22 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         }
     };
     let at_async = private_at(&krate, async_span);
-    let block = &item.block;
+    // Where `output: TaskResult` is required: a result that is not one is
+    // reported once, at the user's return type.
+    // A result known not to be one is the function's return type already
+    // (`set_output`): the body is still checked, but not made a task.
+    let make_task = if validate::not_a_result(&output).is_some() {
+        quote!({
+            let _ = #body_var;
+            loop {}
+        })
+    } else {
+        let span = output.span();
+        let at_output = private_at(&krate, span);
+        quote_spanned!(span=> #at_output::Supervised::<#output>::new(&#name, #policy, #body_var))
+    };
+    let keep = keep_parameters(&mut item);
+    let block = macro_braces(&item.block);
     // The body is made now, with the arguments, and takes its scope from
     // the runtime at its first poll; `Supervised::new` boxes it (one
     // allocation per call), and a spawn takes it back out of the box.
@@ -62,30 +101,103 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // into the body.
     let body = quote_spanned! {async_span=>
         {
-            let #body_var = async move {
+            let #body_var = #at_async::check_send(async move {
+                #(#keep)*
                 let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type
                 #block
-            };
-            #at_async::Supervised::new(&#name, #policy, #body_var)
+            });
+            #make_task
         }
     };
 
     item.sig.asyncness = None;
+    // No bound `output: TaskResult` is added to the signature: in a generic
+    // function it would hide the value type of `output` from the body
+    // (`Supervised::new` checks it instead).
     set_output(&mut item, &krate, &output);
-    // A generic function without a where-clause of its own gets none, so
-    // that rustc's suggestions for missing bounds (`T: Send`) land in its
-    // generic parameters, where they read right.
-    let generics = &item.sig.generics;
-    if generics.where_clause.is_some() || generics.type_params().next().is_none() {
-        add_bound(&mut item, &krate, &output);
-    }
     item.block = Box::new(block_of(&item.block, body));
-    if !item.attrs.iter().any(|attr| attr.path().is_ident("must_use")) {
-        item.attrs.push(syn::parse_quote!(#[must_use = #MUST_USE]));
-    }
+    // Not `#[must_use]`: `Supervised` is, and a call left unused would be
+    // reported twice.
     item.into_token_stream()
+}
+
+/// Moves every parameter the caller passes into the body, as an `async fn`
+/// does, so that each lives until the body ends even if the body never
+/// names it (`_permit: OwnedSemaphorePermit`, `_: Guard`): an `async move`
+/// block captures only what it uses, and the rest would be dropped when the
+/// function returns its task.
+///
+/// A parameter named by a plain identifier keeps its name (without `mut`,
+/// which moves to the binding inside the body); any other pattern (`_`, a
+/// tuple, `ref x`) is renamed in the signature and matched inside the body.
+/// `self` cannot be rebound: a reference to it makes the body capture it.
+fn keep_parameters(item: &mut ItemFn) -> Vec<TokenStream> {
+    let mut keep = Vec::new();
+    for (index, arg) in item.sig.inputs.iter_mut().enumerate() {
+        let typed = match arg {
+            FnArg::Receiver(_) => {
+                keep.push(quote!(let _ = &self;));
+                continue;
+            }
+            FnArg::Typed(typed) => typed,
+        };
+        let attrs = typed.attrs.iter().filter(|attr| is_statement_attr(attr));
+        let attrs = quote!(#(#attrs)*);
+        match &mut *typed.pat {
+            Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none() => {
+                let mutability = binding.mutability.take();
+                let ident = &binding.ident;
+                keep.push(quote!(#attrs let #mutability #ident = #ident;));
+            }
+            pat => {
+                let arg = format_ident!("__taskward_arg{}", index, span = Span::mixed_site());
+                let original = std::mem::replace(
+                    pat,
+                    Pat::Ident(syn::PatIdent {
+                        attrs: Vec::new(),
+                        by_ref: None,
+                        mutability: None,
+                        ident: arg.clone(),
+                        subpat: None,
+                    }),
+                );
+                keep.push(quote!(#attrs let #arg = #arg; #attrs let #original = #arg;));
+            }
+        }
+    }
+    keep
+}
+
+/// Whether `attr`, written on a parameter, also applies to the statement
+/// that rebinds it: `cfg` and `cfg_attr` (a parameter compiled out has no
+/// binding) and lint levels.
+pub(crate) fn is_statement_attr(attr: &syn::Attribute) -> bool {
+    ["cfg", "cfg_attr", "allow", "expect", "warn", "deny", "forbid"]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
+}
+
+/// For a function with `#[tracing::instrument]` below `#[supervised]`: the
+/// same function with the instrument attributes moved above
+/// `#[supervised(args)]`, so that they are expanded first, on the `async
+/// fn` as written (its body is instrumented, its supplied parameters are
+/// known to `skip(..)`), and the rewrite applies to what they produce.
+/// Below, they would instrument only the call that makes the task.
+pub(crate) fn instrument_first(item: &ItemFn, args: TokenStream, krate: Option<&Path>) -> Option<TokenStream> {
+    let (instrument, others): (Vec<_>, Vec<_>) = item.attrs.iter().cloned().partition(validate::is_instrument);
+    if instrument.is_empty() {
+        return None;
+    }
+    let krate = krate.cloned().unwrap_or_else(validate::default_crate);
+    let mut item = item.clone();
+    item.attrs = others;
+    Some(quote! {
+        #(#instrument)*
+        #[#krate::supervised(#args)]
+        #item
+    })
 }
 
 /// What is emitted beside `error` when the function breaks a rule: a stub
@@ -101,7 +213,7 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
     sig.variadic = None;
     let (injected, kept): (Vec<FnArg>, Vec<FnArg>) = std::mem::take(&mut sig.inputs)
         .into_iter()
-        .partition(|arg| matches!(arg, FnArg::Typed(typed) if validate::injection(&typed.ty).is_some()));
+        .partition(|arg| validate::is_injected(arg, krate));
     sig.inputs = kept.into_iter().collect();
     // The types of the removed parameters are still named, so that their
     // imports do not warn.
@@ -125,7 +237,7 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
         },
     };
     set_output(&mut item, krate, &output);
-    if bound {
+    if bound && validate::not_a_result(&output).is_none() {
         add_bound(&mut item, krate, &output);
     }
     item.attrs.retain(|attr| !validate::is_supervised(attr));
@@ -147,19 +259,24 @@ pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream 
 
 /// Makes `item` return `Supervised<output>`, spanned on the user's return
 /// type so that a type that is not a task result is reported there.
+///
+/// A type that is known not to be one (`u32`, `Option<T>`, a tuple) makes
+/// the return type itself the error: every use of the function (spawning
+/// it, awaiting its child) then has an erroneous type, about which rustc
+/// says nothing more, so the mistake is one error.
 fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
     let span = output.span();
     let private = private_at(krate, span);
-    item.sig.output = ReturnType::Type(
-        Token![->](span),
-        Box::new(Type::Verbatim(quote_spanned!(span=> #private::Supervised<#output>))),
-    );
+    let ty = match validate::not_a_result(output) {
+        Some(message) => quote_spanned!(span=> [(); { ::core::panic!(#message) }]),
+        None => quote_spanned!(span=> #private::Supervised<#output>),
+    };
+    item.sig.output = ReturnType::Type(Token![->](span), Box::new(Type::Verbatim(ty)));
 }
 
-/// Adds the where-clause `output: TaskResult`, spanned on the whole return
-/// type. Inside the function the bound is then assumed (its signature and
-/// body report nothing), and it is checked once: at the where-clause for a
-/// type without generic parameters, and by each caller.
+/// Adds the where-clause `output: TaskResult` to a stub, spanned on the
+/// whole return type: the stub's signature and body then report nothing
+/// more about it.
 fn add_bound(item: &mut ItemFn, krate: &Path, output: &Type) {
     // Located at the last token of the type, so that the bound spans all of
     // it.
@@ -186,6 +303,17 @@ fn add_bound(item: &mut ItemFn, krate: &Path, output: &Type) {
         .make_where_clause()
         .predicates
         .insert(0, syn::WherePredicate::Type(bound));
+}
+
+/// The body as written, in braces at the same place that rustc knows to be
+/// the macro's: as the tail of the generated `async` block, the user's
+/// braces would make a one-line body (`{ Ok(n) }`) trigger `unused_braces`,
+/// whose suggested fix would not compile.
+fn macro_braces(block: &Block) -> TokenStream {
+    let stmts = &block.stmts;
+    let mut group = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+    group.set_span(Span::mixed_site().located_at(block.brace_token.span.join()));
+    TokenTree::Group(group).into()
 }
 
 /// A block with the braces of `original` (and so its spans) around `body`.

@@ -94,9 +94,19 @@ fn parse_arg(input: ParseStream<'_>, args: &mut Args) -> syn::Result<()> {
         args.krate = Some(parse_crate(input)?);
     } else if input.peek(Ident::peek_any) {
         let unknown = Ident::parse_any(input)?;
+        // Deadlines and restarts are chosen where the task is spawned.
+        let instead = match unknown.to_string().as_str() {
+            "timeout" => {
+                "; for a deadline, write it at the call: `scope.spawn(worker(id).timeout(Duration::from_secs(5)))`"
+            }
+            "restart" => {
+                "; to restart a failing task, wrap the call: `scope.spawn(taskward::restart(move || worker(id)))`"
+            }
+            _ => "",
+        };
         return Err(syn::Error::new_spanned(
             &unknown,
-            format!("unknown argument `{unknown}` of `#[supervised]`; the valid arguments are {VALID_ARGS}"),
+            format!("unknown argument `{unknown}` of `#[supervised]`; the valid arguments are {VALID_ARGS}{instead}"),
         ));
     } else {
         return Err(syn::Error::new(

@@ -29,7 +29,20 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         "",
+        "async fn marked(#[scope] s: &S, #[token] t: Tok, #[ready] up: Port, #[cfg(unix)] token: CancellationToken, \
+         #[cfg(not(unix))] token: CancellationToken, _permit: Permit, _: Guard, (a, b): (u8, u8)) {}",
+    ),
+    (
+        "name = \"traced\"",
+        "#[tracing::instrument(skip(scope))] async fn traced(scope: &Scope, id: u32) -> Result<u32, E> { Ok(id) }",
+    ),
+    (
+        "",
         "async fn borrowed<'a>(&self, name: &str, shown: impl Display, scope: &mut Scope) -> Result<&'a str, E> {}",
+    ),
+    (
+        "",
+        "async fn markers(#[scope(x)] s: &S, #[scope] #[token] t: Tok, scope: &'static Scope) -> Option<u32> { None }",
     ),
     (
         "timeout = 3, name, policy = \"supervise\", crate = \"x\"",
@@ -79,6 +92,15 @@ const WORDS: &[&str] = &[
     "supervised",
     "for",
     "r#type",
+    "scope",
+    "token",
+    "ready",
+    "cfg",
+    "instrument",
+    "grace",
+    "flavor",
+    "worker_threads",
+    "main",
 ];
 const PUNCTS: &[char] = &[
     '&', ':', '-', '>', ',', ';', '=', '<', '#', '!', '|', '*', '+', '?', '.', '@',
@@ -217,9 +239,9 @@ fn every_corpus_entry_expands_to_items() {
         .iter()
         .map(|(args, item)| run(0, parse(args), parse(item)))
         .collect();
-    // The first three entries are valid uses; all the others are mistakes.
-    assert_eq!(errors[..3], [false, false, false]);
-    assert!(errors[3..].iter().all(|error| *error));
+    // The first five entries are valid uses; all the others are mistakes.
+    assert_eq!(errors[..5], [false; 5]);
+    assert!(errors[5..].iter().all(|error| *error));
 }
 
 #[test]
@@ -253,6 +275,53 @@ fn random_inputs_never_panic() {
         let args = random_stream(&mut rng, 2, 6);
         let item = random_stream(&mut rng, 3, 12);
         assert!(run(seed, args, item), "random tokens were accepted as a supervised fn");
+    }
+}
+
+/// Uses of `#[taskward::main]`, valid first, as (arguments, item).
+const MAIN_CORPUS: &[(&str, &str)] = &[
+    (
+        r#"grace = "10s", flavor = "multi_thread", worker_threads = 2, crate = ::taskward"#,
+        "async fn main(scope: &Scope, token: CancellationToken) -> Result<(), E> { Ok(()) }",
+    ),
+    (r#"flavor = "current_thread", grace = "1.5m""#, "pub async fn main() {}"),
+    (
+        r#"flavor = "current_thread", worker_threads = 0, grace = "1.5x", threads"#,
+        "fn main<T>(self, port: u16, up: Ready<u16>) -> impl Sized {}",
+    ),
+    (r#"grace = 10, flavor = current_thread"#, "struct Main;"),
+];
+
+/// Runs `#[taskward::main]`, failing if it panics or emits tokens that are
+/// not items. Returns whether the output carries an error.
+fn run_main(seed: u64, args: TokenStream, item: TokenStream) -> bool {
+    let input = format!("seed {seed}: #[taskward::main({args})] {item}");
+    let output = match catch_unwind(AssertUnwindSafe(|| crate::main_attr::main2(args, item))) {
+        Ok(output) => output,
+        Err(_) => panic!("the macro panicked on {input}"),
+    };
+    if let Err(err) = syn::parse2::<syn::File>(output.clone()) {
+        panic!("the macro emitted tokens that are not items ({err}) on {input}:\n{output}");
+    }
+    output.to_string().contains("compile_error")
+}
+
+#[test]
+fn main_inputs_never_panic() {
+    let errors: Vec<bool> = MAIN_CORPUS
+        .iter()
+        .map(|(args, item)| run_main(0, parse(args), parse(item)))
+        .collect();
+    assert_eq!(errors, [false, false, true, true]);
+    for seed in 0..2000 {
+        let mut rng = Rng::new(seed);
+        let (args, item) = rng.pick(MAIN_CORPUS);
+        let (args, item) = match rng.below(3) {
+            0 => (mutate(&mut rng, parse(args)), parse(item)),
+            1 => (parse(args), mutate(&mut rng, parse(item))),
+            _ => (random_stream(&mut rng, 2, 6), random_stream(&mut rng, 3, 12)),
+        };
+        run_main(seed, args, item);
     }
 }
 
@@ -334,6 +403,8 @@ fn valid_use(rng: &mut Rng) -> ValidUse {
         ("pointer{}", "fn(&str) -> usize"),
         ("tx{}", "tokio::sync::mpsc::Sender<Vec<u8>>"),
         ("shared{}", "std::sync::Arc<str>"),
+        ("_permit{}", "tokio::sync::OwnedSemaphorePermit"),
+        ("grant{}", "oauth::Scope"),
     ];
     const GENERIC_PARAMS: &[(&str, &str)] = &[("item{}", "T"), ("items{}", "Vec<T>"), ("maybe{}", "Option<T>")];
     const SCOPES: &[&str] = &[
@@ -341,9 +412,19 @@ fn valid_use(rng: &mut Rng) -> ValidUse {
         "scope: Scope",
         "s: &taskward::Scope",
         "mut scope: ::taskward::Scope",
+        "#[scope] s: &S",
+        "#[cfg(unix)] scope: &Scope",
     ];
-    const TOKENS: &[&str] = &["token: CancellationToken", "stop: tokio_util::sync::CancellationToken"];
-    const READIES: &[&str] = &["ready: Ready<u16>", "up: taskward::Ready<std::net::SocketAddr>"];
+    const TOKENS: &[&str] = &[
+        "token: CancellationToken",
+        "stop: tokio_util::sync::CancellationToken",
+        "#[token] stop: Stop",
+    ];
+    const READIES: &[&str] = &[
+        "ready: Ready<u16>",
+        "up: taskward::Ready<std::net::SocketAddr>",
+        "#[ready] up: Port",
+    ];
     const RECEIVERS: &[&str] = &["self", "mut self", "self: Arc<Self>", "self: std::sync::Arc<Self>"];
 
     let (fn_name, unraw) = *rng.pick(NAMES);
@@ -433,20 +514,20 @@ fn random_valid_signatures_keep_the_callers_parameters() {
         };
         assert_eq!(item.sig.ident.to_string(), valid.fn_name, "{input}");
         assert!(item.sig.asyncness.is_none(), "{input}");
-        // The caller passes exactly the other parameters, in order.
-        let inputs: Vec<String> = item
-            .sig
-            .inputs
-            .iter()
-            .map(|arg| quote::quote!(#arg).to_string())
-            .collect();
+        // The caller passes exactly the other parameters, in order (their
+        // patterns are matched inside the body).
+        let parameter_type = |arg: &syn::FnArg| match arg {
+            syn::FnArg::Typed(typed) => {
+                let ty = &typed.ty;
+                quote::quote!(#ty).to_string()
+            }
+            syn::FnArg::Receiver(receiver) => quote::quote!(#receiver).to_string(),
+        };
+        let inputs: Vec<String> = item.sig.inputs.iter().map(parameter_type).collect();
         let kept: Vec<String> = valid
             .kept
             .iter()
-            .map(|arg| {
-                let arg: syn::FnArg = syn::parse_str(arg).expect("the generator writes parameters");
-                quote::quote!(#arg).to_string()
-            })
+            .map(|arg| parameter_type(&syn::parse_str(arg).expect("the generator writes parameters")))
             .collect();
         assert_eq!(inputs, kept, "{input}");
         let syn::ReturnType::Type(_, output) = &item.sig.output else {
@@ -458,8 +539,10 @@ fn random_valid_signatures_keep_the_callers_parameters() {
             "the task is not named `{}`: {input}\n{text}",
             valid.task_name
         );
-        assert!(
+        // `Supervised` is `#[must_use]`; the function is only if it says so.
+        assert_eq!(
             item.attrs.iter().any(|attr| attr.path().is_ident("must_use")),
+            valid.item.contains("must_use"),
             "{input}"
         );
         assert!(item.attrs.iter().any(|attr| attr.path().is_ident("inline")), "{input}");

@@ -48,6 +48,23 @@ impl Injection {
         }
     }
 
+    /// The marker attribute that says a parameter is of this kind whatever
+    /// its type is named (`#[scope] s: &S`).
+    pub(crate) fn marker(self) -> &'static str {
+        match self {
+            Injection::Scope => "scope",
+            Injection::Token => "token",
+            Injection::Ready => "ready",
+        }
+    }
+
+    /// Whether the crate path `prefix` (leading `crate`, `self` and `super`
+    /// removed) is one where this kind's type lives.
+    fn lives_in(self, prefix: &[String], krate: &[String]) -> bool {
+        let first = prefix.first().map(String::as_str);
+        prefix == krate || first == Some("taskward") || (self == Injection::Token && first == Some("tokio_util"))
+    }
+
     /// What a task has one of, for the message about a second parameter.
     fn noun(self) -> &'static str {
         match self {
@@ -74,6 +91,10 @@ impl Injection {
             _ => return Ok(false),
         };
         match self {
+            Injection::Scope if reference.lifetime.is_some() => Err(syn::Error::new_spanned(
+                ty,
+                "the scope is lent to the task's body only: write `&Scope` without a lifetime, or take `Scope` by value to move it into a `'static` future",
+            )),
             Injection::Scope if reference.mutability.is_none() => Ok(true),
             Injection::Scope => Err(syn::Error::new_spanned(
                 ty,
@@ -94,6 +115,8 @@ impl Injection {
 /// A parameter the runtime supplies.
 pub(crate) struct Injected {
     pub(crate) kind: Injection,
+    /// The parameter's attributes (`#[cfg]` applies to its binding).
+    pub(crate) attrs: Vec<Attribute>,
     pub(crate) pat: Box<Pat>,
     pub(crate) ty: Box<Type>,
     /// `&Scope` rather than `Scope`.
@@ -126,7 +149,8 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
     check_qualifiers(item, &mut errors);
     let generics_at = errors.len();
     let mut found = Found::default();
-    let (injected, kept) = check_inputs(item, &mut found, &mut errors);
+    let krate = args.krate.clone().unwrap_or_else(default_crate);
+    let (injected, kept) = check_inputs(item, &krate, &mut found, &mut errors);
     if let Some(variadic) = &item.sig.variadic {
         errors.push(syn::Error::new_spanned(
             variadic,
@@ -173,7 +197,7 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
         async_span,
         name,
         policy: args.policy.unwrap_or(PolicyArg::FailFast),
-        krate: args.krate.clone().unwrap_or_else(default_crate),
+        krate,
     })
 }
 
@@ -181,6 +205,7 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
 /// caller passes, checking each.
 fn check_inputs(
     item: &ItemFn,
+    krate: &Path,
     found: &mut Found,
     errors: &mut Errors,
 ) -> (Vec<Injected>, Punctuated<FnArg, Token![,]>) {
@@ -199,15 +224,16 @@ fn check_inputs(
                 }
                 kept.push(arg.clone());
             }
-            FnArg::Typed(typed) => match injection(&typed.ty) {
-                Some(kind) => match check_injected(kind, typed, &injected) {
+            FnArg::Typed(typed) => match injection(typed, krate) {
+                Ok(Some(kind)) => match check_injected(kind, typed, &injected) {
                     Ok(param) => injected.push(param),
                     Err(err) => errors.push(err),
                 },
-                None => {
+                Ok(None) => {
                     check_owned(&typed.ty, Position::Parameter, found, errors);
                     kept.push(arg.clone());
                 }
+                Err(err) => errors.push(err),
             },
         }
     }
@@ -268,27 +294,151 @@ pub(crate) fn is_supervised(attr: &Attribute) -> bool {
         .is_some_and(|segment| segment.ident == "supervised")
 }
 
-/// The kind of runtime-supplied parameter `ty` is, if any.
-pub(crate) fn injection(ty: &Type) -> Option<Injection> {
-    let segment = match ty {
-        Type::Reference(reference) => last_segment(&reference.elem)?,
-        _ => last_segment(ty)?,
+/// The error for a return type known not to be a task result: a type of
+/// the standard library other than `Result` and `()` (`u32`, `String`,
+/// `Option<T>`, `Vec<T>`), a tuple, an array or `!`. Only taskward can make
+/// such a type a `TaskResult`, and it does not. Any other type is checked
+/// by the compiler.
+pub(crate) fn not_a_result(ty: &Type) -> Option<String> {
+    const STD: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "String", "Option", "Vec", "Box", "HashMap", "HashSet", "BTreeMap", "BTreeSet", "VecDeque",
+    ];
+    let known = match strip_group(ty) {
+        Type::Tuple(tuple) => !tuple.elems.is_empty(),
+        Type::Array(_) | Type::Slice(_) | Type::Never(_) => true,
+        Type::Path(path) if path.qself.is_none() => {
+            let segments = &path.path.segments;
+            let in_std = segments.len() == 1
+                || segments
+                    .first()
+                    .is_some_and(|first| ["std", "core", "alloc"].contains(&first.ident.to_string().as_str()));
+            in_std
+                && segments
+                    .last()
+                    .is_some_and(|last| STD.contains(&last.ident.to_string().as_str()))
+        }
+        _ => false,
     };
-    Injection::ALL.into_iter().find(|kind| kind.is_named_by(segment))
+    if !known {
+        return None;
+    }
+    let written = ty
+        .to_token_stream()
+        .to_string()
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" ::", "::")
+        .replace(":: ", "::")
+        .replace(" ,", ",");
+    Some(format!(
+        "`{written}` cannot be the result of a supervised task: return `Result<{written}, E>`, where `E: Into<Box<dyn std::error::Error + Send + Sync>>` (`std::io::Error`, `anyhow::Error`, your own error type), or return nothing (`()`); a task reports failure through `Err`, so that its parent receives it"
+    ))
 }
 
-fn last_segment(ty: &Type) -> Option<&PathSegment> {
+/// Whether `attr` is tracing's `#[instrument]` (under any path).
+pub(crate) fn is_instrument(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "instrument")
+}
+
+/// The kind of runtime-supplied parameter `param` is, if any: the kind its
+/// marker attribute says (`#[scope]`, `#[token]`, `#[ready]`), else the kind
+/// its type names. A type is recognised by its last segment (`Scope`,
+/// `CancellationToken`, `Ready<T>`) when it is written bare or under the
+/// path of taskward (`taskward::`, the `crate = path`, and `tokio_util::`
+/// for the token); a type of the same name under any other path
+/// (`oauth::Scope`, `crate::Scope`) is an ordinary parameter.
+pub(crate) fn injection(param: &PatType, krate: &Path) -> syn::Result<Option<Injection>> {
+    let mut marked: Option<(Injection, &Attribute)> = None;
+    for attr in &param.attrs {
+        let Some(kind) = Injection::ALL
+            .into_iter()
+            .find(|kind| attr.path().is_ident(kind.marker()))
+        else {
+            continue;
+        };
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            return Err(syn::Error::new_spanned(
+                attr,
+                format!("write the marker without arguments: `#[{}]`", kind.marker()),
+            ));
+        }
+        if let Some((first, _)) = marked {
+            return Err(syn::Error::new_spanned(
+                attr,
+                format!(
+                    "a parameter has one marker, and this one is already marked `#[{}]`; remove one",
+                    first.marker()
+                ),
+            ));
+        }
+        marked = Some((kind, attr));
+    }
+    if let Some((kind, _)) = marked {
+        return Ok(Some(kind));
+    }
+    let Some(path) = type_path(&param.ty) else {
+        return Ok(None);
+    };
+    let Some(last) = path.segments.last() else {
+        return Ok(None);
+    };
+    let Some(kind) = Injection::ALL.into_iter().find(|kind| kind.is_named_by(last)) else {
+        return Ok(None);
+    };
+    if path.leading_colon.is_none() && path.segments.len() == 1 {
+        return Ok(Some(kind));
+    }
+    let prefix = crate_relative(path.segments.iter().take(path.segments.len() - 1));
+    let krate = crate_relative(krate.segments.iter());
+    Ok(kind.lives_in(&prefix, &krate).then_some(kind))
+}
+
+/// Whether the parameter `arg` is one the runtime supplies, for the stub
+/// (where a mistake in its marker has been reported already).
+pub(crate) fn is_injected(arg: &FnArg, krate: &Path) -> bool {
+    matches!(arg, FnArg::Typed(typed) if !matches!(injection(typed, krate), Ok(None)))
+}
+
+/// The segments of a path, less a leading `crate`, `self` or `super`.
+fn crate_relative<'a>(segments: impl Iterator<Item = &'a PathSegment>) -> Vec<String> {
+    segments
+        .map(|segment| segment.ident.to_string())
+        .skip_while(|ident| ["crate", "self", "super"].contains(&ident.as_str()))
+        .collect()
+}
+
+/// The path of `ty`, or of the type it references.
+fn type_path(ty: &Type) -> Option<&Path> {
     match ty {
-        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
-        Type::Group(group) => last_segment(&group.elem),
-        Type::Paren(paren) => last_segment(&paren.elem),
+        Type::Path(path) if path.qself.is_none() => Some(&path.path),
+        Type::Reference(reference) => type_path(&reference.elem),
+        Type::Group(group) => type_path(&group.elem),
+        Type::Paren(paren) => type_path(&paren.elem),
         _ => None,
     }
 }
 
+/// Whether `attr` is `#[cfg]` or `#[cfg_attr]`: a parameter under one may
+/// be compiled out.
+fn is_cfg(attr: &Attribute) -> bool {
+    attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr")
+}
+
 fn check_injected(kind: Injection, typed: &PatType, earlier: &[Injected]) -> syn::Result<Injected> {
     let by_ref = kind.check_passing(strip_group(&typed.ty))?;
-    if let Some(first) = earlier.iter().find(|param| param.kind == kind) {
+    // Two parameters of a kind are accepted when one of them may be
+    // compiled out (`#[cfg(unix)] token: ..., #[cfg(not(unix))] token: ...`).
+    let conditional = |attrs: &[Attribute]| attrs.iter().any(is_cfg);
+    if let Some(first) = earlier
+        .iter()
+        .filter(|_| !conditional(&typed.attrs))
+        .find(|param| param.kind == kind && !conditional(&param.attrs))
+    {
         return Err(syn::Error::new_spanned(
             &typed.ty,
             format!(
@@ -301,6 +451,7 @@ fn check_injected(kind: Injection, typed: &PatType, earlier: &[Injected]) -> syn
     }
     Ok(Injected {
         kind,
+        attrs: typed.attrs.clone(),
         pat: typed.pat.clone(),
         ty: typed.ty.clone(),
         by_ref,

@@ -41,9 +41,11 @@ pub use tree::{TaskInfo, TaskState, TaskTree, TreeMonitor};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::policy::Policy;
+    pub use crate::ready::Ready;
     pub use crate::scope::Scope;
-    pub use crate::task::{Supervised, TaskResult};
+    pub use crate::task::{Supervised, TaskResult, check_send};
     pub use std::option::Option;
+    pub use tokio_util::sync::CancellationToken;
 
     /// The scope of the task whose body is being polled for the first time:
     /// what a `#[supervised]` body takes before anything else.
@@ -56,15 +58,101 @@ pub mod __private {
         crate::node::first_poll_scope()
     }
 
+    /// What a parameter taken for the task's scope may be: `Scope`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not taskward's `Scope`, but this parameter is taken for the task's scope",
+        label = "a parameter whose type is named `Scope` is supplied by the runtime",
+        note = "to pass your own `Scope` type as an argument, write it with its path (`oauth::Scope`, `crate::Scope`); to mark taskward's scope under another name, write `#[scope]` before the parameter"
+    )]
+    pub trait ScopeParameter {
+        #[doc(hidden)]
+        fn from_scope(scope: Scope) -> Self;
+        #[doc(hidden)]
+        fn from_ref(scope: &Scope) -> &Self;
+    }
+
+    impl ScopeParameter for Scope {
+        fn from_scope(scope: Scope) -> Self {
+            scope
+        }
+        fn from_ref(scope: &Scope) -> &Self {
+            scope
+        }
+    }
+
+    /// What a parameter taken for the task's token may be.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not taskward's `CancellationToken`, but this parameter is taken for the task's token",
+        label = "a parameter whose type is named `CancellationToken` is supplied by the runtime",
+        note = "to pass your own type as an argument, write it with its path (`my::CancellationToken`); to mark the token under another name, write `#[token]` before the parameter"
+    )]
+    pub trait TokenParameter {
+        #[doc(hidden)]
+        fn from_scope(scope: &Scope) -> Self;
+    }
+
+    impl TokenParameter for CancellationToken {
+        fn from_scope(scope: &Scope) -> Self {
+            scope.token().clone()
+        }
+    }
+
+    /// What a parameter taken for the task's readiness handle may be.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not taskward's `Ready<T>`, but this parameter is taken for the task's readiness",
+        label = "a parameter whose type is named `Ready<T>` is supplied by the runtime",
+        note = "to pass your own type as an argument, write it with its path (`my::Ready<T>`); to mark the readiness handle under another name, write `#[ready]` before the parameter"
+    )]
+    pub trait ReadyParameter {
+        #[doc(hidden)]
+        fn from_scope(scope: &Scope) -> Self;
+    }
+
+    impl<T: Send + 'static> ReadyParameter for Ready<T> {
+        fn from_scope(scope: &Scope) -> Self {
+            scope.ready()
+        }
+    }
+
+    /// The runtime `#[taskward::main]` builds.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Flavor {
+        /// `flavor = "current_thread"`.
+        CurrentThread,
+        /// The default, with `worker_threads = n` if given.
+        MultiThread(Option<usize>),
+    }
+
+    /// What `#[taskward::main]` runs: see `root::run_main`.
+    pub fn main<T: crate::Task<Output = ()>>(
+        flavor: Flavor,
+        grace_millis: Option<u64>,
+        task: T,
+    ) -> std::process::ExitCode {
+        crate::root::run_main(flavor, grace_millis.map(std::time::Duration::from_millis), task)
+    }
+
+    /// The value of an owned scope parameter: the task's scope.
+    #[must_use]
+    pub fn scope_owned<S: ScopeParameter>(scope: Scope) -> S {
+        S::from_scope(scope)
+    }
+
+    /// The value of a `&Scope` parameter.
+    #[must_use]
+    pub fn scope_ref<S: ScopeParameter>(scope: &Scope) -> &S {
+        S::from_ref(scope)
+    }
+
     /// The token handed to a `CancellationToken` parameter: the scope's own.
     #[must_use]
-    pub fn token(scope: &Scope) -> crate::CancellationToken {
-        scope.token().clone()
+    pub fn token<T: TokenParameter>(scope: &Scope) -> T {
+        T::from_scope(scope)
     }
 
     /// The handle handed to a `Ready<T>` parameter: the task's own.
     #[must_use]
-    pub fn ready<T: Send + 'static>(scope: &Scope) -> crate::Ready<T> {
-        scope.ready()
+    pub fn ready<R: ReadyParameter>(scope: &Scope) -> R {
+        R::from_scope(scope)
     }
 }

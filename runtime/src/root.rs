@@ -436,3 +436,45 @@ pub(crate) async fn alongside<M: Future, S: Future<Output = ()>>(main: M, side: 
     })
     .await
 }
+
+/// The body of the `fn main` that `#[taskward::main]` writes: builds the
+/// tokio runtime, runs `task` as the root of a tree that Ctrl-C / SIGTERM
+/// shut down (with `grace`, if given), and on failure prints the full error
+/// report (`{:#}`) to stderr and exits with code 1. This is the one place
+/// where taskward writes to stderr: it is the program's own `main`.
+pub(crate) fn run_main<T: Task<Output = ()>>(
+    flavor: crate::__private::Flavor,
+    grace: Option<Duration>,
+    task: T,
+) -> std::process::ExitCode {
+    use crate::__private::Flavor;
+
+    let mut builder = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::MultiThread(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = threads {
+                builder.worker_threads(threads);
+            }
+            builder
+        }
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: cannot start the tokio runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut root = Root::new().shutdown_on_signal();
+    if let Some(grace) = grace {
+        root = root.grace(grace);
+    }
+    match runtime.block_on(root.run(task)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

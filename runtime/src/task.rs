@@ -270,8 +270,13 @@ impl<B> Parts<B> {
 ///
 /// It is a named type, not an `impl Trait`, so that a supervised function can
 /// spawn itself (recursion).
+///
+/// `R` is not bounded here but where the task is made and used, so that a
+/// function's signature does not repeat the bound: a where-clause
+/// `R: TaskResult` in a generic function would hide `R`'s value type from
+/// its body (`<Result<T, E> as TaskResult>::Ok` would no longer be `T`).
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
-pub struct Supervised<R: TaskResult> {
+pub struct Supervised<R> {
     name: &'static &'static str,
     policy: Policy,
     /// The body, made with the arguments at the call, which takes its scope
@@ -281,10 +286,12 @@ pub struct Supervised<R: TaskResult> {
     body: Box<dyn LazyBody<BoxFuture<R>>>,
 }
 
-impl<R: TaskResult> Supervised<R> {
+impl<R> Supervised<R> {
+    /// The task of a `#[supervised]` call (see [`check_send`]).
     #[doc(hidden)]
     pub fn new<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
     where
+        R: TaskResult,
         F: Future<Output = R> + Send + 'static,
     {
         Supervised {
@@ -295,7 +302,16 @@ impl<R: TaskResult> Supervised<R> {
     }
 }
 
-impl<R: TaskResult> std::fmt::Debug for Supervised<R> {
+/// The body of a `#[supervised]` call, if it is `Send`: checked apart from
+/// [`Supervised::new`], so that a body that is not `Send` is reported at the
+/// function's `async` and a result that is not a task result at its return
+/// type.
+#[doc(hidden)]
+pub fn check_send<F: Future + Send>(body: F) -> F {
+    body
+}
+
+impl<R> std::fmt::Debug for Supervised<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervised")
             .field("name", &self.name)

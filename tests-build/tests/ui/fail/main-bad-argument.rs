@@ -1,0 +1,2 @@
+#[taskward::main(threads = 2)]
+async fn main() {}

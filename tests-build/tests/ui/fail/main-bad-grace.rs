@@ -1,0 +1,2 @@
+#[taskward::main(grace = "10 seconds")]
+async fn main() {}

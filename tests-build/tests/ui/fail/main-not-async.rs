@@ -1,0 +1,2 @@
+#[taskward::main]
+fn main() {}
