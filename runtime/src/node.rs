@@ -862,7 +862,7 @@ impl Node {
                 Ok(value) => (Some(value), None),
                 Err(err) => (None, Some(Error::failed(Arc::clone(self.path()), err))),
             },
-            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), &*payload))),
+            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), payload))),
             // A task killed after its own deadline reports `TimedOut` then.
             Outcome::Killed if self.has(&self.lock(), TIMED_OUT) => (None, None),
             Outcome::Killed => (
