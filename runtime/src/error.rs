@@ -445,13 +445,14 @@ impl Payload {
         if !unread.as_ref().is_some_and(|value| value.is::<T>()) {
             return None;
         }
-        let value = unread.take().map(<Box<dyn Any + Send>>::downcast::<T>);
-        if let Some(Ok(value)) = value {
-            // Under the lock, nothing else sets `read`: this cannot fail, so
-            // no value is dropped while the lock is held.
-            let _ = self.read.set(value);
-        }
+        // Under the lock nothing else sets `read`, so nothing is left over;
+        // whatever would be is dropped after the lock is released.
+        let leftover = match unread.take().map(<Box<dyn Any + Send>>::downcast::<T>) {
+            Some(Ok(value)) => self.read.set(value).err().map(|value| value as Box<dyn Any + Send>),
+            other => other.and_then(Result::err),
+        };
         drop(unread);
+        drop(leftover);
         self.read.get()?.downcast_ref()
     }
 
