@@ -167,12 +167,14 @@ pub(crate) async fn pipeline(scope: &Scope) -> Result<Summary, taskward::BoxErro
     drop(result_tx);
     let collector = scope.spawn(collector(result_rx));
 
-    // Under `supervise` a failure reaches us here, and the pool goes on;
-    // under `fail_fast` it has already cancelled the tree and will escalate.
+    // Under `supervise` a failure reaches us here: the worker it came from
+    // has ended (a failed chunk fails its worker), and the pool goes on with
+    // one worker fewer. Under `fail_fast` it has already cancelled the tree
+    // and will escalate.
     let mut handled = Vec::new();
     if scope.policy() == Policy::Supervise {
         while let Some(err) = scope.next_error().await {
-            println!("  handled: {err}");
+            println!("  handled: {err} (that worker has ended; the pool goes on with one fewer)");
             handled.push(err);
         }
     }

@@ -213,8 +213,9 @@ async fn errors_pass_through_levels_and_keep_their_origin() {
         err.downcast_ref::<std::io::Error>().unwrap().kind(),
         std::io::ErrorKind::NotFound
     );
-    let source = std::error::Error::source(&err).unwrap();
-    assert_eq!(source.to_string(), "missing file");
+    // The cause's message is in `Display`, so `source()` does not repeat it.
+    assert_eq!(err.to_string(), "task `root/mid#0/leaf#0` failed: missing file");
+    assert!(std::error::Error::source(&err).is_none());
     let io = err.downcast::<std::io::Error>().unwrap();
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
 }

@@ -23,6 +23,10 @@ use crate::node::Node;
 /// Awaiting it gives the task's result once the task *and all of its
 /// children* have finished. A failure is delivered here if the handle is
 /// still held when the task fails; it is then yours, and does not escalate.
+/// Under [`Policy::FailFast`](crate::Policy::FailFast) (the default) that
+/// failure has still cancelled the scope, siblings included, as in errgroup,
+/// Trio and Kotlin; a task that wants to handle the failures of its children
+/// and go on runs under [`Policy::Supervise`](crate::Policy::Supervise).
 ///
 /// Dropping the handle neither detaches nor aborts the task: the scope still
 /// owns it and joins it, and a failure the handle did not take goes to

@@ -1,9 +1,11 @@
 //! The error a task tree reports: what failed, where, and what else failed with it.
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// A boxed error as returned by a task body (`E: Into<BoxError>`).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -94,15 +96,20 @@ impl ErrorKind {
 /// assert!(err.downcast_ref::<std::io::Error>().is_some());
 /// # }
 /// ```
+#[derive(Clone)]
 pub struct Error {
-    inner: Box<Inner>,
+    inner: Arc<Inner>,
 }
 
+/// Everything an `Error` holds. Each field is cheap to clone, so that an
+/// error shared by clones can still be extended (`Arc::make_mut`).
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     task: Arc<str>,
-    cause: Option<BoxError>,
+    cause: Option<Arc<BoxError>>,
     message: Option<String>,
+    payload: Option<Arc<Payload>>,
     related: Vec<Error>,
     /// When the failure was made, among all failures of the process: a
     /// scope's failures are ordered by it, so that its error is the first
@@ -116,11 +123,12 @@ static FAILURES: AtomicU64 = AtomicU64::new(0);
 impl Error {
     fn new(kind: ErrorKind, task: Arc<str>, cause: Option<BoxError>, message: Option<String>) -> Self {
         Error {
-            inner: Box::new(Inner {
+            inner: Arc::new(Inner {
                 kind,
                 task,
-                cause,
+                cause: cause.map(Arc::new),
                 message,
+                payload: None,
                 related: Vec::new(),
                 order: FAILURES.fetch_add(1, Ordering::Relaxed),
             }),
@@ -141,7 +149,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn panicked(task: Arc<str>, payload: Box<dyn std::any::Any + Send>) -> Self {
+    /// The body of `task` panicked with `payload`, which is kept for
+    /// [`panic_value`](Error::panic_value) and [`into_panic`](Error::into_panic).
+    pub(crate) fn panicked(task: Arc<str>, payload: Box<dyn Any + Send>) -> Self {
         let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -149,8 +159,9 @@ impl Error {
         } else {
             "non-string panic payload".to_owned()
         };
-        crate::node::drop_quietly(payload);
-        Error::new(ErrorKind::Panicked, task, None, Some(message))
+        let mut err = Error::new(ErrorKind::Panicked, task, None, Some(message));
+        Arc::make_mut(&mut err.inner).payload = Some(Arc::new(Payload::new(payload)));
+        err
     }
 
     pub(crate) fn with_kind(kind: ErrorKind, task: Arc<str>, message: impl Into<String>) -> Self {
@@ -164,7 +175,7 @@ impl Error {
 
     /// Makes `self` the first failure of a scope and `rest` its related ones.
     pub(crate) fn with_related(mut self, rest: impl IntoIterator<Item = Error>) -> Self {
-        self.inner.related.extend(rest);
+        Arc::make_mut(&mut self.inner).related.extend(rest);
         self
     }
 
@@ -176,9 +187,52 @@ impl Error {
 
     /// The path of the task where the failure started, such as
     /// `pipeline/worker#3/split#1`.
+    ///
+    /// A failure that went up through a parent whose error type wraps
+    /// taskward's `Error` (a thiserror enum with `#[from] taskward::Error`,
+    /// or, with the `anyhow` and `eyre` features, an `anyhow::Error` or an
+    /// `eyre::Report`) still names the task where it started: the innermost
+    /// taskward `Error` of the chain of causes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use taskward::{Error, Scope, Task};
+    ///
+    /// #[derive(Debug)]
+    /// struct AppError(Error);
+    ///
+    /// impl std::fmt::Display for AppError {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("could not load the app")
+    ///     }
+    /// }
+    ///
+    /// impl std::error::Error for AppError {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    ///         Some(&self.0)
+    ///     }
+    /// }
+    ///
+    /// let err = taskward::run(
+    ///     taskward::task(|scope: Scope| async move {
+    ///         let load = scope.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) }.named("load"));
+    ///         load.await.map_err(AppError)
+    ///     })
+    ///     .named("app"),
+    /// )
+    /// .await
+    /// .unwrap_err();
+    /// assert_eq!(err.task(), "app/load#0");
+    /// # }
+    /// ```
     #[must_use]
     pub fn task(&self) -> &str {
-        &self.inner.task
+        let mut origin = self;
+        while let Some(inner) = links(origin.cause()).find_map(|link| link.downcast_ref::<Error>()) {
+            origin = inner;
+        }
+        &origin.inner.task
     }
 
     /// Other failures of the same scope that came after this one (for
@@ -207,52 +261,236 @@ impl Error {
         self.inner.kind == ErrorKind::Cancelled
     }
 
-    /// The error the task body returned, found through any number of levels
-    /// of causes (`source()` chain), if one of them is an `E`.
+    /// The value a task panicked with, if it is a `T`: the argument of
+    /// [`std::panic::panic_any`], or the `String` or `&'static str` of
+    /// `panic!`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use taskward::{Error, Scope};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Code(u32);
+    ///
+    /// let err = taskward::run(taskward::task(|_: Scope| async move {
+    ///     if true {
+    ///         std::panic::panic_any(Code(7));
+    ///     }
+    ///     Ok::<_, Error>(())
+    /// }))
+    /// .await
+    /// .unwrap_err();
+    /// assert_eq!(err.panic_value::<Code>(), Some(&Code(7)));
+    /// # }
+    /// ```
     #[must_use]
-    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn StdError + 'static)> = self.source();
-        while let Some(err) = next {
-            if let Some(found) = err.downcast_ref::<E>() {
-                return Some(found);
-            }
-            next = err.source();
-        }
-        None
+    pub fn panic_value<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.inner.payload.as_deref()?.downcast_ref()
     }
 
-    /// Takes the error the task body returned out of `self`, if it is an `E`,
-    /// looking through nested taskward errors. Gives `self` back otherwise.
+    /// Takes the value a task panicked with out of `self`, to look at it by
+    /// value or to go on unwinding with [`std::panic::resume_unwind`], as
+    /// Go's errgroup re-panics in `Wait`.
     ///
     /// # Errors
     ///
-    /// Returns `Err(self)`, unchanged, when no cause is an `E`.
+    /// Returns `Err(self)`, unchanged, when this failure is not a panic, or
+    /// when a clone of it is still alive (the value cannot be moved out
+    /// of a shared error).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use taskward::{Error, Scope};
+    ///
+    /// let err = taskward::run(taskward::task(|_: Scope| async move {
+    ///     if true {
+    ///         std::panic::panic_any(7_u32);
+    ///     }
+    ///     Ok::<_, Error>(())
+    /// }))
+    /// .await
+    /// .unwrap_err();
+    /// let value = err.into_panic().unwrap();
+    /// assert_eq!(value.downcast::<u32>().ok().map(|code| *code), Some(7));
+    /// # }
+    /// ```
+    pub fn into_panic(mut self) -> Result<Box<dyn Any + Send>, Self> {
+        let taken = Arc::get_mut(&mut self.inner)
+            .and_then(|inner| inner.payload.as_mut())
+            .and_then(Arc::get_mut)
+            .and_then(Payload::take);
+        taken.ok_or(self)
+    }
+
+    /// The error the task body returned, found through any number of levels
+    /// of causes (`source()` chain), if one of them is an `E`. With the
+    /// `anyhow` and `eyre` features, this looks inside an `anyhow::Error` or
+    /// `eyre::Report` too, with or without context. A panic's value is
+    /// reached with [`panic_value`](Error::panic_value).
+    #[must_use]
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        links(self.cause()).find_map(<dyn StdError>::downcast_ref::<E>)
+    }
+
+    /// Takes the error the task body returned out of `self`, if it is an `E`,
+    /// looking through nested taskward errors (and, with the `anyhow` and
+    /// `eyre` features, inside an `anyhow::Error` or `eyre::Report`). Gives
+    /// `self` back otherwise.
+    ///
+    /// # Errors
+    ///
+    /// Returns `Err(self)`, unchanged, when no cause is an `E`, when the `E`
+    /// sits deeper in a foreign error's chain of causes (where it can only
+    /// be borrowed), or when a clone of `self` is still alive.
     pub fn downcast<E: StdError + Send + Sync + 'static>(mut self) -> Result<E, Self> {
         if self.downcast_ref::<E>().is_none() {
             return Err(self);
         }
-        let cause = self.inner.cause.take();
-        let cause = match cause {
-            Some(cause) => cause,
-            None => return Err(self),
+        let Some(inner) = Arc::get_mut(&mut self.inner) else {
+            return Err(self);
         };
-        match cause.downcast::<E>() {
-            Ok(found) => Ok(*found),
-            Err(cause) => match cause.downcast::<Error>() {
-                Ok(nested) => match nested.downcast::<E>() {
-                    Ok(found) => Ok(found),
-                    Err(nested) => {
-                        self.inner.cause = Some(Box::new(nested));
-                        Err(self)
-                    }
-                },
-                Err(cause) => {
-                    // The `E` sits deeper in a foreign error's source chain,
-                    // where it can only be borrowed.
-                    self.inner.cause = Some(cause);
-                    Err(self)
-                }
-            },
+        let Some(cause) = inner.cause.take() else {
+            return Err(self);
+        };
+        let cause = match Arc::try_unwrap(cause) {
+            Ok(cause) => cause,
+            Err(shared) => {
+                inner.cause = Some(shared);
+                return Err(self);
+            }
+        };
+        match take_cause::<E>(cause) {
+            Ok(found) => Ok(found),
+            Err(cause) => {
+                inner.cause = Some(Arc::new(cause));
+                Err(self)
+            }
+        }
+    }
+
+    /// The error the body returned, if it failed.
+    fn cause(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .cause
+            .as_deref()
+            .map(|cause| &**cause as &(dyn StdError + 'static))
+    }
+}
+
+/// Moves an `E` out of `cause`, looking into a nested taskward `Error` and
+/// the reports of anyhow and eyre; gives `cause` back if it holds none.
+fn take_cause<E: StdError + Send + Sync + 'static>(cause: BoxError) -> Result<E, BoxError> {
+    let cause = match cause.downcast::<E>() {
+        Ok(found) => return Ok(*found),
+        Err(cause) => cause,
+    };
+    let cause = match cause.downcast::<Error>() {
+        Ok(nested) => return nested.downcast::<E>().map_err(|nested| Box::new(nested) as BoxError),
+        Err(cause) => cause,
+    };
+    #[cfg(feature = "anyhow")]
+    let cause = match cause.downcast::<foreign::Anyhow>() {
+        Ok(report) => {
+            return report
+                .0
+                .downcast::<E>()
+                .map_err(|report| Box::new(foreign::Anyhow(report)) as BoxError);
+        }
+        Err(cause) => cause,
+    };
+    #[cfg(feature = "eyre")]
+    let cause = match cause.downcast::<foreign::Eyre>() {
+        Ok(report) => {
+            return report
+                .0
+                .downcast::<E>()
+                .map_err(|report| Box::new(foreign::Eyre(report)) as BoxError);
+        }
+        Err(cause) => cause,
+    };
+    Err(cause)
+}
+
+/// `first` and every error behind it, in the order a reader meets them: a
+/// taskward `Error` leads to the error its body returned (its `source()`
+/// skips it, the message being in its `Display`), a report of anyhow or
+/// eyre to the error it wraps, anything else to its `source()`.
+fn links<'a>(first: Option<&'a (dyn StdError + 'static)>) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(first, |&link| {
+        if let Some(err) = link.downcast_ref::<Error>() {
+            return err.cause();
+        }
+        #[cfg(feature = "anyhow")]
+        if let Some(report) = link.downcast_ref::<foreign::Anyhow>() {
+            return Some(report.wrapped());
+        }
+        #[cfg(feature = "eyre")]
+        if let Some(report) = link.downcast_ref::<foreign::Eyre>() {
+            return Some(report.wrapped());
+        }
+        link.source()
+    })
+}
+
+/// A panic's value. The value is `Send` but not `Sync`, and `Error` must be
+/// both: it stays behind a mutex until [`Error::panic_value`] first finds
+/// it is a `T` (then `Sync` too), which moves it into a `OnceLock` that
+/// hands out shared references.
+struct Payload {
+    unread: Mutex<Option<Box<dyn Any + Send>>>,
+    read: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl Payload {
+    fn new(value: Box<dyn Any + Send>) -> Self {
+        Payload {
+            unread: Mutex::new(Some(value)),
+            read: OnceLock::new(),
+        }
+    }
+
+    fn downcast_ref<T: Any + Send + Sync>(&self) -> Option<&T> {
+        if let Some(read) = self.read.get() {
+            return read.downcast_ref();
+        }
+        let mut unread = self.unread.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have moved it while this one waited.
+        if let Some(read) = self.read.get() {
+            return read.downcast_ref();
+        }
+        if !unread.as_ref().is_some_and(|value| value.is::<T>()) {
+            return None;
+        }
+        // Under the lock nothing else sets `read`, so nothing is left over;
+        // whatever would be is dropped after the lock is released.
+        let leftover = match unread.take().map(<Box<dyn Any + Send>>::downcast::<T>) {
+            Some(Ok(value)) => self.read.set(value).err().map(|value| value as Box<dyn Any + Send>),
+            other => other.and_then(Result::err),
+        };
+        drop(unread);
+        drop(leftover);
+        self.read.get()?.downcast_ref()
+    }
+
+    /// The value, moved out, wherever it is.
+    fn take(&mut self) -> Option<Box<dyn Any + Send>> {
+        let unread = self.unread.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        unread.or_else(|| self.read.take().map(|read| read as Box<dyn Any + Send>))
+    }
+}
+
+impl Drop for Payload {
+    /// A value whose own `Drop` panics must not make dropping the error
+    /// panic (a panic while unwinding aborts): it is dropped under
+    /// `catch_unwind`, and the value of that second panic is forgotten,
+    /// since dropping it could panic again.
+    fn drop(&mut self) {
+        if let Some(value) = self.take()
+            && let Err(second) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(value)))
+        {
+            std::mem::forget(second);
         }
     }
 }
@@ -295,7 +533,7 @@ impl Error {
             match step {
                 Step::Report(err, level) => {
                     let indent = level.min(REPORT_DEPTH) * 2;
-                    let mut source = err.inner.cause.as_deref().and_then(StdError::source);
+                    let mut source = err.source();
                     while let Some(cause) = source {
                         write!(f, "\n{:indent$}caused by: {cause}", "")?;
                         source = cause.source();
@@ -382,21 +620,85 @@ impl Drop for Error {
     /// Related failures nest as deep as the tree that produced them: they
     /// are dropped in a loop, not one inside the other, which would take
     /// a few stack frames per level.
+    ///
+    /// An error still shared with a clone leaves its related failures to
+    /// the last clone.
     fn drop(&mut self) {
-        let mut nested = std::mem::take(&mut self.inner.related);
+        let Some(inner) = Arc::get_mut(&mut self.inner) else {
+            return;
+        };
+        let mut nested = std::mem::take(&mut inner.related);
         while let Some(mut err) = nested.pop() {
-            nested.append(&mut err.inner.related);
+            if let Some(inner) = Arc::get_mut(&mut err.inner) {
+                nested.append(&mut inner.related);
+            }
         }
     }
 }
 
 impl StdError for Error {
+    /// The source of the error the body returned: that error's own message
+    /// is already in `Display`, and a report (anyhow's, eyre's, or a walk
+    /// of `source()`) shows each message once.
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner
-            .cause
-            .as_deref()
-            .map(|cause| cause as &(dyn StdError + 'static))
+        self.cause()?.source()
     }
+}
+
+/// The reports of anyhow and eyre, kept whole when a task body returns one,
+/// so that `downcast_ref` can ask them for the error they wrap (their own
+/// conversion to `Box<dyn Error>` hides its type).
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
+pub(crate) mod foreign {
+    use std::error::Error as StdError;
+    use std::fmt;
+
+    /// Defines a wrapper that shows the report's message and the sources of
+    /// the error inside it, each once.
+    macro_rules! wrapper {
+        ($(#[$doc:meta])* $name:ident($report:ty)) => {
+            $(#[$doc])*
+            pub(crate) struct $name(pub(crate) $report);
+
+            impl $name {
+                /// The error the report wraps (or its context).
+                pub(crate) fn wrapped(&self) -> &(dyn StdError + 'static) {
+                    let wrapped: &(dyn StdError + Send + Sync + 'static) = self.0.as_ref();
+                    wrapped
+                }
+            }
+
+            impl fmt::Debug for $name {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    fmt::Debug::fmt(self.wrapped(), f)
+                }
+            }
+
+            impl fmt::Display for $name {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    fmt::Display::fmt(self.wrapped(), f)
+                }
+            }
+
+            impl StdError for $name {
+                fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                    self.wrapped().source()
+                }
+            }
+        };
+    }
+
+    #[cfg(feature = "anyhow")]
+    wrapper!(
+        /// An `anyhow::Error` returned by a task body.
+        Anyhow(anyhow::Error)
+    );
+
+    #[cfg(feature = "eyre")]
+    wrapper!(
+        /// An `eyre::Report` returned by a task body.
+        Eyre(eyre::Report)
+    );
 }
 
 #[cfg(test)]

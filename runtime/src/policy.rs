@@ -39,6 +39,12 @@ pub enum Policy {
     /// so every sibling (like Go's errgroup, Trio's nursery or Kotlin's
     /// `coroutineScope`). The first failure becomes the scope's error and
     /// later ones are in [`Error::related`](crate::Error::related).
+    ///
+    /// A failure claimed through a held [`Child`](crate::Child) handle has
+    /// still cancelled the scope, as in errgroup, Trio and Kotlin: claiming
+    /// it only keeps it from escalating. A task that wants to handle the
+    /// failures of its children and go on with the others uses
+    /// [`Supervise`](Policy::Supervise).
     #[default]
     FailFast,
     /// A failing child does not touch its siblings (like Kotlin's

@@ -59,8 +59,37 @@ where
     type Ok = T;
 
     fn into_task_result(self) -> Result<T, BoxError> {
-        self.map_err(Into::into)
+        self.map_err(into_box_error)
     }
+}
+
+/// Boxes a body's error. With the `anyhow` and `eyre` features, their reports
+/// are boxed whole (their own conversion hides the type of the error they
+/// wrap from `downcast_ref`). A report is recognised by its type at run
+/// time, through `Any`: `E` is `'static`.
+fn into_box_error<E: Into<BoxError> + 'static>(err: E) -> BoxError {
+    #[cfg(any(feature = "anyhow", feature = "eyre"))]
+    {
+        use crate::error::foreign;
+        use std::any::Any;
+
+        let mut slot = Some(err);
+        let any: &mut dyn Any = &mut slot;
+        #[cfg(feature = "anyhow")]
+        if let Some(report) = any.downcast_mut::<Option<anyhow::Error>>().and_then(Option::take) {
+            return Box::new(foreign::Anyhow(report));
+        }
+        #[cfg(feature = "eyre")]
+        if let Some(report) = any.downcast_mut::<Option<eyre::Report>>().and_then(Option::take) {
+            return Box::new(foreign::Eyre(report));
+        }
+        let Some(err) = slot else {
+            unreachable!("the slot is only emptied when a report is returned")
+        };
+        err.into()
+    }
+    #[cfg(not(any(feature = "anyhow", feature = "eyre")))]
+    err.into()
 }
 
 pub(crate) mod sealed {

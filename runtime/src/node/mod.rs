@@ -49,7 +49,7 @@ mod token;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
+pub(crate) use driver::{Driver, Slow, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use membership::Admission;
 pub(crate) use spawn::Spawn;
