@@ -389,3 +389,46 @@ async fn a_child_killed_in_line_whose_body_panics_when_dropped_is_a_panicked_err
         "{err:#}"
     );
 }
+
+/// An error whose `Display` takes a snapshot of the scope it failed in,
+/// which locks that scope's node.
+#[derive(Debug)]
+struct LooksAtItsScope(Scope);
+
+impl fmt::Display for LooksAtItsScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failed among {} tasks", self.0.tree().len())
+    }
+}
+
+impl std::error::Error for LooksAtItsScope {}
+
+// Regression: the escalation event formatted the error while the scope's
+// lock was held, so a `Display` that locks the scope (here through a
+// snapshot) deadlocked the thread.
+#[cfg(feature = "tracing")]
+#[test]
+fn an_escalated_error_is_formatted_outside_the_scopes_lock() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let err = with_subscriber(tracing::Level::ERROR, async {
+            bounded(taskward::run(taskward::task(|scope: Scope| async move {
+                let parent = scope.clone();
+                scope.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Err::<(), _>(LooksAtItsScope(parent))
+                });
+                // The body ends first: the failure escalates while the
+                // scope joins.
+                Ok::<_, Error>(())
+            })))
+            .await
+            .unwrap_err()
+        });
+        let _ = done.send(err.downcast_ref::<LooksAtItsScope>().is_some());
+    });
+    let delivered = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the run did not end: the error was formatted under a lock");
+    assert!(delivered);
+}

@@ -103,6 +103,16 @@ pub(crate) fn aborted(node: &Node) {
     let _ = node;
 }
 
+/// Whether a subscriber may take the failure events (`error` level): only
+/// then is a failure kept (a clone, an `Arc` count) to be reported after
+/// the lock under which it was routed.
+pub(crate) fn wanted() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::level_enabled!(tracing::Level::ERROR);
+    #[cfg(not(feature = "tracing"))]
+    false
+}
+
 /// A failure nobody handled becomes the failure of `node`.
 pub(crate) fn escalated(node: &Node, err: &Error) {
     #[cfg(feature = "tracing")]

@@ -72,6 +72,7 @@ impl Node {
 
         let failed = value.is_none();
         let (mut value, mut body_error) = (value, body_error);
+        let mut escalated: Vec<Error> = Vec::new();
         let (waiters, closed) = {
             let mut state = self.lock();
             // A task that failed has no use for the work of its children.
@@ -88,11 +89,9 @@ impl Node {
             match state.family_if_any() {
                 None => (Vec::new(), Some(timed_out)),
                 Some(family) => {
-                    let pending: Vec<Error> = family.pending.drain(..).collect();
-                    for err in &pending {
-                        trace::escalated(self, err);
-                    }
-                    family.failures.extend(pending);
+                    // Reported once the lock is released (see `Unreported`).
+                    escalated = family.pending.iter().filter(|_| trace::wanted()).cloned().collect();
+                    family.failures.extend(family.pending.drain(..));
                     family.failures.extend(body_error.take());
                     // Kept here, not in the task's future (see `Driver`).
                     // Boxing a `()` allocates nothing.
@@ -104,6 +103,9 @@ impl Node {
         };
         // Cancelled when it failed, and when it is closed (see
         // `make_token`).
+        for err in &escalated {
+            trace::escalated(self, err);
+        }
         if (failed || closed.is_some())
             && let Some(token) = self.token.get()
         {
@@ -284,7 +286,7 @@ impl Node {
     /// ancestor still running, so that it is not lost.
     pub(crate) fn route(&self, err: Error) {
         let mut node = self;
-        let waiters = loop {
+        let (waiters, unreported) = loop {
             let mut state = node.lock();
             if node.phase(&state) == Phase::Closed
                 && !node.has(&state, ABORTED)
@@ -294,28 +296,60 @@ impl Node {
                 node = parent;
                 continue;
             }
-            node.route_locked(&mut state, err);
-            break state.take_waiters();
+            let unreported = node.route_locked(&mut state, err);
+            break (state.take_waiters(), unreported);
         };
+        unreported.report(node);
         wake_all(waiters);
     }
 
     /// Routes a child's failure that no handle took: to `next_error` while
-    /// the body runs, into the task's result after. Under the lock (`state`).
-    pub(super) fn route_locked(&self, state: &mut State, err: Error) {
+    /// the body runs, into the task's result after. Under the lock (`state`);
+    /// what it gives back is reported once the lock is released.
+    pub(super) fn route_locked(&self, state: &mut State, err: Error) -> Unreported {
         match self.phase(state) {
-            Phase::Body => state.family().pending.push_back(err),
+            Phase::Body => {
+                state.family().pending.push_back(err);
+                Unreported::Nothing
+            }
             Phase::Joining => {
-                trace::escalated(self, &err);
+                let report = trace::wanted().then(|| err.clone());
                 state.family().failures.push(err);
+                report.map_or(Unreported::Nothing, Unreported::Escalated)
             }
             // The scope was torn down: its own future was dropped, and the
             // failures of its aborted children have nowhere to go.
-            Phase::Closed if self.has(state, ABORTED) => {}
-            // A `Child` handle outlived its scope and was dropped unawaited
-            // while holding a failure: the scope's result is already out, so
-            // the failure is reported the only way left.
-            Phase::Closed => trace::failure_lost(self, &err),
+            Phase::Closed if self.has(state, ABORTED) => Unreported::Nothing,
+            // A `Child` handle outlived the whole tree and was dropped
+            // unawaited while holding a failure: the result is already out,
+            // so the failure is reported the only way left.
+            Phase::Closed => Unreported::Lost(err),
+        }
+    }
+}
+
+/// A tracing event still to send once the node's lock is released: the
+/// event formats the error (its `Display`, user code), which must never run
+/// under a lock.
+#[must_use = "an event to send once the lock is released"]
+pub(super) enum Unreported {
+    Nothing,
+    /// A failure escalated into the scope's result.
+    Escalated(Error),
+    /// A failure nobody is left to take.
+    Lost(Error),
+}
+
+impl Unreported {
+    /// Sends the event, for `node`'s scope.
+    pub(super) fn report(self, node: &Node) {
+        match self {
+            Unreported::Nothing => {}
+            Unreported::Escalated(err) => trace::escalated(node, &err),
+            Unreported::Lost(err) => {
+                trace::failure_lost(node, &err);
+                drop(err);
+            }
         }
     }
 }

@@ -109,7 +109,7 @@ impl Node {
                 // child out: a join looking under it sees both or neither.
                 Some(err) => {
                     let mut state = node.lock();
-                    node.route_locked(&mut state, err);
+                    let unreported = node.route_locked(&mut state, err);
                     let before = node.members.fetch_sub(1, Ordering::AcqRel);
                     if before & LIMITED != 0 {
                         state.family().limit.leave(child.key());
@@ -120,7 +120,10 @@ impl Node {
                     } else {
                         None
                     };
-                    (std::mem::take(&mut family.waiters), release)
+                    let waiters = std::mem::take(&mut family.waiters);
+                    drop(state);
+                    unreported.report(node);
+                    (waiters, release)
                 }
             };
             wake_all(waiters);
