@@ -11,7 +11,7 @@ use crate::limit::Permit;
 use crate::node::Node;
 use crate::policy::Policy;
 use crate::ready::Ready;
-use crate::task::Task;
+use crate::task::{Task, TaskResult};
 use crate::tree::TaskTree;
 
 /// The scope of a running task: it owns the task's children and its
@@ -124,6 +124,73 @@ impl Scope {
             Some(permit) => Ok(permit.spawn(task)),
             None => Err(task),
         }
+    }
+
+    /// Runs the closure `f` on tokio's blocking pool, as a child of this
+    /// scope, and returns its handle: for CPU-heavy work or blocking calls
+    /// (file systems, compression, a synchronous client) that would stall
+    /// the workers of the runtime.
+    ///
+    /// The child is like any other: joined before this scope's task
+    /// finishes, counted by [`set_limit`](Scope::set_limit) (a closure in
+    /// line waits in a tokio task, not on a thread, and starts when a slot
+    /// frees), listed in [`tree`](Scope::tree) snapshots, and its failure
+    /// goes to its handle, [`next_error`](Scope::next_error), or the scope,
+    /// under the scope's policy. Its path is `.../blocking#N`.
+    ///
+    /// `f` receives the child's own [`CancellationToken`] and returns
+    /// `Result<T, E>` (`E: Into<BoxError>`) or `()`, as a task body does
+    /// (see [`TaskResult`](crate::TaskResult)); a panic in it is
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with its message.
+    ///
+    /// # What can and cannot stop it
+    ///
+    /// A thread cannot be interrupted. Cancelling the scope only cancels
+    /// the token: a closure that never looks at it (with
+    /// [`is_cancelled`](CancellationToken::is_cancelled) between steps of
+    /// its work) runs to its end. When a grace period ends (the
+    /// [`Root`](crate::Root)'s, or a [`timeout`](crate::Task::timeout)'s),
+    /// the async tasks of the tree are aborted, but a running closure is
+    /// not: a `tracing` warning names it, the tree still waits for it, and
+    /// its result is [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled),
+    /// saying it ran past its grace period. So [`run`](crate::run) never
+    /// returns while one of its closures runs; a closure that never returns
+    /// keeps its tree from finishing. A closure still waiting for a slot of
+    /// the limit, or for a thread of the pool, when the grace period ends
+    /// or its runtime shuts down is not run at all, and reports `Cancelled`.
+    ///
+    /// ```
+    /// use taskward::{CancellationToken, Scope};
+    ///
+    /// fn checksum(data: &[u8], token: &CancellationToken) -> Result<u64, std::io::Error> {
+    ///     let mut sum = 0u64;
+    ///     for chunk in data.chunks(4096) {
+    ///         if token.is_cancelled() {
+    ///             return Err(std::io::Error::other("cancelled")); // stops between chunks
+    ///         }
+    ///         sum = chunk.iter().fold(sum, |sum, &byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    ///     }
+    ///     Ok(sum)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sum = taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let data = vec![7u8; 1 << 20];
+    ///     let child = scope.spawn_blocking(move |token| checksum(&data, &token));
+    ///     child.await
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// assert_ne!(sum, 0);
+    /// # }
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> Child<R::Ok>
+    where
+        F: FnOnce(CancellationToken) -> R + Send + 'static,
+        R: TaskResult,
+    {
+        self.node.spawn_blocking(f)
     }
 
     /// Lets at most `limit` children of this scope run at once (a child

@@ -103,6 +103,19 @@ pub(crate) fn aborted(node: &Node) {
     let _ = node;
 }
 
+/// The alarm was raised (a grace period ended, or the tree was dropped)
+/// while a blocking closure runs: a thread cannot be aborted, so the tree
+/// waits until it returns.
+pub(crate) fn blocking_overran(node: &Node) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        task = &**node.path(),
+        "blocking closure still running after its grace period; a thread cannot be aborted, so the tree waits until it returns"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = node;
+}
+
 /// A failure nobody handled becomes the failure of `node`.
 pub(crate) fn escalated(node: &Node, err: &Error) {
     #[cfg(feature = "tracing")]

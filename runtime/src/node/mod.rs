@@ -16,6 +16,7 @@
 //! - `family`: what a parent keeps under its lock (children, names,
 //!   failures, the limit);
 //! - `driver`: the task's future (`Driver`, `ChildTask`);
+//! - `blocking`: a closure on the blocking pool and its holder (`Blocking`);
 //! - `handoff`: values and failures between child, handle and parent;
 //! - `token`: lazy tokens, cancel, kill, abort;
 //! - `name`: names and paths.
@@ -37,6 +38,7 @@ use crate::trace;
 
 use state::{HELD, Stage};
 
+mod blocking;
 mod driver;
 mod family;
 mod handoff;
