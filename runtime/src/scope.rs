@@ -193,6 +193,49 @@ impl Scope {
         self.node.spawn_blocking(f)
     }
 
+    /// Starts `task` as a child of this scope on another tokio runtime,
+    /// the one of `runtime`, and returns its handle: for a dedicated
+    /// runtime (CPU-bound async work, or work kept apart from the tree's
+    /// workers).
+    ///
+    /// The child is still this scope's: joined before the scope's task
+    /// finishes, cancelled with it, counted by its limit, listed in its
+    /// snapshots, aborted with it, and its failure is routed as any
+    /// child's. Its own children (and its blocking closures) run on the
+    /// same runtime as itself. That runtime must have what the task uses
+    /// (its time driver for a [`timeout`](crate::Task::timeout), I/O for
+    /// sockets), and must outlive it: a runtime shut down under the child
+    /// drops it, and its handle reports
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
+    ///
+    /// ```
+    /// use taskward::Scope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let dedicated = tokio::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .thread_name("dedicated")
+    ///     .build()
+    ///     .unwrap();
+    /// let handle = dedicated.handle().clone();
+    /// let on = taskward::run(taskward::task(move |scope: Scope| async move {
+    ///     let child = scope.spawn_on(
+    ///         async { Ok::<_, std::io::Error>(std::thread::current().name().map(str::to_owned)) },
+    ///         &handle,
+    ///     );
+    ///     child.await
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(on.as_deref(), Some("dedicated"));
+    /// dedicated.shutdown_background(); // a runtime cannot be dropped in async code
+    /// # }
+    /// ```
+    pub fn spawn_on<T: Task>(&self, task: T, runtime: &tokio::runtime::Handle) -> Child<T::Output> {
+        self.node.spawn_on(task, runtime)
+    }
+
     /// Lets at most `limit` children of this scope run at once (a child
     /// runs from the start of its body until it has finished, children
     /// included). Past it, [`spawn`](Scope::spawn)ed children wait in line,

@@ -80,6 +80,16 @@ impl Shared {
         }
     }
 
+    /// What a subtree running on `runtime` shares: the tree's, on
+    /// another runtime (see `Node::spawn_on`).
+    pub(crate) fn on(&self, runtime: Handle) -> Shared {
+        Shared {
+            runtime,
+            grace: self.grace,
+            epoch: self.epoch,
+        }
+    }
+
     /// Now, as an offset from the tree's start.
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -284,6 +294,12 @@ impl Node {
             }
         }
         self.keep_shared()
+    }
+
+    /// Keeps `shared` as what this node and its subtree share (a child
+    /// spawned on another runtime), before anything runs in it.
+    pub(super) fn keep(&self, shared: Arc<Shared>) {
+        let _ = self.extra().shared.set(shared);
     }
 
     /// What the tree shares, if this node holds it.

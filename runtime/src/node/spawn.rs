@@ -35,21 +35,44 @@ impl Node {
         admission: Admission,
         ready: Option<Arc<ReadyLink>>,
     ) -> crate::Child<T::Output> {
-        let parts = task.into_parts();
         let shared = self.shared();
+        self.spawn_in(task, admission, ready, shared, &shared.runtime, |_| {})
+    }
+
+    /// Starts `task` as a child of this node on the tokio runtime of
+    /// `runtime` instead of the tree's: its node keeps that runtime with
+    /// what the tree shares, so its own children run there too.
+    pub(crate) fn spawn_on<T: Task>(self: &Arc<Self>, task: T, runtime: &Handle) -> crate::Child<T::Output> {
+        let shared = self.shared();
+        let on = Arc::new(shared.on(runtime.clone()));
+        self.spawn_in(task, Admission::Queue, None, shared, runtime, |node| node.keep(on))
+    }
+
+    /// `spawn_with` on the runtime of `runtime`, `shared` being what the
+    /// tree shares; `settle` is given the child's node before anything
+    /// runs in it.
+    #[inline]
+    fn spawn_in<T: Task>(
+        self: &Arc<Self>,
+        task: T,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+        shared: &Shared,
+        runtime: &Handle,
+        settle: impl FnOnce(&Node),
+    ) -> crate::Child<T::Output> {
+        let parts = task.into_parts();
         let Some(membership) = self.register(shared, &parts, admission, ready) else {
             return self.refuse(parts.name);
         };
         let node = Arc::clone(membership.node());
+        settle(&node);
         trace::open_span(&node);
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => shared.runtime.spawn(membership.drive(body, false)),
-            Start::Lazy(body) => body.spawn(Spawn {
-                membership,
-                runtime: &shared.runtime,
-            }),
+            Start::Made(body) => runtime.spawn(membership.drive(body, false)),
+            Start::Lazy(body) => body.spawn(Spawn { membership, runtime }),
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
                 // lock. If it panics, the child is unregistered again, so
@@ -61,7 +84,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                shared.runtime.spawn(membership.drive(body, false))
+                runtime.spawn(membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
