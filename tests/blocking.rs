@@ -449,3 +449,144 @@ mod warning {
         );
     }
 }
+
+/// Random sets of closures (values, failures, panics, closures that ignore
+/// their token or finish late), some handles awaited and others dropped,
+/// under a limit or not, cancelled at a random moment with a short grace:
+/// every failure that happened comes out exactly once, and no closure
+/// runs when `run` returns.
+#[test]
+fn random_closures_deliver_each_failure_once_and_never_outlive_run() {
+    quiet_panics("inject-");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for seed in 1..=40u64 {
+        runtime.block_on(chaos_round(seed));
+    }
+}
+
+#[derive(Debug)]
+struct Injected(u64);
+
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "inject-{}", self.0)
+    }
+}
+
+impl std::error::Error for Injected {}
+
+/// The injected failure an error stands for, if any.
+fn injected(err: &taskward::Error) -> Option<u64> {
+    match err.downcast_ref::<Injected>() {
+        Some(Injected(id)) => Some(*id),
+        None => err.message()?.strip_prefix("inject-")?.parse().ok(),
+    }
+}
+
+async fn chaos_round(seed: u64) {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |below: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % below
+    };
+    let running = Arc::new(AtomicUsize::new(0));
+    let happened = Arc::new(Mutex::new(Vec::new()));
+    let claimed = Arc::new(Mutex::new(Vec::new()));
+    let fates: Vec<u64> = (0..8).map(|_| next(6)).collect();
+    let awaited: Vec<bool> = (0..8).map(|_| next(2) == 0).collect();
+    let limit = next(4);
+    let cancel_after = next(30);
+    let policy = if next(2) == 0 {
+        Policy::FailFast
+    } else {
+        Policy::Supervise
+    };
+    let (running2, happened2, claimed2) = (Arc::clone(&running), Arc::clone(&happened), Arc::clone(&claimed));
+    let result = bounded_for(
+        BOUND,
+        Root::new().grace(5 * MS).run(
+            taskward::task(move |scope: Scope| async move {
+                if limit > 0 {
+                    scope.set_limit(limit as usize);
+                }
+                let mut handles = Vec::new();
+                for (id, fate) in fates.into_iter().enumerate() {
+                    let (running, happened) = (Arc::clone(&running2), Arc::clone(&happened2));
+                    let id = id as u64;
+                    let child = scope.spawn_blocking(move |token| {
+                        running.fetch_add(1, Ordering::SeqCst);
+                        let outcome = match fate {
+                            0 => Ok(()),
+                            1 => {
+                                happened.lock().unwrap().push(id);
+                                Err(Injected(id))
+                            }
+                            2 => {
+                                happened.lock().unwrap().push(id);
+                                running.fetch_sub(1, Ordering::SeqCst);
+                                panic!("inject-{id}");
+                            }
+                            // Ignores its token and finishes late.
+                            3 => {
+                                std::thread::sleep(20 * MS);
+                                Ok(())
+                            }
+                            // Stops when told to.
+                            _ => {
+                                while !token.is_cancelled() {
+                                    std::thread::sleep(MS);
+                                }
+                                Ok(())
+                            }
+                        };
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        outcome
+                    });
+                    handles.push(child);
+                }
+                tokio::time::sleep(MS * u32::try_from(cancel_after).unwrap()).await;
+                scope.cancel();
+                for (child, awaited) in handles.into_iter().zip(awaited) {
+                    if awaited && let Err(err) = child.await {
+                        claimed2.lock().unwrap().extend(all_failures(&err));
+                    }
+                }
+            })
+            .policy(policy),
+        ),
+    )
+    .await;
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        0,
+        "seed {seed}: a closure ran after run returned"
+    );
+    let mut delivered = claimed.lock().unwrap().clone();
+    if let Err(err) = &result {
+        delivered.extend(all_failures(err));
+    }
+    delivered.sort_unstable();
+    let mut expected = happened.lock().unwrap().clone();
+    expected.sort_unstable();
+    assert_eq!(delivered, expected, "seed {seed}: {result:?}");
+}
+
+/// The injected failures in `err` and everything related to it.
+fn all_failures(err: &taskward::Error) -> Vec<u64> {
+    let mut found = Vec::new();
+    let mut stack = vec![err];
+    while let Some(err) = stack.pop() {
+        found.extend(injected(err));
+        stack.extend(err.related());
+    }
+    found
+}
