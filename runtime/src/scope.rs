@@ -236,6 +236,64 @@ impl Scope {
         self.node.spawn_on(task, runtime)
     }
 
+    /// Starts the `!Send` future `task` as a child of this scope, on the
+    /// thread's [`LocalSet`](tokio::task::LocalSet), and returns its
+    /// handle: for a body that holds an `Rc` or a `RefCell` across an
+    /// `.await`, or a client that is not `Send`.
+    ///
+    /// The child is like any other: joined, cancelled, counted by the
+    /// limit, listed in snapshots, aborted at the end of a grace period,
+    /// its failure routed under the scope's policy (a panic is
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked)); its path is
+    /// `.../local#N`. Its value must be `Send` (it may be awaited from any
+    /// task). `task` does not receive a scope: a local task that spawns
+    /// children captures a clone of this `Scope`, and those may be `Send`
+    /// ([`spawn`](Scope::spawn)) or local again.
+    ///
+    /// # Where it can be called
+    ///
+    /// tokio runs `!Send` futures only inside a `LocalSet`, and offers no
+    /// way to ask whether the current code runs in one. taskward knows it
+    /// does in two places: the tree of [`Root::run_local`](crate::Root::run_local)
+    /// (the root's body, which runs inside the set `run_local` made) and
+    /// the local tasks themselves. Anywhere else (a `Send` child, which the
+    /// runtime's scheduler polls outside the set, or a tree run inside a
+    /// `LocalSet` of your own) the child is not started and its handle
+    /// reports [`ErrorKind::NoRuntime`](crate::ErrorKind::NoRuntime); it
+    /// never panics.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use taskward::{Root, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let total = Root::new()
+    ///     .run_local(taskward::task(|scope: Scope| async move {
+    ///         let log = Rc::new(RefCell::new(Vec::new())); // not Send
+    ///         let child = scope.spawn_local(async move {
+    ///             for n in 1..=3 {
+    ///                 log.borrow_mut().push(n);
+    ///                 tokio::task::yield_now().await; // the Rc is held across it
+    ///             }
+    ///             let total: u32 = log.borrow().iter().sum();
+    ///             Ok::<_, std::io::Error>(total)
+    ///         });
+    ///         child.await
+    ///     }))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(total, 6);
+    /// # }
+    /// ```
+    pub fn spawn_local<F>(&self, task: F) -> Child<<F::Output as TaskResult>::Ok>
+    where
+        F: Future<Output: TaskResult> + 'static,
+    {
+        self.node.spawn_local(task)
+    }
+
     /// Lets at most `limit` children of this scope run at once (a child
     /// runs from the start of its body until it has finished, children
     /// included). Past it, [`spawn`](Scope::spawn)ed children wait in line,

@@ -17,6 +17,7 @@
 //!   failures, the limit);
 //! - `driver`: the task's future (`Driver`, `ChildTask`);
 //! - `blocking`: a closure on the blocking pool and its holder (`Blocking`);
+//! - `local`: a `!Send` future on the thread's `LocalSet`;
 //! - `handoff`: values and failures between child, handle and parent;
 //! - `token`: lazy tokens, cancel, kill, abort;
 //! - `name`: names and paths.
@@ -42,6 +43,7 @@ mod blocking;
 mod driver;
 mod family;
 mod handoff;
+mod local;
 mod membership;
 mod name;
 mod spawn;
@@ -53,6 +55,7 @@ mod loom_model;
 
 pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
+pub(crate) use local::InLocalSet;
 pub(crate) use membership::Admission;
 pub(crate) use spawn::Spawn;
 pub(crate) use state::Phase;

@@ -92,19 +92,22 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     pub(super) fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
+        let message = format!(
+            "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
+            self.path()
+        );
+        self.refuse_with(name, ErrorKind::ScopeClosed, message)
+    }
+
+    /// A spawn that cannot start: a handle that reports `kind` and
+    /// `message`.
+    pub(super) fn refuse_with<T>(self: &Arc<Self>, name: Name, kind: ErrorKind, message: String) -> crate::Child<T> {
         let shared = Arc::new(Shared::new(self.shared().runtime.clone(), None));
         let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
         let node = Node::root(shared, name, Policy::FailFast, CancellationToken::new(), None);
         node.cancel();
         node.set_phase(&mut node.lock(), Phase::Closed);
-        let err = Error::with_kind(
-            ErrorKind::ScopeClosed,
-            Arc::clone(node.path()),
-            format!(
-                "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
-                self.path()
-            ),
-        );
+        let err = Error::with_kind(kind, Arc::clone(node.path()), message);
         let _ = node.offer_failure(err);
         crate::Child::new(node, None)
     }
