@@ -104,13 +104,13 @@ pub(crate) fn aborted(node: &Node) {
 }
 
 /// The alarm was raised (a grace period ended, or the tree was dropped)
-/// while a blocking closure runs: a thread cannot be aborted, so the tree
-/// waits until it returns.
+/// while a blocking closure runs: a thread cannot be stopped, so its
+/// parent waits until it returns.
 pub(crate) fn blocking_overran(node: &Node) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         task = &**node.path(),
-        "blocking closure still running after its grace period; a thread cannot be aborted, so the tree waits until it returns"
+        "blocking closure still running when it was to be aborted; a thread cannot be stopped, so it is waited for until it returns"
     );
     #[cfg(not(feature = "tracing"))]
     let _ = node;

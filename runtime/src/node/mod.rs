@@ -156,7 +156,8 @@ const SHARED_HOPS: usize = 8;
 /// The part of a node that few tasks have.
 pub(super) struct Extra {
     /// What the tree shares: on the root (and on the detached node of a
-    /// refused spawn), and kept by a task far below it (see `Node::shared`).
+    /// refused spawn), kept by a task far below it (see `Node::shared`),
+    /// and on a child spawned on another runtime (with that runtime).
     pub(super) shared: OnceLock<Arc<Shared>>,
     /// The task's deadline, counted from the start of its body.
     pub(super) timeout: Option<Duration>,
