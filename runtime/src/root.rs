@@ -318,6 +318,49 @@ impl Root {
         };
         alongside(alongside(run, grace), on_signals).await
     }
+
+    /// Runs `task` as [`run`](Root::run) does, inside a
+    /// [`LocalSet`](tokio::task::LocalSet) made for it, so that the root's
+    /// body can start `!Send` children with
+    /// [`Scope::spawn_local`](crate::Scope::spawn_local) (and those local
+    /// children can start more). The tree's other tasks run on the
+    /// runtime as usual. Returns once every task, local or not, has
+    /// finished.
+    ///
+    /// The returned future is not `Send`: await it in `main` (as
+    /// `#[tokio::main]` does) or in `Runtime::block_on`, not in a spawned
+    /// task.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Root::run).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use taskward::{Root, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let len = Root::new()
+    ///     .run_local(taskward::task(|scope: Scope| async move {
+    ///         let name = Rc::new(String::from("local"));
+    ///         scope
+    ///             .spawn_local(async move {
+    ///                 tokio::task::yield_now().await;
+    ///                 Ok::<_, std::io::Error>(name.len())
+    ///             })
+    ///             .await
+    ///     }))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(len, 5);
+    /// # }
+    /// ```
+    pub async fn run_local<T: Task>(self, task: T) -> Result<T::Output, Error> {
+        tokio::task::LocalSet::new()
+            .run_until(crate::node::InLocalSet::new(self.run(task)))
+            .await
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -113,6 +113,19 @@ pub(crate) fn wanted() -> bool {
     false
 }
 
+/// The alarm was raised (a grace period ended, or the tree was dropped)
+/// while a blocking closure runs: a thread cannot be stopped, so its
+/// parent waits until it returns.
+pub(crate) fn blocking_overran(node: &Node) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        task = &**node.path(),
+        "blocking closure still running when it was to be aborted; a thread cannot be stopped, so it is waited for until it returns"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = node;
+}
+
 /// A failure nobody handled becomes the failure of `node`.
 pub(crate) fn escalated(node: &Node, err: &Error) {
     #[cfg(feature = "tracing")]

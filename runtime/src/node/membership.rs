@@ -4,7 +4,8 @@
 //!
 //! This is the seam every kind of task goes through. `register` gives a
 //! `Membership`; what runs the task (today the `ChildTask` around a
-//! `Driver`, from `Membership::drive`) holds the child's node until either
+//! `Driver`, from `Membership::drive`, and `Blocking` for a closure on the
+//! blocking pool, from `Membership::hold_blocking`) holds the child's node until either
 //! `deliver` (it finished: its result goes to the handle or the parent) or
 //! `tear_down` (it was dropped first: its subtree is aborted, `Cancelled` is
 //! reported, and the parent is released once the last descendant is gone).
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::blocking::Blocking;
 use super::driver::{ChildTask, drop_quietly};
 use super::family::wake_all;
 use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED};
@@ -267,6 +269,12 @@ impl Membership {
         B: Future<Output: TaskResult>,
     {
         ChildTask::new(self.node, body, lazy, self.wait)
+    }
+
+    /// The holder of a blocking member (see `blocking.rs`), and the
+    /// receiver that tells it its turn if it waits in line.
+    pub(super) fn hold_blocking(self) -> (Blocking, Option<oneshot::Receiver<()>>) {
+        (Blocking::new(self.node), self.wait)
     }
 }
 

@@ -16,6 +16,8 @@
 //! - `family`: what a parent keeps under its lock (children, names,
 //!   failures, the limit);
 //! - `driver`: the task's future (`Driver`, `ChildTask`);
+//! - `blocking`: a closure on the blocking pool and its holder (`Blocking`);
+//! - `local`: a `!Send` future on the thread's `LocalSet`;
 //! - `handoff`: values and failures between child, handle and parent;
 //! - `token`: lazy tokens, cancel, kill, abort;
 //! - `name`: names and paths.
@@ -37,9 +39,11 @@ use crate::trace;
 
 use state::{HELD, Stage};
 
+mod blocking;
 mod driver;
 mod family;
 mod handoff;
+mod local;
 mod membership;
 mod name;
 mod spawn;
@@ -51,6 +55,7 @@ mod loom_model;
 
 pub(crate) use driver::{Driver, Slow, first_poll_scope};
 pub(crate) use family::State;
+pub(crate) use local::InLocalSet;
 pub(crate) use membership::Admission;
 pub(crate) use spawn::Spawn;
 pub(crate) use state::Phase;
@@ -75,6 +80,16 @@ impl Shared {
             runtime,
             grace,
             epoch: Instant::now(),
+        }
+    }
+
+    /// What a subtree running on `runtime` shares: the tree's, on
+    /// another runtime (see `Node::spawn_on`).
+    pub(crate) fn on(&self, runtime: Handle) -> Shared {
+        Shared {
+            runtime,
+            grace: self.grace,
+            epoch: self.epoch,
         }
     }
 
@@ -141,7 +156,8 @@ const SHARED_HOPS: usize = 8;
 /// The part of a node that few tasks have.
 pub(super) struct Extra {
     /// What the tree shares: on the root (and on the detached node of a
-    /// refused spawn), and kept by a task far below it (see `Node::shared`).
+    /// refused spawn), kept by a task far below it (see `Node::shared`),
+    /// and on a child spawned on another runtime (with that runtime).
     pub(super) shared: OnceLock<Arc<Shared>>,
     /// The task's deadline, counted from the start of its body.
     pub(super) timeout: Option<Duration>,
@@ -282,6 +298,12 @@ impl Node {
             }
         }
         self.keep_shared()
+    }
+
+    /// Keeps `shared` as what this node and its subtree share (a child
+    /// spawned on another runtime), before anything runs in it.
+    pub(super) fn keep(&self, shared: Arc<Shared>) {
+        let _ = self.extra().shared.set(shared);
     }
 
     /// What the tree shares, if this node holds it.

@@ -35,21 +35,44 @@ impl Node {
         admission: Admission,
         ready: Option<Arc<ReadyLink>>,
     ) -> crate::Child<T::Output> {
-        let parts = task.into_parts();
         let shared = self.shared();
+        self.spawn_in(task, admission, ready, shared, &shared.runtime, |_| {})
+    }
+
+    /// Starts `task` as a child of this node on the tokio runtime of
+    /// `runtime` instead of the tree's: its node keeps that runtime with
+    /// what the tree shares, so its own children run there too.
+    pub(crate) fn spawn_on<T: Task>(self: &Arc<Self>, task: T, runtime: &Handle) -> crate::Child<T::Output> {
+        let shared = self.shared();
+        let on = Arc::new(shared.on(runtime.clone()));
+        self.spawn_in(task, Admission::Queue, None, shared, runtime, |node| node.keep(on))
+    }
+
+    /// `spawn_with` on the runtime of `runtime`, `shared` being what the
+    /// tree shares; `settle` is given the child's node before anything
+    /// runs in it.
+    #[inline]
+    fn spawn_in<T: Task>(
+        self: &Arc<Self>,
+        task: T,
+        admission: Admission,
+        ready: Option<Arc<ReadyLink>>,
+        shared: &Shared,
+        runtime: &Handle,
+        settle: impl FnOnce(&Node),
+    ) -> crate::Child<T::Output> {
+        let parts = task.into_parts();
         let Some(membership) = self.register(shared, &parts, admission, ready) else {
             return self.refuse(parts.name);
         };
         let node = Arc::clone(membership.node());
+        settle(&node);
         trace::open_span(&node);
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => spawn_task(&shared.runtime, &node, membership.drive(body, false)),
-            Start::Lazy(body) => body.spawn(Spawn {
-                membership,
-                runtime: &shared.runtime,
-            }),
+            Start::Made(body) => spawn_task(runtime, &node, membership.drive(body, false)),
+            Start::Lazy(body) => body.spawn(Spawn { membership, runtime }),
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
                 // lock. If it panics, the child is unregistered again, so
@@ -61,7 +84,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                spawn_task(&shared.runtime, &node, membership.drive(body, false))
+                spawn_task(runtime, &node, membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
@@ -69,19 +92,22 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     pub(super) fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
+        let message = format!(
+            "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
+            self.path()
+        );
+        self.refuse_with(name, ErrorKind::ScopeClosed, message)
+    }
+
+    /// A spawn that cannot start: a handle that reports `kind` and
+    /// `message`.
+    pub(super) fn refuse_with<T>(self: &Arc<Self>, name: Name, kind: ErrorKind, message: String) -> crate::Child<T> {
         let shared = Arc::new(Shared::new(self.shared().runtime.clone(), None));
         let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
         let node = Node::root(shared, name, Policy::FailFast, CancellationToken::new(), None);
         node.cancel();
         node.set_phase(&mut node.lock(), Phase::Closed);
-        let err = Error::with_kind(
-            ErrorKind::ScopeClosed,
-            Arc::clone(node.path()),
-            format!(
-                "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
-                self.path()
-            ),
-        );
+        let err = Error::with_kind(kind, Arc::clone(node.path()), message);
         let _ = node.offer_failure(err);
         crate::Child::new(node, None)
     }

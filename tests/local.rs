@@ -1,0 +1,212 @@
+//! `Scope::spawn_local` and `Root::run_local`: `!Send` futures as children,
+//! on the tree's `LocalSet`; outside one, a typed error, not a panic.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{DropFlag, Gauge, bounded_for, flag, quiet_panics};
+use taskward::{ErrorKind, Policy, Root, Scope, Task};
+
+const MS: Duration = Duration::from_millis(1);
+const BOUND: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_local_child_holds_an_rc_across_awaits_and_gives_its_value() {
+    let value = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            let shared = Rc::new(RefCell::new(0));
+            let child = scope.spawn_local(async move {
+                for _ in 0..3 {
+                    *shared.borrow_mut() += 1;
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, std::io::Error>(*shared.borrow())
+            });
+            assert_eq!(child.path(), "task/local#0");
+            child.await
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value, 3);
+}
+
+#[tokio::test]
+async fn a_local_failure_and_panic_are_routed_like_any_child() {
+    quiet_panics("local boom");
+    let err = bounded_for(
+        BOUND,
+        Root::new().run_local(
+            taskward::task(|scope: Scope| async move {
+                let rc = Rc::new(());
+                let failed = scope.spawn_local(async move {
+                    let _rc = rc;
+                    Err::<(), _>(std::io::Error::other("local trouble"))
+                });
+                let err = failed.await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Failed);
+                assert_eq!(err.to_string(), "task `task/local#0` failed: local trouble");
+                let rc = Rc::new(1);
+                scope.spawn_local(async move {
+                    if *rc == 1 {
+                        panic!("local boom");
+                    }
+                });
+                let late = scope.next_error().await.expect("the panic");
+                assert_eq!(late.kind(), ErrorKind::Panicked);
+                assert_eq!(late.message(), Some("local boom"));
+                Err::<(), _>(late)
+            })
+            .policy(Policy::Supervise),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.task(), "task/local#1");
+}
+
+#[tokio::test]
+async fn cancelling_the_scope_reaches_a_local_child() {
+    bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            let token = scope.token().clone();
+            let rc = Rc::new(());
+            scope.spawn_local(async move {
+                let _rc = rc;
+                token.cancelled().await;
+            });
+            tokio::time::sleep(5 * MS).await;
+            scope.cancel();
+        })),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_grace_period_aborts_a_local_child_before_run_local_returns() {
+    let dropped = flag();
+    let guard = DropFlag(Arc::clone(&dropped));
+    let err = bounded_for(
+        BOUND,
+        Root::new()
+            .grace(10 * MS)
+            .run_local(taskward::task(move |scope: Scope| async move {
+                scope.spawn_local(async move {
+                    let _guard = Rc::new(guard);
+                    std::future::pending::<()>().await; // ignores cancellation
+                });
+                tokio::time::sleep(5 * MS).await;
+                scope.cancel();
+            })),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_eq!(err.task(), "task/local#0");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "run_local returned before the local child was dropped"
+    );
+}
+
+#[tokio::test]
+async fn local_children_count_in_the_limit() {
+    let gauge = Gauge::default();
+    let pool = gauge.clone();
+    bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(move |scope: Scope| async move {
+            scope.set_limit(2);
+            for _ in 0..6 {
+                let pool = pool.clone();
+                scope.spawn_local(async move {
+                    let _running = Rc::new(pool.enter());
+                    tokio::time::sleep(2 * MS).await;
+                });
+            }
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gauge.peak(), 2);
+}
+
+#[tokio::test]
+async fn a_local_child_may_start_local_and_send_tasks_on_a_scope_it_holds() {
+    let (local, sent) = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            let inner = scope.clone();
+            scope
+                .spawn_local(async move {
+                    let rc = Rc::new(20);
+                    let local = inner.spawn_local(async move { Ok::<_, std::io::Error>(*rc + 1) });
+                    let sent = inner.spawn(async { Ok::<_, std::io::Error>(21) });
+                    Ok::<_, taskward::Error>((local.await?, sent.await?))
+                })
+                .await
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!((local, sent), (21, 21));
+}
+
+#[tokio::test]
+async fn spawn_local_outside_run_local_is_an_error_not_a_panic() {
+    let err = bounded_for(
+        BOUND,
+        taskward::run(taskward::task(|scope: Scope| async move {
+            scope.spawn_local(async { Ok::<_, std::io::Error>(()) }).await
+        })),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoRuntime);
+    assert!(err.to_string().contains("Root::run_local"), "{err}");
+}
+
+#[tokio::test]
+async fn spawn_local_from_a_send_child_of_run_local_is_an_error_not_a_panic() {
+    let err = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            scope
+                .spawn(taskward::task(|scope: Scope| async move {
+                    scope.spawn_local(async { Ok::<_, std::io::Error>(()) }).await
+                }))
+                .await
+        })),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoRuntime);
+    assert_eq!(err.task(), "task/task#0/local");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_local_works_on_a_multi_thread_runtime_too() {
+    let value = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            let sent = scope.spawn(async { Ok::<_, std::io::Error>(1) });
+            let rc = Rc::new(2);
+            let local = scope.spawn_local(async move {
+                tokio::time::sleep(MS).await;
+                Ok::<_, std::io::Error>(*rc)
+            });
+            Ok::<_, taskward::Error>(sent.await? + local.await?)
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value, 3);
+}
