@@ -400,6 +400,47 @@ impl Scope {
     pub fn policy(&self) -> Policy {
         self.node.policy()
     }
+
+    // Control over running children (DESIGN "Second round / Control").
+
+    /// Waits until no child of this scope is running (WaitGroup's `Wait`,
+    /// TaskTracker's `wait`), without ending the scope: the body goes on,
+    /// and may spawn again. Children spawned while it waits are waited for
+    /// too; an aborted child counts until its whole subtree is gone.
+    ///
+    /// Failures are routed as usual: a child's failure goes to its handle
+    /// if held, else waits for [`next_error`](Scope::next_error) or
+    /// escalates when the body ends, and under
+    /// [`Policy::FailFast`] cancels the scope.
+    ///
+    /// Called from a child of this scope (through a clone of the scope), it
+    /// would wait for that child itself, and never return.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use taskward::Scope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let done = Arc::new(AtomicUsize::new(0));
+    ///     for round in 1..=3 {
+    ///         for _ in 0..4 {
+    ///             let done = done.clone();
+    ///             scope.spawn(async move { done.fetch_add(1, Ordering::SeqCst); });
+    ///         }
+    ///         scope.wait().await; // this round's batch has finished
+    ///         assert_eq!(done.load(Ordering::SeqCst), round * 4);
+    ///     }
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub async fn wait(&self) {
+        self.node.wait_idle().await;
+    }
 }
 
 impl std::fmt::Debug for Scope {

@@ -253,6 +253,25 @@ impl Node {
         .await
     }
 
+    /// Waits until no child of this scope is a member (`Scope::wait`),
+    /// without closing the scope. The last child out wakes the waiters
+    /// (`child_done`); looking at the count under the lock that the waker is
+    /// kept under means that wake-up is never missed.
+    pub(crate) async fn wait_idle(&self) {
+        poll_fn(|cx| {
+            if self.members() == 0 {
+                return Poll::Ready(());
+            }
+            let mut state = self.lock();
+            if self.members() == 0 {
+                return Poll::Ready(());
+            }
+            state.family().wait(cx.waker());
+            Poll::Pending
+        })
+        .await;
+    }
+
     /// A failure that nobody claimed through a handle, dropped after its
     /// child finished: to this scope, or if this scope has finished (the
     /// handle was moved out of it, and dropped later), to the nearest

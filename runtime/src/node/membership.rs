@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::{ChildTask, drop_quietly};
 use super::family::wake_all;
-use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED};
+use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED, SHIELDED};
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
@@ -51,6 +51,10 @@ impl Node {
             parts.timeout,
             ready,
         ));
+        if parts.shielded {
+            // Not shared yet: no lock needed to set a flag of its own.
+            node.flags.fetch_or(SHIELDED, Ordering::Relaxed);
+        }
         let mut state = self.lock();
         if self.phase(&state) == Phase::Closed {
             if admission == Admission::Reserved {
@@ -191,15 +195,22 @@ impl Node {
     /// quadratic in its depth.
     /// `panic` is the panic of the body's drop, if it panicked: reported
     /// instead of `Cancelled`.
+    ///
+    /// An abort the owner asked for (`Child::abort`) reports nothing here:
+    /// its `Cancelled` is the handle's to make when it is awaited, and goes
+    /// nowhere if the handle is dropped, so it never escalates (nor, since
+    /// `deliver` is not reached, cancels a fail-fast owner).
     pub(super) fn tear_down(&self, panic: Option<Box<dyn Any + Send>>) {
         self.drop_slow();
         self.abort();
+        let asked = self.is_abort_asked();
         let readable = self.is_held()
             || self
                 .parent
                 .as_ref()
                 .is_some_and(|parent| !parent.has(&parent.lock(), ABORTED));
         let unclaimed = match (readable, panic) {
+            (_, None) if asked => None,
             (true, None) => {
                 let err = Error::with_kind(
                     ErrorKind::Cancelled,

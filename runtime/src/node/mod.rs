@@ -122,7 +122,8 @@ pub(crate) struct Node {
     /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
     /// then `DROPPED` or `TAKEN` (see `offer_failure`).
     handle: AtomicU8,
-    /// The `Phase` and the `ABORTED`, `CANCELLED` and `TIMED_OUT` flags,
+    /// The `Phase` and the `ABORTED`, `CANCELLED`, `TIMED_OUT` and
+    /// `SHIELDED` flags,
     /// under the lock (an atomic only so that they fit beside the bytes
     /// above, out of the lock's data).
     flags: AtomicU8,

@@ -6,7 +6,7 @@ use std::task::Waker;
 use tokio_util::sync::CancellationToken;
 
 use super::Node;
-use super::state::{ABORT, ABORTED, CANCELLED, KILL, Phase, TIMED_OUT};
+use super::state::{ABORT, ABORTED, ASKED, CANCELLED, KILL, Phase, SHIELDED, TIMED_OUT};
 use crate::sync::Ordering;
 
 impl Node {
@@ -48,9 +48,16 @@ impl Node {
     }
 
     /// Makes this node's token, its parent's being made (see `make_token`).
+    ///
+    /// A shielded task's token is a new one, not its parent's child: its
+    /// parent's cancellation does not reach it, nor its descendants, whose
+    /// tokens are made from it. (`kill` and `abort` walk the children, not
+    /// the tokens, so they still reach it.)
     pub(super) fn make_own_token(&self) -> &CancellationToken {
         let state = self.lock();
+        let shielded = self.has(&state, SHIELDED);
         let token = self.token.get_or_init(|| match &self.parent {
+            Some(_) if shielded => CancellationToken::new(),
             Some(parent) => parent
                 .token
                 .get()
@@ -118,6 +125,20 @@ impl Node {
     pub(crate) fn time_out(&self) {
         self.mark(&mut self.lock(), TIMED_OUT);
         self.cancel();
+    }
+
+    /// The owner's abort (`Child::abort`): the task's future returns at its
+    /// next poll and is dropped, as when its parent is aborted, and its
+    /// teardown aborts the subtree. Marked `ASKED`, so that the `Cancelled`
+    /// it causes is left to the handle (see `tear_down`). A task that has
+    /// delivered already is not touched: its alarm is read no more.
+    pub(crate) fn abort_asked(&self) {
+        self.raise(ABORT | ASKED);
+    }
+
+    /// Whether the task's owner asked for its abort.
+    pub(crate) fn is_abort_asked(&self) -> bool {
+        self.alarm.load(Ordering::Acquire) & ASKED != 0
     }
 
     /// Cancels the token and aborts every running child; their bookkeeping

@@ -1,0 +1,330 @@
+//! Control over running children: `Child::abort`, `Scope::wait`,
+//! `Task::shielded`, cancellation with a cause.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{DropFlag, bounded, flag};
+use taskward::{Error, ErrorKind, Policy, Scope, Task};
+
+/// A child that never looks at its token, with a grandchild that does not
+/// either; each sets its flag when its future is dropped.
+fn stuck_subtree(child_gone: Arc<AtomicBool>, grandchild_gone: Arc<AtomicBool>) -> impl Task<Output = ()> {
+    taskward::task(move |scope: Scope| async move {
+        let _guard = DropFlag(child_gone);
+        scope.spawn(async move {
+            let _guard = DropFlag(grandchild_gone);
+            std::future::pending::<()>().await;
+        });
+        std::future::pending::<()>().await;
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_stops_a_child_and_its_subtree_and_awaiting_it_gives_cancelled() {
+    let (child_gone, grandchild_gone) = (flag(), flag());
+    let result = bounded(taskward::run(taskward::task({
+        let (child_gone, grandchild_gone) = (child_gone.clone(), grandchild_gone.clone());
+        |scope: Scope| async move {
+            let child = scope.spawn(stuck_subtree(child_gone.clone(), grandchild_gone.clone()));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            child.abort();
+            let err = child.await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            assert_eq!(err.task(), "task/task#0");
+            assert_eq!(
+                err.to_string(),
+                "task `task/task#0` was cancelled: aborted by its owner"
+            );
+            // The handle gives its result once the whole subtree is gone.
+            assert!(child_gone.load(Ordering::SeqCst) && grandchild_gone.load(Ordering::SeqCst));
+            assert!(!scope.is_cancelled(), "the owner's scope was cancelled");
+            Ok::<_, Error>("owner went on")
+        }
+    })))
+    .await;
+    assert_eq!(result.unwrap(), "owner went on");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_child_never_escalates_nor_cancels_a_fail_fast_owner_even_with_its_handle_dropped() {
+    let (child_gone, grandchild_gone) = (flag(), flag());
+    let sibling_done = flag();
+    let result = bounded(taskward::run(
+        taskward::task({
+            let (child_gone, grandchild_gone, sibling_done) =
+                (child_gone.clone(), grandchild_gone.clone(), sibling_done.clone());
+            |scope: Scope| async move {
+                let sibling = scope.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    sibling_done.store(true, Ordering::SeqCst);
+                });
+                let child = scope.spawn(stuck_subtree(child_gone, grandchild_gone));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                child.abort();
+                drop(child); // right after the abort, before the child is gone
+                assert!(scope.next_error().await.is_none(), "the abort reached next_error");
+                assert!(!scope.is_cancelled(), "the abort cancelled a fail-fast owner");
+                sibling.await?;
+                Ok::<_, Error>(())
+            }
+        })
+        .policy(Policy::FailFast),
+    ))
+    .await;
+    result.unwrap();
+    assert!(sibling_done.load(Ordering::SeqCst), "the sibling was stopped");
+    assert!(child_gone.load(Ordering::SeqCst) && grandchild_gone.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_dropped_with_the_body_ending_does_not_escalate() {
+    // The owner's body ends at once after the abort: the aborted child is
+    // joined while the scope escalates whatever it receives.
+    let gone = flag();
+    bounded(taskward::run(taskward::task({
+        let gone = gone.clone();
+        |scope: Scope| async move {
+            // Made before the spawn: the child may be aborted before it
+            // ever ran.
+            let guard = DropFlag(gone);
+            let child = scope.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            });
+            child.abort();
+        }
+    })))
+    .await
+    .unwrap();
+    assert!(gone.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_after_the_child_finished_keeps_its_result() {
+    bounded(taskward::run(
+        taskward::task(|scope: Scope| async move {
+            let value = scope.spawn(async { Ok::<_, std::io::Error>(7) });
+            let failure = scope.spawn(async { Err::<u32, _>(std::io::Error::other("own failure")) });
+            while !(value.is_finished() && failure.is_finished()) {
+                tokio::task::yield_now().await;
+            }
+            value.abort();
+            failure.abort();
+            assert_eq!(value.await.unwrap(), 7);
+            let err = failure.await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Failed);
+            assert_eq!(err.to_string(), "task `task/task#1` failed: own failure");
+        })
+        .policy(Policy::Supervise),
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_in_line_for_a_slot_can_be_aborted() {
+    bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        scope.set_limit(1);
+        let busy = scope.spawn(taskward::task(|scope: Scope| async move { scope.cancelled().await }));
+        let queued = scope.spawn(async { Ok::<_, std::io::Error>(1) });
+        queued.abort();
+        assert_eq!(queued.await.unwrap_err().kind(), ErrorKind::Cancelled);
+        busy.cancel();
+        busy.await.unwrap();
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_returns_once_every_child_has_finished_and_the_scope_goes_on() {
+    let total = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        // Nothing to wait for: at once.
+        scope.wait().await;
+        let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for ms in [30, 10, 20] {
+            let finished = finished.clone();
+            scope.spawn(taskward::task(move |scope: Scope| async move {
+                // A grandchild outliving its parent's body is waited for too.
+                scope.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                });
+            }));
+        }
+        scope.wait().await;
+        assert_eq!(finished.load(Ordering::SeqCst), 3);
+        // The scope is still open: it spawns again and gets values.
+        let late = scope.spawn(async { Ok::<_, std::io::Error>(4) });
+        scope.wait().await;
+        assert!(late.is_finished());
+        Ok::<_, Error>(late.await? + finished.load(Ordering::SeqCst))
+    })))
+    .await;
+    assert_eq!(total.unwrap(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_leaves_failures_to_next_error_under_supervise() {
+    bounded(taskward::run(
+        taskward::task(|scope: Scope| async move {
+            scope.spawn(async { Err::<(), _>(std::io::Error::other("bad")) });
+            scope.spawn(async { Ok::<_, std::io::Error>(()) });
+            scope.wait().await;
+            assert!(!scope.is_cancelled());
+            let err = scope.next_error().await.expect("the failure waits for next_error");
+            assert_eq!(err.to_string(), "task `task/task#0` failed: bad");
+            assert!(scope.next_error().await.is_none());
+        })
+        .policy(Policy::Supervise),
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_under_fail_fast_sees_the_scope_cancelled_and_the_failure_escalates() {
+    let err = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        scope.spawn(async { Err::<(), _>(std::io::Error::other("bad")) });
+        scope.spawn(taskward::task(|scope: Scope| async move { scope.cancelled().await }));
+        // The failure cancels the scope, which stops the other child.
+        scope.wait().await;
+        assert!(scope.is_cancelled());
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `task/task#0` failed: bad");
+    assert!(err.related().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_waits_for_an_aborted_subtree_to_be_gone() {
+    let (child_gone, grandchild_gone) = (flag(), flag());
+    bounded(taskward::run(taskward::task({
+        let (child_gone, grandchild_gone) = (child_gone.clone(), grandchild_gone.clone());
+        |scope: Scope| async move {
+            let child = scope.spawn(stuck_subtree(child_gone.clone(), grandchild_gone.clone()));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            child.abort();
+            drop(child);
+            scope.wait().await;
+            assert!(child_gone.load(Ordering::SeqCst) && grandchild_gone.load(Ordering::SeqCst));
+        }
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shielded_child_and_its_subtree_are_not_cancelled_with_the_parent_and_are_still_joined() {
+    let finished = flag();
+    let result = bounded(taskward::run(taskward::task({
+        let finished = finished.clone();
+        |scope: Scope| async move {
+            // The parent's token is made first here; the shielded child
+            // makes its own after the parent was cancelled.
+            assert!(!scope.is_cancelled());
+            scope.spawn(
+                taskward::task(move |scope: Scope| async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let grandchild = scope.spawn(taskward::task(|scope: Scope| async move {
+                        Ok::<_, std::io::Error>(scope.is_cancelled())
+                    }));
+                    let seen = (scope.is_cancelled(), grandchild.await?);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    finished.store(true, Ordering::SeqCst);
+                    assert_eq!(seen, (false, false), "a shielded subtree saw its parent's cancel");
+                    Ok::<_, Error>(())
+                })
+                .shielded(),
+            );
+            scope.cancel();
+        }
+    })))
+    .await;
+    result.unwrap();
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "the run returned before the shielded child finished"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shielded_child_made_before_its_parent_has_a_token_is_shielded_too() {
+    bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        // Neither token exists yet: the cancel marks the parent, and a
+        // child's token made later would be made cancelled, unless shielded.
+        let shielded = scope.spawn(
+            taskward::task(|scope: Scope| async move {
+                tokio::task::yield_now().await;
+                Ok::<_, std::io::Error>(scope.is_cancelled())
+            })
+            .shielded(),
+        );
+        let plain = scope.spawn(taskward::task(|scope: Scope| async move {
+            tokio::task::yield_now().await;
+            Ok::<_, std::io::Error>(scope.is_cancelled())
+        }));
+        scope.cancel();
+        assert!(!shielded.await?, "the shielded child was cancelled");
+        assert!(plain.await?, "the unshielded sibling was not cancelled");
+        Ok::<_, Error>(())
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shielded_child_survives_a_failing_sibling_under_fail_fast_and_its_own_cancel_still_works() {
+    let err = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        let cleanup = scope.spawn(
+            taskward::task(|scope: Scope| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, std::io::Error>(scope.is_cancelled())
+            })
+            .shielded(),
+        );
+        let waiting = scope.spawn(taskward::task(|scope: Scope| async move { scope.cancelled().await }).shielded());
+        scope.spawn(async { Err::<(), _>(std::io::Error::other("sibling failed")) });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(scope.is_cancelled());
+        assert!(!cleanup.await?, "the failing sibling cancelled the shielded child");
+        // Shielded from its parent, not from its own handle.
+        waiting.cancel();
+        waiting.await?;
+        Ok::<_, Error>(())
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `task/task#2` failed: sibling failed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shielded_child_is_still_aborted_when_the_roots_grace_period_ends() {
+    let gone = flag();
+    let root = taskward::Root::new().grace(Duration::from_millis(50));
+    let token = root.token();
+    let err = bounded(root.run(taskward::task({
+        let gone = gone.clone();
+        move |scope: Scope| async move {
+            let guard = DropFlag(gone);
+            scope.spawn(
+                async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await; // ignores every token
+                }
+                .shielded(),
+            );
+            token.cancel();
+        }
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_eq!(err.task(), "task/task#0");
+    assert!(gone.load(Ordering::SeqCst));
+}
