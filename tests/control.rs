@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{DropFlag, bounded, flag};
-use taskward::{Error, ErrorKind, Policy, Scope, Task};
+use taskward::{CancelCause, Error, ErrorKind, Policy, Scope, Task};
 
 /// A child that never looks at its token, with a grandchild that does not
 /// either; each sets its flag when its future is dropped.
@@ -327,4 +327,242 @@ async fn a_shielded_child_is_still_aborted_when_the_roots_grace_period_ends() {
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(err.task(), "task/task#0");
     assert!(gone.load(Ordering::SeqCst));
+}
+
+/// A child that waits to be cancelled and returns why.
+fn cause_watcher() -> impl Task<Output = Option<CancelCause>> {
+    taskward::task(|scope: Scope| async move {
+        assert!(scope.cancel_cause().is_none(), "a cause before any cancel");
+        scope.cancelled().await;
+        Ok::<_, std::io::Error>(scope.cancel_cause())
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reason_given_to_cancel_with_reaches_the_whole_subtree_and_the_first_cause_wins() {
+    bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        assert!(scope.cancel_cause().is_none());
+        let watcher = scope.spawn(taskward::task(|scope: Scope| async move {
+            let grandchild = scope.spawn(cause_watcher());
+            scope.cancelled().await;
+            Ok::<_, Error>((scope.cancel_cause(), grandchild.await?))
+        }));
+        tokio::task::yield_now().await;
+        scope.cancel_with(std::io::Error::other("reloading"));
+        scope.cancel_with("a second reason");
+        watcher.cancel_with("a later reason for the child");
+        let (child, grandchild) = watcher.await?;
+        for cause in [child.unwrap(), grandchild.unwrap(), scope.cancel_cause().unwrap()] {
+            let CancelCause::Requested {
+                task,
+                reason: Some(reason),
+                ..
+            } = &cause
+            else {
+                panic!("{cause:?}");
+            };
+            assert_eq!((&**task, reason.to_string()), ("task", "reloading".to_owned()));
+            assert!(reason.downcast_ref::<std::io::Error>().is_some());
+            assert_eq!(cause.to_string(), "`task` was cancelled: reloading");
+        }
+        Ok::<_, Error>(())
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn child_cancel_with_and_a_plain_cancel_name_the_task_cancelled() {
+    bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        let (given, plain) = (scope.spawn(cause_watcher()), scope.spawn(cause_watcher()));
+        tokio::task::yield_now().await;
+        given.cancel_with("not needed");
+        plain.cancel();
+        assert_eq!(
+            given.await?.unwrap().to_string(),
+            "`task/task#0` was cancelled: not needed"
+        );
+        let plain = plain.await?.unwrap();
+        assert!(
+            matches!(&plain, CancelCause::Requested { reason: None, .. }),
+            "{plain:?}"
+        );
+        assert_eq!(plain.to_string(), "`task/task#1` was cancelled");
+        assert!(scope.cancel_cause().is_none(), "the owner is not cancelled");
+        Ok::<_, Error>(())
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_sibling_under_fail_fast_is_the_cause_with_its_path_and_message() {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let err = bounded(taskward::run(taskward::task({
+        let seen = seen.clone();
+        |scope: Scope| async move {
+            let watcher = scope.spawn(cause_watcher());
+            scope.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) }.named("writer"));
+            *seen.lock().unwrap() = watcher.await?;
+            Ok::<_, Error>(())
+        }
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `task/writer#0` failed: disk full");
+    let cause = seen.lock().unwrap().take().unwrap();
+    let CancelCause::SiblingFailed { task, message, .. } = &cause else {
+        panic!("{cause:?}");
+    };
+    assert_eq!((&**task, &**message), ("task/writer#0", "failed: disk full"));
+    assert_eq!(cause.to_string(), "`task/writer#0` failed: disk full");
+}
+
+/// A child that waits to be cancelled and puts why in `slot`.
+fn cause_recorder(slot: Arc<std::sync::Mutex<Option<CancelCause>>>) -> impl Task<Output = ()> {
+    taskward::task(move |scope: Scope| async move {
+        scope.cancelled().await;
+        *slot.lock().unwrap() = scope.cancel_cause();
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_is_the_cause_below_the_task_that_passed_it() {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let err = bounded(taskward::run(
+        taskward::task({
+            let slot = slot.clone();
+            |scope: Scope| async move {
+                scope.spawn(cause_recorder(slot));
+                scope.cancelled().await;
+            }
+        })
+        .named("slow")
+        .timeout(Duration::from_millis(10)),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    let cause = slot.lock().unwrap().take().unwrap();
+    assert!(
+        matches!(&cause, CancelCause::Deadline { task, limit, .. } if &**task == "slow" && *limit == Duration::from_millis(10)),
+        "{cause:?}"
+    );
+    assert_eq!(cause.to_string(), "`slow` ran past its deadline of 10ms");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_whose_body_failed_is_the_cause_for_its_children() {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let err = bounded(taskward::run(
+        taskward::task({
+            let slot = slot.clone();
+            |scope: Scope| async move {
+                scope.spawn(cause_recorder(slot));
+                tokio::task::yield_now().await;
+                Err::<(), _>(std::io::Error::other("gave up"))
+            }
+        })
+        .named("parent"),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `parent` failed: gave up");
+    let cause = slot.lock().unwrap().take().unwrap();
+    assert!(
+        matches!(&cause, CancelCause::ParentEnded { task, .. } if &**task == "parent"),
+        "{cause:?}"
+    );
+    assert_eq!(cause.to_string(), "`parent` ended while its children ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_root_shut_down_through_its_token_is_the_cause_and_a_killed_task_names_it() {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let root = taskward::Root::new().grace(Duration::from_millis(20));
+    let token = root.token();
+    let err = bounded(root.run(taskward::task({
+        let slot = slot.clone();
+        move |scope: Scope| async move {
+            scope.spawn(cause_recorder(slot));
+            scope.spawn(std::future::pending::<()>()); // ignores its token: killed
+            tokio::task::yield_now().await;
+            token.cancel();
+        }
+    })))
+    .await
+    .unwrap_err();
+    let cause = slot.lock().unwrap().take().unwrap();
+    assert!(
+        matches!(cause, CancelCause::Shutdown { signal: false, .. }),
+        "{cause:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_eq!(
+        err.to_string(),
+        "task `task/task#1` was cancelled: still running when its grace period ended, so it was aborted \
+         (cancelled because the tree was shut down through its token)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_task_names_the_reason_its_ancestor_was_cancelled_with() {
+    let root = taskward::Root::new().grace(Duration::from_millis(20));
+    let err = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.spawn(taskward::task(|scope: Scope| async move {
+            scope.spawn(std::future::pending::<()>());
+        }));
+        scope.cancel_with("maintenance window");
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task `task/task#0/task#0` was cancelled: still running when its grace period ended, so it was aborted \
+         (cancelled because `task` was cancelled: maintenance window)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shielded_child_does_not_see_its_parents_cause_but_its_own() {
+    bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        let shielded = scope.spawn(
+            taskward::task(|scope: Scope| async move {
+                tokio::task::yield_now().await;
+                let before = scope.cancel_cause();
+                scope.cancelled().await;
+                Ok::<_, std::io::Error>((before, scope.cancel_cause()))
+            })
+            .shielded(),
+        );
+        scope.cancel_with("parent reason");
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        shielded.cancel_with("own reason");
+        let (before, after) = shielded.await?;
+        assert!(before.is_none(), "{before:?}");
+        assert_eq!(after.unwrap().to_string(), "`task/task#0` was cancelled: own reason");
+        Ok::<_, Error>(())
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_task_names_a_failing_sibling_by_its_path_only() {
+    // The sibling's message is in its own failure: a report shows it once.
+    let root = taskward::Root::new().grace(Duration::from_millis(20));
+    let err = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.spawn(std::future::pending::<()>());
+        scope.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) });
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `task/task#1` failed: disk full");
+    assert_eq!(
+        err.related()[0].to_string(),
+        "task `task/task#0` was cancelled: still running when its grace period ended, so it was aborted \
+         (cancelled because `task/task#1` failed)"
+    );
+    assert_eq!(format!("{err:#}").matches("disk full").count(), 1, "{err:#}");
 }

@@ -15,7 +15,8 @@ use std::task::{Context, Poll};
 
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, ErrorKind};
+use crate::cause::CancelCause;
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::node::Node;
 
 /// A handle to a task spawned with [`Scope::spawn`](crate::Scope::spawn).
@@ -67,6 +68,36 @@ impl<T> Child<T> {
     /// cooperative: the child sees it through its token or scope.
     pub fn cancel(&self) {
         self.node.cancel();
+    }
+
+    /// Cancels the child's token, as [`cancel`](Child::cancel) does, giving
+    /// `reason` as why: the child and its descendants see it in
+    /// [`Scope::cancel_cause`](crate::Scope::cancel_cause).
+    ///
+    /// ```
+    /// use taskward::Scope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let child = scope.spawn(taskward::task(|scope: Scope| async move {
+    ///         scope.cancelled().await;
+    ///         Ok::<_, std::io::Error>(scope.cancel_cause().unwrap().to_string())
+    ///     }));
+    ///     child.cancel_with("no longer needed");
+    ///     assert_eq!(child.await?, "`task/task#0` was cancelled: no longer needed");
+    ///     Ok::<_, taskward::Error>(())
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_with(&self, reason: impl Into<BoxError>) {
+        let reason: Arc<dyn std::error::Error + Send + Sync> = Arc::from(reason.into());
+        self.node.cancel_for(|| CancelCause::Requested {
+            task: Arc::clone(self.node.path()),
+            reason: Some(reason),
+        });
     }
 
     /// Stops the child and its whole subtree now, not cooperatively: each

@@ -157,6 +157,17 @@ impl Error {
         Error::new(kind, task, None, Some(message.into()))
     }
 
+    /// What happened, without the path: `failed: disk full`.
+    pub(crate) fn what(&self) -> String {
+        let inner = &*self.inner;
+        let verb = inner.kind.verb();
+        match (&inner.cause, &inner.message) {
+            (Some(cause), _) => format!("{verb}: {cause}"),
+            (None, Some(message)) => format!("{verb}: {message}"),
+            (None, None) => verb.to_owned(),
+        }
+    }
+
     /// When the failure was made (see `Inner::order`).
     pub(crate) fn order(&self) -> u64 {
         self.inner.order

@@ -9,6 +9,7 @@
 #[macro_use]
 mod trace;
 
+mod cause;
 mod child;
 mod deadline;
 mod error;
@@ -23,6 +24,7 @@ mod sync;
 mod task;
 mod tree;
 
+pub use cause::CancelCause;
 pub use child::Child;
 pub use error::{BoxError, Error, ErrorKind};
 pub use limit::Permit;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::cause::CancelCause;
 use crate::child::Child;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::limit::Permit;
 use crate::node::Node;
 use crate::policy::Policy;
@@ -440,6 +441,68 @@ impl Scope {
     /// ```
     pub async fn wait(&self) {
         self.node.wait_idle().await;
+    }
+
+    /// Cancels this scope, as [`cancel`](Scope::cancel) does, giving
+    /// `reason` as why: the body and every descendant see it in
+    /// [`cancel_cause`](Scope::cancel_cause) (Go's `context.Cause`), and a
+    /// task of the subtree aborted when a grace period ends names it in its
+    /// `Cancelled` error. A scope that is cancelled already keeps its first
+    /// cause.
+    ///
+    /// ```
+    /// use taskward::{CancelCause, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     scope.cancel_with(std::io::Error::other("disk almost full"));
+    ///     let Some(CancelCause::Requested { reason: Some(reason), .. }) = scope.cancel_cause() else {
+    ///         panic!("no reason");
+    ///     };
+    ///     assert_eq!(reason.to_string(), "disk almost full");
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_with(&self, reason: impl Into<BoxError>) {
+        let reason: Arc<dyn std::error::Error + Send + Sync> = Arc::from(reason.into());
+        self.node.cancel_for(|| CancelCause::Requested {
+            task: Arc::clone(self.node.path()),
+            reason: Some(reason),
+        });
+    }
+
+    /// Why this scope is cancelled, `None` while it is not (see
+    /// [`CancelCause`]): a reason given to `cancel_with` here or to an
+    /// ancestor, a failing sibling under [`Policy::FailFast`], a deadline,
+    /// the root's shutdown, or the parent ending. A scope cancelled by a
+    /// plain [`cancel`](Scope::cancel) (or its token's) answers
+    /// [`CancelCause::Requested`] with no reason.
+    ///
+    /// ```
+    /// use taskward::{CancelCause, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let worker = scope.spawn(taskward::task(|scope: Scope| async move {
+    ///         scope.cancelled().await;
+    ///         Ok::<_, std::io::Error>(scope.cancel_cause().unwrap().to_string())
+    ///     }));
+    ///     scope.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) });
+    ///     assert_eq!(worker.await?, "`task/task#1` failed: disk full");
+    ///     Ok::<_, taskward::Error>(())
+    /// }))
+    /// .await
+    /// .unwrap_err();
+    /// assert_eq!(err.to_string(), "task `task/task#1` failed: disk full");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cancel_cause(&self) -> Option<CancelCause> {
+        self.node.cancel_cause()
     }
 }
 

@@ -220,12 +220,13 @@ where
                         break;
                     }
                     let node = held.as_mut().spend();
+                    let message = node.with_cause("aborted while it waited for a free slot of its scope's limit");
                     node.cancel();
                     node.done();
                     return Poll::Ready(Some(Err(Error::with_kind(
                         ErrorKind::Cancelled,
                         Arc::clone(node.path()),
-                        "aborted while it waited for a free slot of its scope's limit",
+                        message,
                     ))));
                 }
                 Stage::Start => {

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use super::Node;
 use super::family::{State, wake_all};
 use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
+use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::sync::Ordering;
 use crate::task::TaskResult;
@@ -35,7 +36,7 @@ impl Node {
                 Some(Error::with_kind(
                     ErrorKind::Cancelled,
                     Arc::clone(self.path()),
-                    "still running when its grace period ended, so it was aborted",
+                    self.with_cause("still running when its grace period ended, so it was aborted"),
                 )),
             ),
         };
@@ -46,6 +47,12 @@ impl Node {
         }
 
         let failed = value.is_none();
+        // Its children are cancelled because it ended: they can ask why.
+        if failed && self.members() > 0 {
+            self.keep_cause(|| CancelCause::ParentEnded {
+                task: Arc::clone(self.path()),
+            });
+        }
         let (mut value, mut body_error) = (value, body_error);
         let (waiters, closed) = {
             let mut state = self.lock();
@@ -251,6 +258,15 @@ impl Node {
             Poll::Pending
         })
         .await
+    }
+
+    /// `message` of a `Cancelled` error, with why the task was cancelled
+    /// if it was.
+    pub(super) fn with_cause(&self, message: &str) -> String {
+        match self.cancel_cause() {
+            Some(cause) => format!("{message} (cancelled because {})", cause.brief()),
+            None => message.to_owned(),
+        }
     }
 
     /// Waits until no child of this scope is a member (`Scope::wait`),

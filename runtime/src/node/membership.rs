@@ -23,6 +23,7 @@ use super::driver::{ChildTask, drop_quietly};
 use super::family::wake_all;
 use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED, SHIELDED};
 use super::{Node, Shared};
+use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
@@ -150,6 +151,7 @@ impl Node {
             Ok(value) => (Some(value), None, None),
             Err(err) => {
                 let order = err.order();
+                self.keep_sibling_cause(&err);
                 (None, self.offer_failure(err), Some(order))
             }
         };
@@ -169,6 +171,18 @@ impl Node {
             }
         }
         value
+    }
+
+    /// Under fail-fast, keeps this failure as why the parent is about to be
+    /// cancelled, if nothing cancelled it before (see `keep_cause`).
+    #[cold]
+    fn keep_sibling_cause(&self, err: &Error) {
+        if let Some(parent) = self.parent.as_ref().filter(|parent| parent.policy == Policy::FailFast) {
+            parent.keep_cause(|| CancelCause::SiblingFailed {
+                task: Arc::from(err.task()),
+                message: err.what(),
+            });
+        }
     }
 
     /// Notes the failure `order` of a child as the one that cancels this

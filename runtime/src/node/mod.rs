@@ -28,6 +28,7 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cause::CancelCause;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
@@ -67,6 +68,9 @@ pub(crate) struct Shared {
     /// When the tree started: a node keeps its own start as an offset from
     /// it (8 bytes, where an `Instant` takes 16).
     pub(crate) epoch: Instant,
+    /// `Root::token`, which the root task's token is a child of: a root
+    /// cancelled with no cause of ours was cancelled through it.
+    pub(crate) stop: Option<CancellationToken>,
 }
 
 impl Shared {
@@ -75,6 +79,7 @@ impl Shared {
             runtime,
             grace,
             epoch: Instant::now(),
+            stop: None,
         }
     }
 
@@ -157,6 +162,9 @@ pub(super) struct Extra {
     pub(super) failure: Mutex<Option<Error>>,
     /// What only a task in line or with a timeout needs.
     pub(super) slow: Mutex<Slow>,
+    /// Why the task was cancelled, if it was cancelled for a cause of its
+    /// own (see `Node::cancel_for`); its descendants look here too.
+    pub(super) cause: OnceLock<Box<CancelCause>>,
     /// The task's tracing span, once its path is known (see `trace`).
     #[cfg(feature = "tracing")]
     pub(super) span: OnceLock<tracing::Span>,
@@ -181,6 +189,7 @@ impl Extra {
             path: OnceLock::new(),
             failure: Mutex::new(None),
             slow: Mutex::new(Slow::default()),
+            cause: OnceLock::new(),
             #[cfg(feature = "tracing")]
             span: OnceLock::new(),
         }

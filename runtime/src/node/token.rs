@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Node;
 use super::state::{ABORT, ABORTED, ASKED, CANCELLED, KILL, Phase, SHIELDED, TIMED_OUT};
+use crate::cause::CancelCause;
 use crate::sync::Ordering;
 
 impl Node {
@@ -96,6 +97,51 @@ impl Node {
         self.token().is_cancelled()
     }
 
+    /// Keeps `cause` (made only then) as why the task is cancelled, unless
+    /// it is cancelled already: the first cause wins.
+    pub(crate) fn keep_cause(&self, cause: impl FnOnce() -> CancelCause) {
+        if !self.is_cancelled() {
+            let _ = self.extra().cause.set(Box::new(cause()));
+        }
+    }
+
+    /// Cancels the task for `cause` (see `keep_cause`).
+    pub(crate) fn cancel_for(&self, cause: impl FnOnce() -> CancelCause) {
+        self.keep_cause(cause);
+        self.cancel();
+    }
+
+    /// Why the task is cancelled, `None` if it is not: the cause kept by
+    /// the nearest of itself and its ancestors that was cancelled for one,
+    /// up to a shielded task (its parent's cancellation does not reach
+    /// it). With no cause kept, the task where the cancellation began (the
+    /// highest cancelled one) was cancelled by a plain `cancel`, or is a
+    /// root cancelled through `Root::token`.
+    pub(crate) fn cancel_cause(&self) -> Option<CancelCause> {
+        if !self.is_cancelled() {
+            return None;
+        }
+        let mut node = self;
+        loop {
+            if let Some(cause) = node.extra.get().and_then(|extra| extra.cause.get()) {
+                return Some(CancelCause::clone(cause));
+            }
+            let shielded = node.has(&node.lock(), SHIELDED);
+            match &node.parent {
+                Some(parent) if !shielded && parent.is_cancelled() => node = parent,
+                Some(_) => break,
+                None if node.shared().stop.as_ref().is_some_and(CancellationToken::is_cancelled) => {
+                    return Some(CancelCause::Shutdown { signal: false });
+                }
+                None => break,
+            }
+        }
+        Some(CancelCause::Requested {
+            task: std::sync::Arc::clone(node.path()),
+            reason: None,
+        })
+    }
+
     /// Sets `bits` of the alarm and wakes the task, so that its next poll
     /// sees them.
     pub(super) fn raise(&self, bits: u8) {
@@ -124,7 +170,10 @@ impl Node {
     /// and cancels it.
     pub(crate) fn time_out(&self) {
         self.mark(&mut self.lock(), TIMED_OUT);
-        self.cancel();
+        self.cancel_for(|| CancelCause::Deadline {
+            task: std::sync::Arc::clone(self.path()),
+            limit: self.timeout().unwrap_or_default(),
+        });
     }
 
     /// The owner's abort (`Child::abort`): the task's future returns at its
