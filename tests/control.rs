@@ -566,3 +566,198 @@ async fn a_killed_task_names_a_failing_sibling_by_its_path_only() {
     );
     assert_eq!(format!("{err:#}").matches("disk full").count(), 1, "{err:#}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_group_gives_values_and_failures_in_completion_order_and_a_taken_failure_does_not_escalate() {
+    let out = bounded(taskward::run(
+        taskward::task(|scope: Scope| async move {
+            let mut group = scope.group::<u64>();
+            for ms in [30u64, 10, 20] {
+                group.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    if ms == 20 {
+                        return Err(std::io::Error::other("twenty"));
+                    }
+                    Ok(ms)
+                });
+            }
+            assert_eq!((group.len(), group.is_empty()), (3, false));
+            let mut out = Vec::new();
+            while let Some(result) = group.next().await {
+                out.push(result.map_err(|err| err.to_string()));
+            }
+            assert!(group.is_empty());
+            assert!(
+                scope.next_error().await.is_none(),
+                "a failure handed out by next reached next_error"
+            );
+            Ok::<_, Error>(out)
+        })
+        .policy(Policy::Supervise),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        [Ok(10), Err("task `task/task#2` failed: twenty".to_owned()), Ok(30)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_is_a_stream() {
+    use std::pin::Pin;
+    use std::task::Poll;
+    let sum = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        let mut group = scope.group::<u32>();
+        for n in 1..=4 {
+            group.spawn(async move { Ok::<_, std::io::Error>(n) });
+        }
+        let mut sum = 0;
+        while let Some(item) = std::future::poll_fn(|cx| {
+            let polled = futures_core::Stream::poll_next(Pin::new(&mut group), cx);
+            if let Poll::Ready(None) = polled {
+                assert_eq!(futures_core::Stream::size_hint(&group), (0, Some(0)));
+            }
+            polled
+        })
+        .await
+        {
+            sum += item?;
+        }
+        Ok::<_, Error>(sum)
+    })))
+    .await;
+    assert_eq!(sum.unwrap(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_all_stops_every_member_each_comes_out_cancelled_and_nothing_escalates() {
+    let gone = [flag(), flag()];
+    let result = bounded(taskward::run(taskward::task({
+        let gone = gone.clone();
+        |scope: Scope| async move {
+            let mut group = scope.group::<()>();
+            for flag in gone {
+                group.spawn(stuck_subtree(flag, common::flag()));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            group.abort_all();
+            let mut kinds = Vec::new();
+            while let Some(result) = group.next().await {
+                kinds.push(result.unwrap_err().kind());
+            }
+            assert_eq!(kinds, [ErrorKind::Cancelled, ErrorKind::Cancelled]);
+            assert!(!scope.is_cancelled(), "abort_all cancelled the scope");
+            Ok::<_, Error>(())
+        }
+    })))
+    .await;
+    result.unwrap();
+    assert!(gone.iter().all(|flag| flag.load(Ordering::SeqCst)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_group_does_not_detach_its_members_and_their_failures_escalate() {
+    let finished = flag();
+    let err = bounded(taskward::run(
+        taskward::task({
+            let finished = finished.clone();
+            |scope: Scope| async move {
+                let mut group = scope.group::<()>();
+                group.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    finished.store(true, Ordering::SeqCst);
+                });
+                group.spawn(async { Err::<(), _>(std::io::Error::other("unclaimed")) });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(group);
+            }
+        })
+        .policy(Policy::Supervise),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `task/task#1` failed: unclaimed");
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "the run returned before a member of a dropped group finished"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_member_failing_under_fail_fast_cancels_the_scope() {
+    bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        let mut group = scope.group::<()>();
+        group.spawn(taskward::task(|scope: Scope| async move { scope.cancelled().await }));
+        group.spawn(async { Err::<(), _>(std::io::Error::other("bad")) });
+        let first = group.next().await.unwrap().unwrap_err();
+        assert_eq!(first.to_string(), "task `task/task#1` failed: bad");
+        assert!(group.next().await.unwrap().is_ok());
+        assert!(scope.is_cancelled());
+    })))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_kept_past_its_scope_hands_out_scope_closed() {
+    let mut group = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        Ok::<_, Error>(scope.group::<u32>())
+    })))
+    .await
+    .unwrap();
+    group.spawn(async { Ok::<_, std::io::Error>(1) });
+    let err = bounded(group.next()).await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ScopeClosed);
+    assert!(group.next().await.is_none());
+}
+
+/// A racer that answers `value` after `ms` unless cancelled first, and
+/// records whether it saw the race's cause.
+fn racer(ms: u64, value: Result<u32, &'static str>, stopped: Arc<AtomicBool>) -> impl Task<Output = u32> {
+    taskward::task(move |scope: Scope| async move {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => value.map_err(std::io::Error::other),
+            () = scope.cancelled() => {
+                let cause = scope.cancel_cause().unwrap().to_string();
+                assert_eq!(cause, "`race` was cancelled: another task of the race won");
+                stopped.store(true, Ordering::SeqCst);
+                Err(std::io::Error::other("stopped"))
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn race_returns_the_first_success_after_cancelling_and_joining_the_others() {
+    let (slow, failing) = (flag(), flag());
+    let winner = bounded(taskward::run(taskward::race([
+        racer(30, Ok(30), slow.clone()),
+        racer(5, Err("fast but broken"), failing.clone()),
+        racer(10, Ok(10), flag()),
+    ])))
+    .await;
+    assert_eq!(winner.unwrap(), 10);
+    assert!(
+        slow.load(Ordering::SeqCst),
+        "the slower racer was not cancelled and joined"
+    );
+    assert!(!failing.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_race_where_everyone_fails_holds_every_failure() {
+    let err = bounded(taskward::run(taskward::race([
+        racer(20, Err("second"), flag()),
+        racer(10, Err("first"), flag()),
+    ])))
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "task `race/task#1` failed: first");
+    assert_eq!(err.related().len(), 1);
+    assert_eq!(err.related()[0].to_string(), "task `race/task#0` failed: second");
+    let err = bounded(taskward::run(taskward::race(Vec::<std::future::Ready<()>>::new())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "task `race` failed: a race of no tasks has no winner");
+}

@@ -8,6 +8,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use crate::cause::CancelCause;
 use crate::child::Child;
 use crate::error::{BoxError, Error};
+use crate::group::Group;
 use crate::limit::Permit;
 use crate::node::Node;
 use crate::policy::Policy;
@@ -503,6 +504,29 @@ impl Scope {
     #[must_use]
     pub fn cancel_cause(&self) -> Option<CancelCause> {
         self.node.cancel_cause()
+    }
+
+    /// A [`Group`] of children of this scope whose results come out in the
+    /// order they finish (tokio's `JoinSet`, owned by the scope).
+    ///
+    /// ```
+    /// # use taskward::Scope;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let mut group = scope.group::<u32>();
+    ///     group.spawn(async { Ok::<_, std::io::Error>(1) });
+    ///     assert_eq!(group.len(), 1);
+    ///     assert_eq!(group.next().await.unwrap().unwrap(), 1);
+    ///     assert!(group.is_empty());
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn group<T: Send + 'static>(&self) -> Group<T> {
+        Group::new(Arc::clone(&self.node))
     }
 }
 

@@ -53,7 +53,7 @@ mod loom_model;
 pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use membership::Admission;
-pub(crate) use spawn::Spawn;
+pub(crate) use spawn::{Member, Spawn};
 pub(crate) use state::Phase;
 
 /// What every node of one tree shares. Only the root holds it: a count

@@ -69,6 +69,12 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     pub(super) fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
+        crate::Child::new(self.refused(name), None)
+    }
+
+    /// The node of a refused spawn: detached, closed, its `ScopeClosed`
+    /// failure waiting for its handle.
+    fn refused(self: &Arc<Self>, name: Name) -> Arc<Node> {
         let shared = Arc::new(Shared::new(self.shared().runtime.clone(), None));
         let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
         let node = Node::root(shared, name, Policy::FailFast, CancellationToken::new(), None);
@@ -83,7 +89,7 @@ impl Node {
             ),
         );
         let _ = node.offer_failure(err);
-        crate::Child::new(node, None)
+        node
     }
 }
 
@@ -102,4 +108,38 @@ impl Spawn<'_> {
     {
         self.runtime.spawn(self.membership.drive(body, true))
     }
+}
+
+impl Node {
+    /// Registers `task` as a child of this node and gives its node and the
+    /// future of its task, to run in a `Group`'s `JoinSet`: as `spawn_with`,
+    /// but the body stays in its box for a `#[supervised]` task. `Err` with
+    /// the node of a refused spawn (its `ScopeClosed` failure waits in it).
+    pub(crate) fn spawn_member<T: Task>(
+        self: &Arc<Self>,
+        task: T,
+    ) -> Result<Member<impl Future<Output = Option<T::Output>> + Send + 'static>, Arc<Node>> {
+        let parts = task.into_parts();
+        let shared = self.shared();
+        let Some(membership) = self.register(shared, &parts, Admission::Queue, None) else {
+            return Err(self.refused(parts.name));
+        };
+        let node = Arc::clone(membership.node());
+        trace::open_span(&node);
+        // A `task(...)` closure runs here, outside the lock (see `spawn_with`).
+        let unregister = Unregister {
+            parent: self,
+            child: &node,
+        };
+        let (body, lazy) = parts.into_body(&Scope::from_node(Arc::clone(&node)));
+        std::mem::forget(unregister);
+        let task = membership.drive(body, lazy);
+        Ok(Member { node, task })
+    }
+}
+
+/// A registered member of a `Group`: its node, and the future of its task.
+pub(crate) struct Member<F> {
+    pub(crate) node: Arc<Node>,
+    pub(crate) task: F,
 }
