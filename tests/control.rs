@@ -761,3 +761,34 @@ async fn a_race_where_everyone_fails_holds_every_failure() {
         .unwrap_err();
     assert_eq!(err.to_string(), "task `race` failed: a race of no tasks has no winner");
 }
+
+/// A reason whose `Display` panics.
+#[derive(Debug)]
+struct Unprintable;
+
+impl std::fmt::Display for Unprintable {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("control: unprintable reason")
+    }
+}
+
+impl std::error::Error for Unprintable {}
+
+// Regression: the message of a killed task's `Cancelled` printed the reason
+// where the runtime's bookkeeping runs; a panicking `Display` there would
+// have lost the task's result.
+#[tokio::test(start_paused = true)]
+async fn a_reason_whose_display_panics_leaves_the_cause_out_of_a_killed_tasks_message() {
+    common::quiet_panics("control: unprintable reason");
+    let root = taskward::Root::new().grace(Duration::from_millis(20));
+    let err = bounded(root.run(taskward::task(|scope: Scope| async move {
+        scope.spawn(std::future::pending::<()>());
+        scope.cancel_with(Unprintable);
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task `task/task#0` was cancelled: still running when its grace period ended, so it was aborted"
+    );
+}

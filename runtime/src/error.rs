@@ -157,15 +157,21 @@ impl Error {
         Error::new(kind, task, None, Some(message.into()))
     }
 
-    /// What happened, without the path: `failed: disk full`.
+    /// What happened, without the path: `failed: disk full`. The cause's
+    /// `Display` is user code, run where the runtime's bookkeeping must go
+    /// on: if it panics, only the verb is said.
     pub(crate) fn what(&self) -> String {
         let inner = &*self.inner;
         let verb = inner.kind.verb();
-        match (&inner.cause, &inner.message) {
+        let said = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&inner.cause, &inner.message) {
             (Some(cause), _) => format!("{verb}: {cause}"),
             (None, Some(message)) => format!("{verb}: {message}"),
             (None, None) => verb.to_owned(),
-        }
+        }));
+        said.unwrap_or_else(|payload| {
+            crate::node::drop_quietly(payload);
+            verb.to_owned()
+        })
     }
 
     /// When the failure was made (see `Inner::order`).

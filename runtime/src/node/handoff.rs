@@ -262,10 +262,19 @@ impl Node {
 
     /// `message` of a `Cancelled` error, with why the task was cancelled
     /// if it was.
+    ///
+    /// A reason's `Display` is user code: if it panics, the message is
+    /// given without the cause.
     pub(super) fn with_cause(&self, message: &str) -> String {
-        match self.cancel_cause() {
-            Some(cause) => format!("{message} (cancelled because {})", cause.brief()),
-            None => message.to_owned(),
+        let Some(cause) = self.cancel_cause() else {
+            return message.to_owned();
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cause.brief())) {
+            Ok(brief) => format!("{message} (cancelled because {brief})"),
+            Err(payload) => {
+                super::drop_quietly(payload);
+                message.to_owned()
+            }
         }
     }
 
