@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use taskward::{Child, Error, ErrorKind, Policy, Root, Scope, Task};
+use taskward::{CancelCause, Child, Error, ErrorKind, Policy, Root, Scope, Task};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -124,6 +124,9 @@ const PANIC_MARKER: &str = "chaos: injected panic #";
 /// its `Injected` cause, or, for a panic, the id in its message. Any error
 /// whose message names an injected failure counts, so that a copy of a
 /// failure made by a buggy runtime is counted too.
+/// The reason of a `cancel_with` of the random tree.
+const CHAOS_REASON: &str = "chaos: cancelled with a reason";
+
 fn injected_id(err: &Error) -> Option<u64> {
     if let Some(injected) = err.downcast_ref::<Injected>() {
         return Some(injected.0);
@@ -567,6 +570,11 @@ struct ChildPlan {
     timeout: Option<Duration>,
     /// `child.cancel()` right after spawning it.
     cancel: bool,
+    /// With `cancel`: `child.cancel_with(..)` instead, whose reason the
+    /// child's subtree must see.
+    reason: bool,
+    /// `.shielded()`: the parent's cancellation does not reach it.
+    shielded: bool,
     /// How it is admitted to its scope.
     admit: Admit,
     /// What the parent waits for before spawning it.
@@ -712,6 +720,8 @@ impl ChildPlan {
             },
             timeout,
             cancel: rng.percent(6),
+            reason: rng.percent(50),
+            shielded: rng.percent(5),
             admit: match rng.below(10) {
                 0..=5 => Admit::Spawn,
                 6..=7 => Admit::Reserve,
@@ -795,8 +805,10 @@ fn plain_node_body(
             let Some(handle) = spawn_child(owner, &ctx, child, plan.limit.is_none()).await else {
                 continue;
             };
-            if child.cancel {
-                handle.cancel();
+            match (child.cancel, child.reason) {
+                (true, true) => handle.cancel_with(CHAOS_REASON),
+                (true, false) => handle.cancel(),
+                (false, _) => {}
             }
             match child.fate {
                 Fate::Drop => drop(handle),
@@ -825,6 +837,24 @@ fn plain_node_body(
         }
         plan.pause.wait(&scope).await;
         drop(held);
+        // A cancelled task's cause names itself or an ancestor: the walk
+        // up to the cause never strays out of the task's own line.
+        if let Some(cause) = scope.cancel_cause() {
+            let origin = match &cause {
+                CancelCause::Requested { task, .. }
+                | CancelCause::Deadline { task, .. }
+                | CancelCause::ParentEnded { task, .. } => Some(task),
+                _ => None,
+            };
+            let path = scope.path();
+            if let Some(origin) = origin
+                && !(path == &**origin || path.starts_with(&format!("{origin}/")))
+            {
+                ctx.ledger.book().violations.push(format!(
+                    "`{path}` was cancelled with a cause of another line: {cause:?}"
+                ));
+            }
+        }
         match plan.inject {
             Some(_) if plan.cancel_aware && scope.is_cancelled() => Ok(()),
             Some(panic) => ctx.inject(panic, None),
@@ -849,7 +879,11 @@ async fn spawn_child(scope: &Scope, ctx: &Ctx, child: &ChildPlan, adoptable: boo
                 child.timeout,
                 adoptable.then(|| scope.clone()),
             );
-            spawn(scope, ctx, task, child).await
+            if child.shielded {
+                spawn(scope, ctx, task.shielded(), child).await
+            } else {
+                spawn(scope, ctx, task, child).await
+            }
         }
         Kind::Hang => {
             let task = taskward::task(move |_: Scope| async move {

@@ -15,7 +15,8 @@ use std::task::{Context, Poll};
 
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, ErrorKind};
+use crate::cause::CancelCause;
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::node::Node;
 
 /// A handle to a task spawned with [`Scope::spawn`](crate::Scope::spawn).
@@ -73,6 +74,69 @@ impl<T> Child<T> {
         self.node.cancel();
     }
 
+    /// Cancels the child's token, as [`cancel`](Child::cancel) does, giving
+    /// `reason` as why: the child and its descendants see it in
+    /// [`Scope::cancel_cause`](crate::Scope::cancel_cause).
+    ///
+    /// ```
+    /// use taskward::Scope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let child = scope.spawn(taskward::task(|scope: Scope| async move {
+    ///         scope.cancelled().await;
+    ///         Ok::<_, std::io::Error>(scope.cancel_cause().unwrap().to_string())
+    ///     }));
+    ///     child.cancel_with("no longer needed");
+    ///     assert_eq!(child.await?, "`task/task#0` was cancelled: no longer needed");
+    ///     Ok::<_, taskward::Error>(())
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_with(&self, reason: impl Into<BoxError>) {
+        let reason: Arc<dyn std::error::Error + Send + Sync> = Arc::from(reason.into());
+        self.node.cancel_for(|| CancelCause::Requested {
+            task: Arc::clone(self.node.path()),
+            reason: Some(reason),
+        });
+    }
+
+    /// Stops the child and its whole subtree now, not cooperatively: each
+    /// task's future is dropped at its next scheduling point, as tokio's
+    /// `JoinHandle::abort` does. Awaiting the handle then gives
+    /// [`ErrorKind::Cancelled`], once the whole subtree is gone.
+    ///
+    /// The abort is yours: its `Cancelled` goes to this handle only, so it
+    /// never escalates, never reaches
+    /// [`next_error`](crate::Scope::next_error), and does not cancel the
+    /// scope, even under [`Policy::FailFast`](crate::Policy::FailFast), also
+    /// when the handle is dropped right after. A child that had already
+    /// finished keeps its result (a value, or its own failure, which is
+    /// routed as usual). The scope still joins the aborted subtree.
+    ///
+    /// ```
+    /// use taskward::{ErrorKind, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let stuck = scope.spawn(std::future::pending::<()>()); // ignores its token
+    ///     stuck.abort();
+    ///     let err = stuck.await.unwrap_err();
+    ///     assert_eq!(err.kind(), ErrorKind::Cancelled);
+    ///     assert!(!scope.is_cancelled()); // the owner goes on
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn abort(&self) {
+        self.node.abort_asked();
+    }
+
     /// The child's path, such as `pipeline/worker#3`.
     #[must_use]
     pub fn path(&self) -> &str {
@@ -114,13 +178,14 @@ impl<T> Future for Child<T> {
         // The task has ended: a failure, if any, was offered to this handle
         // before it did.
         Poll::Ready(Err(this.node.take_failure().unwrap_or_else(|| {
-            // Dropped by tokio before it could report (its runtime shut
-            // down).
-            Error::with_kind(
-                ErrorKind::Cancelled,
-                this.node.path().clone(),
-                "aborted before it finished",
-            )
+            // Aborted by this handle's owner, or dropped by tokio before it
+            // could report (its runtime shut down).
+            let message = if this.node.is_abort_asked() {
+                "aborted by its owner"
+            } else {
+                "aborted before it finished"
+            };
+            Error::with_kind(ErrorKind::Cancelled, this.node.path().clone(), message)
         })))
     }
 }

@@ -168,6 +168,23 @@ impl Error {
         Error::new(kind, task, None, Some(message.into()))
     }
 
+    /// What happened, without the path: `failed: disk full`. The cause's
+    /// `Display` is user code, run where the runtime's bookkeeping must go
+    /// on: if it panics, only the verb is said.
+    pub(crate) fn what(&self) -> String {
+        let inner = &*self.inner;
+        let verb = inner.kind.verb();
+        let said = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&inner.cause, &inner.message) {
+            (Some(cause), _) => format!("{verb}: {cause}"),
+            (None, Some(message)) => format!("{verb}: {message}"),
+            (None, None) => verb.to_owned(),
+        }));
+        said.unwrap_or_else(|payload| {
+            crate::node::drop_quietly(payload);
+            verb.to_owned()
+        })
+    }
+
     /// When the failure was made (see `Inner::order`).
     pub(crate) fn order(&self) -> u64 {
         self.inner.order

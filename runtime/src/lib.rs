@@ -11,12 +11,15 @@
 #[macro_use]
 mod trace;
 
+mod cause;
 mod child;
 mod deadline;
 mod error;
+mod group;
 mod limit;
 mod node;
 mod policy;
+mod race;
 mod ready;
 mod restart;
 mod root;
@@ -25,10 +28,13 @@ mod sync;
 mod task;
 mod tree;
 
+pub use cause::CancelCause;
 pub use child::Child;
 pub use error::{BoxError, Error, ErrorKind};
+pub use group::Group;
 pub use limit::Permit;
 pub use policy::Policy;
+pub use race::race;
 pub use ready::Ready;
 pub use restart::{Restart, restart};
 pub use root::{Root, run};

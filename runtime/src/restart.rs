@@ -207,6 +207,7 @@ where
             name: Name::Fixed(&"restart"),
             policy: Policy::Supervise,
             timeout: None,
+            shielded: false,
             start: Start::WithScope(Box::new(move |scope| Box::pin(self.supervise(scope)))),
         }
     }

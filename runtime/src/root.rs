@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::node::{Driver, Node, Shared};
 use crate::scope::Scope;
@@ -259,7 +260,9 @@ impl Root {
         // Installed before the body first runs, so that no signal sent
         // after `run` started is missed.
         let signals = if self.signals { signal::Signals::install() } else { None };
-        let tree = Arc::new(Shared::new(runtime, self.grace));
+        let mut tree = Shared::new(runtime, self.grace);
+        tree.stop = Some(self.token.clone());
+        let tree = Arc::new(tree);
         let node = Node::root(
             tree,
             parts.name.clone(),
@@ -301,6 +304,7 @@ impl Root {
             if let Some(mut signals) = signals {
                 if signals.recv().await {
                     event!(info, root = &**node.path(), "signal received; cancelling the tree");
+                    node.keep_cause(|| CancelCause::Shutdown { signal: true });
                     self.token.cancel();
                 }
                 if signals.recv().await {

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::cause::CancelCause;
 use crate::child::Child;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
+use crate::group::Group;
 use crate::limit::Permit;
 use crate::node::Node;
 use crate::policy::Policy;
@@ -567,6 +569,132 @@ impl Scope {
     #[must_use]
     pub fn policy(&self) -> Policy {
         self.node.policy()
+    }
+
+    // Control over running children (DESIGN "Second round / Control").
+
+    /// Waits until no child of this scope is running (WaitGroup's `Wait`,
+    /// TaskTracker's `wait`), without ending the scope: the body goes on,
+    /// and may spawn again. Children spawned while it waits are waited for
+    /// too; an aborted child counts until its whole subtree is gone.
+    ///
+    /// Failures are routed as usual: a child's failure goes to its handle
+    /// if held, else waits for [`next_error`](Scope::next_error) or
+    /// escalates when the body ends, and under
+    /// [`Policy::FailFast`] cancels the scope.
+    ///
+    /// Called from a child of this scope (through a clone of the scope), it
+    /// would wait for that child itself, and never return.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use taskward::Scope;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let done = Arc::new(AtomicUsize::new(0));
+    ///     for round in 1..=3 {
+    ///         for _ in 0..4 {
+    ///             let done = done.clone();
+    ///             scope.spawn(async move { done.fetch_add(1, Ordering::SeqCst); });
+    ///         }
+    ///         scope.wait().await; // this round's batch has finished
+    ///         assert_eq!(done.load(Ordering::SeqCst), round * 4);
+    ///     }
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub async fn wait(&self) {
+        self.node.wait_idle().await;
+    }
+
+    /// Cancels this scope, as [`cancel`](Scope::cancel) does, giving
+    /// `reason` as why: the body and every descendant see it in
+    /// [`cancel_cause`](Scope::cancel_cause) (Go's `context.Cause`), and a
+    /// task of the subtree aborted when a grace period ends names it in its
+    /// `Cancelled` error. A scope that is cancelled already keeps its first
+    /// cause.
+    ///
+    /// ```
+    /// use taskward::{CancelCause, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     scope.cancel_with(std::io::Error::other("disk almost full"));
+    ///     let Some(CancelCause::Requested { reason: Some(reason), .. }) = scope.cancel_cause() else {
+    ///         panic!("no reason");
+    ///     };
+    ///     assert_eq!(reason.to_string(), "disk almost full");
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn cancel_with(&self, reason: impl Into<BoxError>) {
+        let reason: Arc<dyn std::error::Error + Send + Sync> = Arc::from(reason.into());
+        self.node.cancel_for(|| CancelCause::Requested {
+            task: Arc::clone(self.node.path()),
+            reason: Some(reason),
+        });
+    }
+
+    /// Why this scope is cancelled, `None` while it is not (see
+    /// [`CancelCause`]): a reason given to `cancel_with` here or to an
+    /// ancestor, a failing sibling under [`Policy::FailFast`], a deadline,
+    /// the root's shutdown, or the parent ending. A scope cancelled by a
+    /// plain [`cancel`](Scope::cancel) (or its token's) answers
+    /// [`CancelCause::Requested`] with no reason.
+    ///
+    /// ```
+    /// use taskward::{CancelCause, Scope};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let worker = scope.spawn(taskward::task(|scope: Scope| async move {
+    ///         scope.cancelled().await;
+    ///         Ok::<_, std::io::Error>(scope.cancel_cause().unwrap().to_string())
+    ///     }));
+    ///     scope.spawn(async { Err::<(), _>(std::io::Error::other("disk full")) });
+    ///     assert_eq!(worker.await?, "`task/task#1` failed: disk full");
+    ///     Ok::<_, taskward::Error>(())
+    /// }))
+    /// .await
+    /// .unwrap_err();
+    /// assert_eq!(err.to_string(), "task `task/task#1` failed: disk full");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cancel_cause(&self) -> Option<CancelCause> {
+        self.node.cancel_cause()
+    }
+
+    /// A [`Group`] of children of this scope whose results come out in the
+    /// order they finish (tokio's `JoinSet`, owned by the scope).
+    ///
+    /// ```
+    /// # use taskward::Scope;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let mut group = scope.group::<u32>();
+    ///     group.spawn(async { Ok::<_, std::io::Error>(1) });
+    ///     assert_eq!(group.len(), 1);
+    ///     assert_eq!(group.next().await.unwrap().unwrap(), 1);
+    ///     assert!(group.is_empty());
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn group<T: Send + 'static>(&self) -> Group<T> {
+        Group::new(Arc::clone(&self.node))
     }
 }
 

@@ -185,6 +185,46 @@ pub trait Task: sealed::Sealed + Send + Sized + 'static {
     fn timeout(self, limit: Duration) -> Configured<Self> {
         Configured::new(self).timeout(limit)
     }
+
+    /// Shields the task from its parent's cancellation (Go's
+    /// `context.WithoutCancel`, Trio's shield, Kotlin's `NonCancellable`):
+    /// its token is not cancelled when its parent's is, by a failing
+    /// sibling, the parent's own failure, its deadline or the root's
+    /// shutdown. Its children's tokens derive from its own, so its subtree
+    /// is shielded too. For cleanup and flushes that must finish.
+    ///
+    /// It is still a child: its parent joins it (a parent that is
+    /// cancelled waits for it), its failures are routed as any child's,
+    /// its own token is cancelled by [`Child::cancel`](crate::Child::cancel)
+    /// and its own `.timeout`, and it is aborted like everything else when
+    /// a grace period ends (the [`Root`](crate::Root)'s, or an ancestor's
+    /// deadline's), or by [`Child::abort`](crate::Child::abort). A root has
+    /// no parent: shielding it changes nothing.
+    ///
+    /// ```
+    /// use taskward::{Scope, Task};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let flushed = taskward::run(taskward::task(|scope: Scope| async move {
+    ///     let flush = scope.spawn(
+    ///         taskward::task(|scope: Scope| async move {
+    ///             tokio::task::yield_now().await; // the parent is cancelled meanwhile
+    ///             Ok::<_, std::io::Error>(!scope.is_cancelled())
+    ///         })
+    ///         .shielded(),
+    ///     );
+    ///     scope.cancel();
+    ///     flush.await
+    /// }))
+    /// .await
+    /// .unwrap();
+    /// assert!(flushed);
+    /// # }
+    /// ```
+    fn shielded(self) -> Configured<Self> {
+        Configured::new(self).shielded()
+    }
 }
 
 /// How a task wants to be started: its name, its policy, and how to make its
@@ -195,6 +235,8 @@ pub struct Parts<B> {
     pub(crate) name: Name,
     pub(crate) policy: Policy,
     pub(crate) timeout: Option<Duration>,
+    /// The task's token is not a child of its parent's (`Task::shielded`).
+    pub(crate) shielded: bool,
     pub(crate) start: Start<B>,
 }
 
@@ -360,6 +402,7 @@ impl<R: TaskResult> Task for Supervised<R> {
             name: Name::Fixed(self.name),
             policy: self.policy,
             timeout: None,
+            shielded: false,
             start: Start::Lazy(self.body),
         }
     }
@@ -380,6 +423,7 @@ where
             name: Name::Fixed(&"task"),
             policy: Policy::FailFast,
             timeout: None,
+            shielded: false,
             start: Start::Made(self),
         }
     }
@@ -441,13 +485,15 @@ where
             name: Name::Fixed(&"task"),
             policy: Policy::FailFast,
             timeout: None,
+            shielded: false,
             start: Start::WithScope(Box::new(self.make)),
         }
     }
 }
 
-/// A task with a name, policy or timeout chosen by [`Task::named`],
-/// [`Task::policy`] or [`Task::timeout`].
+/// A task with a name, policy, timeout or shield chosen by
+/// [`Task::named`], [`Task::policy`], [`Task::timeout`] or
+/// [`Task::shielded`].
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
 #[derive(Debug)]
 pub struct Configured<T> {
@@ -455,6 +501,7 @@ pub struct Configured<T> {
     name: Option<Cow<'static, str>>,
     policy: Option<Policy>,
     timeout: Option<Duration>,
+    shielded: bool,
 }
 
 impl<T: Task> Configured<T> {
@@ -464,6 +511,7 @@ impl<T: Task> Configured<T> {
             name: None,
             policy: None,
             timeout: None,
+            shielded: false,
         }
     }
 
@@ -482,6 +530,13 @@ impl<T: Task> Configured<T> {
     /// Gives the task a deadline (see [`Task::timeout`]).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
+        self
+    }
+
+    /// Shields the task from its parent's cancellation (see
+    /// [`Task::shielded`]).
+    pub fn shielded(mut self) -> Self {
+        self.shielded = true;
         self
     }
 }
@@ -503,6 +558,7 @@ impl<T: Task> Task for Configured<T> {
         if let Some(limit) = self.timeout {
             parts.timeout = Some(limit);
         }
+        parts.shielded |= self.shielded;
         parts
     }
 }

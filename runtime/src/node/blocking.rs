@@ -44,6 +44,7 @@ impl Node {
             name: Name::Fixed(&"blocking"),
             policy: Policy::FailFast,
             timeout: None,
+            shielded: false,
             start: Start::Made(()),
         };
         let shared = self.shared();

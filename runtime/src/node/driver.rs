@@ -240,14 +240,11 @@ where
                     // it is dropped: that panic is the task's failure then.
                     let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()));
                     let node = Arc::clone(held.node());
+                    let message = node.with_cause("aborted while it waited for a free slot of its scope's limit");
                     node.cancel();
                     node.done();
                     let err = match dropped {
-                        Ok(_) => Error::with_kind(
-                            ErrorKind::Cancelled,
-                            Arc::clone(node.path()),
-                            "aborted while it waited for a free slot of its scope's limit",
-                        ),
+                        Ok(_) => Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), message),
                         Err(payload) => Error::panicked(Arc::clone(node.path()), payload),
                     };
                     return Poll::Ready(Some(Err(err)));

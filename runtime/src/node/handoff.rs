@@ -11,6 +11,7 @@ use super::Node;
 use super::driver::drop_quietly;
 use super::family::{State, wake_all};
 use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
+use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::sync::Ordering;
 use crate::task::TaskResult;
@@ -46,7 +47,7 @@ impl Node {
                 Some(Error::with_kind(
                     ErrorKind::Cancelled,
                     Arc::clone(self.path()),
-                    "still running when its grace period ended, so it was aborted",
+                    self.with_cause("still running when its grace period ended, so it was aborted"),
                 )),
             ),
         };
@@ -71,6 +72,12 @@ impl Node {
         }
 
         let failed = value.is_none();
+        // Its children are cancelled because it ended: they can ask why.
+        if failed && self.members() > 0 {
+            self.keep_cause(|| CancelCause::ParentEnded {
+                task: Arc::clone(self.path()),
+            });
+        }
         let (mut value, mut body_error) = (value, body_error);
         let mut escalated: Vec<Error> = Vec::new();
         let (waiters, closed) = {
@@ -278,6 +285,43 @@ impl Node {
             Poll::Pending
         })
         .await
+    }
+
+    /// `message` of a `Cancelled` error, with why the task was cancelled
+    /// if it was.
+    ///
+    /// A reason's `Display` is user code: if it panics, the message is
+    /// given without the cause.
+    pub(super) fn with_cause(&self, message: &str) -> String {
+        let Some(cause) = self.cancel_cause() else {
+            return message.to_owned();
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cause.brief())) {
+            Ok(brief) => format!("{message} (cancelled because {brief})"),
+            Err(payload) => {
+                super::drop_quietly(payload);
+                message.to_owned()
+            }
+        }
+    }
+
+    /// Waits until no child of this scope is a member (`Scope::wait`),
+    /// without closing the scope. The last child out wakes the waiters
+    /// (`child_done`); looking at the count under the lock that the waker is
+    /// kept under means that wake-up is never missed.
+    pub(crate) async fn wait_idle(&self) {
+        poll_fn(|cx| {
+            if self.members() == 0 {
+                return Poll::Ready(());
+            }
+            let mut state = self.lock();
+            if self.members() == 0 {
+                return Poll::Ready(());
+            }
+            state.family().wait(cx.waker());
+            Poll::Pending
+        })
+        .await;
     }
 
     /// A failure that nobody claimed through a handle, dropped after its

@@ -75,6 +75,7 @@ impl Node {
             name: Name::Fixed(&"local"),
             policy: Policy::FailFast,
             timeout: None,
+            shielded: false,
             start: Start::Made(()),
         };
         if IN_LOCAL_SET.with(Cell::get) == 0 {

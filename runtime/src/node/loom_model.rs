@@ -2,7 +2,8 @@
 //! delivery of a child's failure (`ChildTask`, the hand-off to its `Child`
 //! handle in the node, the routing to the parent), `next_error`, the end
 //! of a body and the join, and the teardown of an aborted subtree (the
-//! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`).
+//! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`), and the
+//! owner's abort of a child (`Child::abort`) racing its completion.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
 //! the `Driver`, `Node::next_error` and `Child`, whose mutexes and atomics
@@ -83,6 +84,7 @@ where
         name: Name::Fixed(&"child"),
         policy,
         timeout: None,
+        shielded: false,
         start: Start::Made(()),
     };
     let membership = parent.register(parent.shared(), &parts, Admission::Queue, None)?;
@@ -254,6 +256,7 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
                 name: Name::Fixed(&"child"),
                 policy: Policy::FailFast,
                 timeout: None,
+                shielded: false,
                 start: Start::Made(()),
             };
             let membership = root.register(root.shared(), &parts, Admission::Queue, None).unwrap();
@@ -298,4 +301,67 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
             assert_eq!(node.strong_count(), 0, "a node was leaked");
         }
     });
+}
+
+/// The owner aborts a child (`Child::abort`) while the child completes
+/// with a failure, then keeps its handle or drops it at once, under
+/// fail-fast. Whichever wins: a failure the child returned is delivered
+/// exactly once (to the held handle, else escalated) and cancels the
+/// owner; an abort that won reports nothing anywhere and cancels nothing;
+/// no member is left behind.
+fn abort_races_completion(keep_handle: bool) {
+    ::loom::model(move || {
+        let root = root(Policy::FailFast);
+        let threads = Threads::default();
+        let returned = Arc::new(AtomicBool::new(false));
+        let result = block_on(run(&root, {
+            let (root, threads, returned) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&returned));
+            async move {
+                let child = spawn(&root, Policy::FailFast, &threads, move |_| {
+                    let mut polled = false;
+                    poll_fn(move |cx| {
+                        if !polled {
+                            polled = true;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        returned.store(true, Ordering::SeqCst);
+                        Poll::Ready(failure())
+                    })
+                })
+                .unwrap();
+                child.abort();
+                Ok::<_, Error>(keep_handle.then_some(child))
+            }
+        }));
+        join(&threads);
+        let returned = returned.load(Ordering::SeqCst);
+        let cancelled_by = root.lock().family_ref().and_then(|family| family.cancelled_by);
+        assert_eq!(cancelled_by.is_some(), returned, "the owner was cancelled by an abort");
+        match result {
+            Ok(Some(child)) => {
+                assert_eq!(child.is_finished(), returned, "the handle lost the child's own failure");
+                if returned {
+                    let err = block_on(child).unwrap_err();
+                    assert_eq!(err.kind(), crate::ErrorKind::Failed);
+                }
+            }
+            Ok(None) => assert!(!returned, "the child's own failure was lost"),
+            Err(err) => {
+                assert!(returned, "an abort escalated: {err}");
+                assert_eq!((err.kind(), count(&err)), (crate::ErrorKind::Failed, 1));
+            }
+        }
+        assert_eq!(root.members(), 0);
+    });
+}
+
+#[test]
+fn an_abort_racing_completion_with_the_handle_kept_reports_only_to_it() {
+    abort_races_completion(true);
+}
+
+#[test]
+fn an_abort_racing_completion_with_the_handle_dropped_never_escalates() {
+    abort_races_completion(false);
 }

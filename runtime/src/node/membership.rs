@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 use super::blocking::Blocking;
 use super::driver::{ChildTask, drop_quietly};
 use super::family::wake_all;
-use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED};
+use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED, SHIELDED};
 use super::{Node, Shared};
+use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
@@ -53,6 +54,10 @@ impl Node {
             parts.timeout,
             ready,
         ));
+        if parts.shielded {
+            // Not shared yet: no lock needed to set a flag of its own.
+            node.flags.fetch_or(SHIELDED, Ordering::Relaxed);
+        }
         let mut state = self.lock();
         if self.phase(&state) == Phase::Closed {
             if admission == Admission::Reserved {
@@ -151,6 +156,7 @@ impl Node {
             Ok(value) => (Some(value), None, None),
             Err(err) => {
                 let order = err.order();
+                self.keep_sibling_cause(&err);
                 (None, self.offer_failure(err), Some(order))
             }
         };
@@ -170,6 +176,18 @@ impl Node {
             }
         }
         value
+    }
+
+    /// Under fail-fast, keeps this failure as why the parent is about to be
+    /// cancelled, if nothing cancelled it before (see `keep_cause`).
+    #[cold]
+    fn keep_sibling_cause(&self, err: &Error) {
+        if let Some(parent) = self.parent.as_ref().filter(|parent| parent.policy == Policy::FailFast) {
+            parent.keep_cause(|| CancelCause::SiblingFailed {
+                task: Arc::from(err.task()),
+                message: err.what(),
+            });
+        }
     }
 
     /// Notes the failure `order` of a child as the one that cancels this
@@ -196,15 +214,22 @@ impl Node {
     /// quadratic in its depth.
     /// `panic` is the panic of the body's drop, if it panicked: reported
     /// instead of `Cancelled`.
+    ///
+    /// An abort the owner asked for (`Child::abort`) reports nothing here:
+    /// its `Cancelled` is the handle's to make when it is awaited, and goes
+    /// nowhere if the handle is dropped, so it never escalates (nor, since
+    /// `deliver` is not reached, cancels a fail-fast owner).
     pub(super) fn tear_down(&self, panic: Option<Box<dyn Any + Send>>) {
         self.drop_slow();
         self.abort();
+        let asked = self.is_abort_asked();
         let readable = self.is_held()
             || self
                 .parent
                 .as_ref()
                 .is_some_and(|parent| !parent.has(&parent.lock(), ABORTED));
         let unclaimed = match (readable, panic) {
+            (_, None) if asked => None,
             (true, None) => {
                 let err = Error::with_kind(
                     ErrorKind::Cancelled,

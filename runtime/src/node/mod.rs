@@ -30,6 +30,7 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cause::CancelCause;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
@@ -53,11 +54,11 @@ mod token;
 #[cfg(all(test, loom))]
 mod loom_model;
 
-pub(crate) use driver::{Driver, Slow, first_poll_scope};
+pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use local::InLocalSet;
 pub(crate) use membership::Admission;
-pub(crate) use spawn::Spawn;
+pub(crate) use spawn::{Member, Spawn};
 pub(crate) use state::Phase;
 
 /// What every node of one tree shares. Only the root holds it: a count
@@ -72,6 +73,9 @@ pub(crate) struct Shared {
     /// When the tree started: a node keeps its own start as an offset from
     /// it (8 bytes, where an `Instant` takes 16).
     pub(crate) epoch: Instant,
+    /// `Root::token`, which the root task's token is a child of: a root
+    /// cancelled with no cause of ours was cancelled through it.
+    pub(crate) stop: Option<CancellationToken>,
 }
 
 impl Shared {
@@ -80,6 +84,7 @@ impl Shared {
             runtime,
             grace,
             epoch: Instant::now(),
+            stop: None,
         }
     }
 
@@ -90,6 +95,7 @@ impl Shared {
             runtime,
             grace: self.grace,
             epoch: self.epoch,
+            stop: self.stop.clone(),
         }
     }
 
@@ -137,7 +143,8 @@ pub(crate) struct Node {
     /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
     /// then `DROPPED` or `TAKEN` (see `offer_failure`).
     handle: AtomicU8,
-    /// The `Phase` and the `ABORTED`, `CANCELLED` and `TIMED_OUT` flags,
+    /// The `Phase` and the `ABORTED`, `CANCELLED`, `TIMED_OUT` and
+    /// `SHIELDED` flags,
     /// under the lock (an atomic only so that they fit beside the bytes
     /// above, out of the lock's data).
     flags: AtomicU8,
@@ -172,6 +179,9 @@ pub(super) struct Extra {
     pub(super) failure: Mutex<Option<Error>>,
     /// What only a task in line or with a timeout needs.
     pub(super) slow: Mutex<Slow>,
+    /// Why the task was cancelled, if it was cancelled for a cause of its
+    /// own (see `Node::cancel_for`); its descendants look here too.
+    pub(super) cause: OnceLock<Box<CancelCause>>,
     /// The task's tracing span, once its path is known (see `trace`).
     #[cfg(feature = "tracing")]
     pub(super) span: OnceLock<tracing::Span>,
@@ -196,6 +206,7 @@ impl Extra {
             path: OnceLock::new(),
             failure: Mutex::new(None),
             slow: Mutex::new(Slow::default()),
+            cause: OnceLock::new(),
             #[cfg(feature = "tracing")]
             span: OnceLock::new(),
         }

@@ -92,16 +92,28 @@ impl Node {
 
     /// The answer to a spawn on a finished scope: a handle that reports it.
     pub(super) fn refuse<T>(self: &Arc<Self>, name: Name) -> crate::Child<T> {
-        let message = format!(
-            "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
-            self.path()
-        );
-        self.refuse_with(name, ErrorKind::ScopeClosed, message)
+        crate::Child::new(self.refused(name), None)
     }
 
     /// A spawn that cannot start: a handle that reports `kind` and
     /// `message`.
     pub(super) fn refuse_with<T>(self: &Arc<Self>, name: Name, kind: ErrorKind, message: String) -> crate::Child<T> {
+        crate::Child::new(self.refused_with(name, kind, message), None)
+    }
+
+    /// The node of a spawn on a finished scope: detached, closed, its
+    /// `ScopeClosed` failure waiting for its handle.
+    fn refused(self: &Arc<Self>, name: Name) -> Arc<Node> {
+        let message = format!(
+            "the scope of `{}` has already finished; spawn children while the task that owns the scope is still running",
+            self.path()
+        );
+        self.refused_with(name, ErrorKind::ScopeClosed, message)
+    }
+
+    /// The node of a refused spawn: detached, closed, its failure (`kind`,
+    /// `message`) waiting for its handle.
+    fn refused_with(self: &Arc<Self>, name: Name, kind: ErrorKind, message: String) -> Arc<Node> {
         let shared = Arc::new(Shared::new(self.shared().runtime.clone(), None));
         let name = Name::Given(Cow::Owned(format!("{}/{}", self.path(), name.as_str())));
         let node = Node::root(shared, name, Policy::FailFast, CancellationToken::new(), None);
@@ -109,7 +121,7 @@ impl Node {
         node.set_phase(&mut node.lock(), Phase::Closed);
         let err = Error::with_kind(kind, Arc::clone(node.path()), message);
         let _ = node.offer_failure(err);
-        crate::Child::new(node, None)
+        node
     }
 }
 
@@ -153,4 +165,38 @@ where
         let _ = node;
         runtime.spawn(future)
     }
+}
+
+impl Node {
+    /// Registers `task` as a child of this node and gives its node and the
+    /// future of its task, to run in a `Group`'s `JoinSet`: as `spawn_with`,
+    /// but the body stays in its box for a `#[supervised]` task. `Err` with
+    /// the node of a refused spawn (its `ScopeClosed` failure waits in it).
+    pub(crate) fn spawn_member<T: Task>(
+        self: &Arc<Self>,
+        task: T,
+    ) -> Result<Member<impl Future<Output = Option<T::Output>> + Send + 'static>, Arc<Node>> {
+        let parts = task.into_parts();
+        let shared = self.shared();
+        let Some(membership) = self.register(shared, &parts, Admission::Queue, None) else {
+            return Err(self.refused(parts.name));
+        };
+        let node = Arc::clone(membership.node());
+        trace::open_span(&node);
+        // A `task(...)` closure runs here, outside the lock (see `spawn_with`).
+        let unregister = Unregister {
+            parent: self,
+            child: &node,
+        };
+        let (body, lazy) = parts.into_body(&Scope::from_node(Arc::clone(&node)));
+        std::mem::forget(unregister);
+        let task = membership.drive(body, lazy);
+        Ok(Member { node, task })
+    }
+}
+
+/// A registered member of a `Group`: its node, and the future of its task.
+pub(crate) struct Member<F> {
+    pub(crate) node: Arc<Node>,
+    pub(crate) task: F,
 }

@@ -3,9 +3,9 @@
 //!
 //! | byte     | bits                                   | written by                              |
 //! |----------|----------------------------------------|-----------------------------------------|
-//! | `alarm`  | `KILL`, `ABORT`, `RELEASED`            | anyone (`kill`, `abort`, `child_done`); read at every poll |
+//! | `alarm`  | `KILL`, `ABORT`, `RELEASED`, `ASKED`   | anyone (`kill`, `abort`, `child_done`, `Child::abort`); read at every poll |
 //! | `handle` | `HELD`, `STORED`, `DROPPED`, `TAKEN`   | the task (`STORED`) and its `Child` (`DROPPED`, `TAKEN`) |
-//! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT` | anyone, under the node's lock only   |
+//! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED` | anyone, under the node's lock only |
 //! | `step`   | `Stage`, `LAZY`, `KILLED`, `DELIVERED` | the task itself only (its polls and drops) |
 //!
 //! The two lifecycles differ in who may look: `Phase` is what the *scope*
@@ -27,6 +27,10 @@ pub(super) const ABORT: u8 = 2;
 /// `Node::alarm`: the task is gone for its parent (`child_done`); its entry
 /// in the parent's `children` is dead.
 pub(super) const RELEASED: u8 = 4;
+/// `Node::alarm`, with `ABORT`: the abort was asked for by the task's owner
+/// (`Child::abort`), so the `Cancelled` it causes is the owner's to see,
+/// never escalated, and does not cancel the owner's scope.
+pub(super) const ASKED: u8 = 8;
 
 /// `Node::handle`: the `Child` handle is there, and no failure was offered
 /// yet.
@@ -56,6 +60,9 @@ pub(super) const ABORTED: u8 = 4;
 pub(super) const CANCELLED: u8 = 8;
 /// `Node::flags`: the task's deadline passed.
 pub(super) const TIMED_OUT: u8 = 16;
+/// `Node::flags`: the task's token is not a child of its parent's
+/// (`Task::shielded`). Set when the node is made, never changed.
+pub(super) const SHIELDED: u8 = 32;
 
 /// `Node::flags`, low bits: the scope's lifecycle, what a spawn, a routed
 /// failure or `next_error` meets. Moved forward only, under the node's

@@ -6,7 +6,8 @@ use std::task::Waker;
 use tokio_util::sync::CancellationToken;
 
 use super::Node;
-use super::state::{ABORT, ABORTED, CANCELLED, KILL, Phase, TIMED_OUT};
+use super::state::{ABORT, ABORTED, ASKED, CANCELLED, KILL, Phase, SHIELDED, TIMED_OUT};
+use crate::cause::CancelCause;
 use crate::sync::Ordering;
 
 impl Node {
@@ -48,9 +49,16 @@ impl Node {
     }
 
     /// Makes this node's token, its parent's being made (see `make_token`).
+    ///
+    /// A shielded task's token is a new one, not its parent's child: its
+    /// parent's cancellation does not reach it, nor its descendants, whose
+    /// tokens are made from it. (`kill` and `abort` walk the children, not
+    /// the tokens, so they still reach it.)
     pub(super) fn make_own_token(&self) -> &CancellationToken {
         let state = self.lock();
+        let shielded = self.has(&state, SHIELDED);
         let token = self.token.get_or_init(|| match &self.parent {
+            Some(_) if shielded => CancellationToken::new(),
             Some(parent) => parent
                 .token
                 .get()
@@ -89,6 +97,51 @@ impl Node {
         self.token().is_cancelled()
     }
 
+    /// Keeps `cause` (made only then) as why the task is cancelled, unless
+    /// it is cancelled already: the first cause wins.
+    pub(crate) fn keep_cause(&self, cause: impl FnOnce() -> CancelCause) {
+        if !self.is_cancelled() {
+            let _ = self.extra().cause.set(Box::new(cause()));
+        }
+    }
+
+    /// Cancels the task for `cause` (see `keep_cause`).
+    pub(crate) fn cancel_for(&self, cause: impl FnOnce() -> CancelCause) {
+        self.keep_cause(cause);
+        self.cancel();
+    }
+
+    /// Why the task is cancelled, `None` if it is not: the cause kept by
+    /// the nearest of itself and its ancestors that was cancelled for one,
+    /// up to a shielded task (its parent's cancellation does not reach
+    /// it). With no cause kept, the task where the cancellation began (the
+    /// highest cancelled one) was cancelled by a plain `cancel`, or is a
+    /// root cancelled through `Root::token`.
+    pub(crate) fn cancel_cause(&self) -> Option<CancelCause> {
+        if !self.is_cancelled() {
+            return None;
+        }
+        let mut node = self;
+        loop {
+            if let Some(cause) = node.extra.get().and_then(|extra| extra.cause.get()) {
+                return Some(CancelCause::clone(cause));
+            }
+            let shielded = node.has(&node.lock(), SHIELDED);
+            match &node.parent {
+                Some(parent) if !shielded && parent.is_cancelled() => node = parent,
+                Some(_) => break,
+                None if node.shared().stop.as_ref().is_some_and(CancellationToken::is_cancelled) => {
+                    return Some(CancelCause::Shutdown { signal: false });
+                }
+                None => break,
+            }
+        }
+        Some(CancelCause::Requested {
+            task: std::sync::Arc::clone(node.path()),
+            reason: None,
+        })
+    }
+
     /// Sets `bits` of the alarm and wakes the task, so that its next poll
     /// sees them.
     pub(super) fn raise(&self, bits: u8) {
@@ -117,7 +170,24 @@ impl Node {
     /// and cancels it.
     pub(crate) fn time_out(&self) {
         self.mark(&mut self.lock(), TIMED_OUT);
-        self.cancel();
+        self.cancel_for(|| CancelCause::Deadline {
+            task: std::sync::Arc::clone(self.path()),
+            limit: self.timeout().unwrap_or_default(),
+        });
+    }
+
+    /// The owner's abort (`Child::abort`): the task's future returns at its
+    /// next poll and is dropped, as when its parent is aborted, and its
+    /// teardown aborts the subtree. Marked `ASKED`, so that the `Cancelled`
+    /// it causes is left to the handle (see `tear_down`). A task that has
+    /// delivered already is not touched: its alarm is read no more.
+    pub(crate) fn abort_asked(&self) {
+        self.raise(ABORT | ASKED);
+    }
+
+    /// Whether the task's owner asked for its abort.
+    pub(crate) fn is_abort_asked(&self) -> bool {
+        self.alarm.load(Ordering::Acquire) & ASKED != 0
     }
 
     /// Cancels the token and aborts every running child; their bookkeeping
