@@ -92,7 +92,7 @@ pub fn quiet_panics(marker: &'static str) {
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|message| message.starts_with(marker)) {
+            if !message.is_some_and(|message| message.starts_with(marker)) && !payload.is::<LoudPayload>() {
                 report(info);
             }
         }));
@@ -157,4 +157,17 @@ impl tracing::Subscriber for Formatting {
     fn enter(&self, _: &tracing::span::Id) {}
 
     fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A panic payload whose own `Drop` panics (with a message starting
+/// `chaos: injected`), carrying an id. `quiet_panics` keeps panics with it
+/// out of the test output.
+pub struct LoudPayload(pub u64);
+
+impl Drop for LoudPayload {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("chaos: injected panic in a payload's drop #{}", self.0);
+        }
+    }
 }
