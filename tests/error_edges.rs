@@ -1,5 +1,5 @@
 //! Errors where they cross into other code (issue 13): panic values, anyhow,
-//! eyre and thiserror wrappers, reports that print each message once, and
+//! eyre and thiserror-style wrappers, reports that print each message once, and
 //! `Error: Clone`.
 
 use std::error::Error as _;
@@ -170,10 +170,32 @@ async fn display_says_what_where_and_why_and_the_chain_never_repeats_it() {
     assert_eq!(count(&all, "parsing \"oops\""), 1, "{all}");
 }
 
-#[derive(Debug, thiserror::Error)]
+/// What `#[derive(thiserror::Error)]` writes for
+/// `#[error("loading the config")] Task(#[from] Error)`, written out so that
+/// the library's examples do not compile thiserror.
+#[derive(Debug)]
 enum AppError {
-    #[error("loading the config")]
-    Task(#[from] Error),
+    Task(Error),
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("loading the config")
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppError::Task(err) => Some(err),
+        }
+    }
+}
+
+impl From<Error> for AppError {
+    fn from(err: Error) -> Self {
+        AppError::Task(err)
+    }
 }
 
 #[supervised]
