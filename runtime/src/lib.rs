@@ -14,6 +14,7 @@ mod trace;
 mod cause;
 mod child;
 mod deadline;
+mod elsewhere;
 mod error;
 mod group;
 mod limit;

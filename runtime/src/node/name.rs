@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use super::Node;
-use crate::error::Error;
 use crate::sync::Ordering;
 
 impl Node {
@@ -72,7 +71,8 @@ impl Node {
     /// Whether `err` began at this task (rather than being a child's failure
     /// passed on), found without building the path: a failure made here
     /// holds this task's path, built for it.
-    pub(crate) fn is_origin_of(&self, err: &Error) -> bool {
+    #[cfg(feature = "tracing")]
+    pub(crate) fn is_origin_of(&self, err: &crate::Error) -> bool {
         self.known_path()
             .is_some_and(|path| std::ptr::eq(path.as_ptr(), err.task().as_ptr()))
     }

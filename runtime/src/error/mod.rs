@@ -2,10 +2,8 @@
 
 use std::any::Any;
 use std::error::Error as StdError;
-use std::fmt;
-use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// A boxed error as returned by a task body (`E: Into<BoxError>`).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -451,188 +449,6 @@ fn links<'a>(first: Option<&'a (dyn StdError + 'static)>) -> impl Iterator<Item 
     })
 }
 
-/// A panic's value. The value is `Send` but not `Sync`, and `Error` must be
-/// both: it stays behind a mutex until [`Error::panic_value`] first finds
-/// it is a `T` (then `Sync` too), which moves it into a `OnceLock` that
-/// hands out shared references.
-struct Payload {
-    unread: Mutex<Option<Box<dyn Any + Send>>>,
-    read: OnceLock<Box<dyn Any + Send + Sync>>,
-}
-
-impl Payload {
-    fn new(value: Box<dyn Any + Send>) -> Self {
-        Payload {
-            unread: Mutex::new(Some(value)),
-            read: OnceLock::new(),
-        }
-    }
-
-    fn downcast_ref<T: Any + Send + Sync>(&self) -> Option<&T> {
-        if let Some(read) = self.read.get() {
-            return read.downcast_ref();
-        }
-        let mut unread = self.unread.lock().unwrap_or_else(PoisonError::into_inner);
-        // Another thread may have moved it while this one waited.
-        if let Some(read) = self.read.get() {
-            return read.downcast_ref();
-        }
-        if !unread.as_ref().is_some_and(|value| value.is::<T>()) {
-            return None;
-        }
-        // Under the lock nothing else sets `read`, so nothing is left over;
-        // whatever would be is dropped after the lock is released.
-        let leftover = match unread.take().map(<Box<dyn Any + Send>>::downcast::<T>) {
-            Some(Ok(value)) => self.read.set(value).err().map(|value| value as Box<dyn Any + Send>),
-            other => other.and_then(Result::err),
-        };
-        drop(unread);
-        drop(leftover);
-        self.read.get()?.downcast_ref()
-    }
-
-    /// The value, moved out, wherever it is.
-    fn take(&mut self) -> Option<Box<dyn Any + Send>> {
-        let unread = self.unread.get_mut().unwrap_or_else(PoisonError::into_inner).take();
-        unread.or_else(|| self.read.take().map(|read| read as Box<dyn Any + Send>))
-    }
-}
-
-impl Drop for Payload {
-    /// A value whose own `Drop` panics must not make dropping the error
-    /// panic (a panic while unwinding aborts): it is dropped under
-    /// `catch_unwind`, and the value of that second panic is forgotten,
-    /// since dropping it could panic again.
-    fn drop(&mut self) {
-        if let Some(value) = self.take()
-            && let Err(second) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(value)))
-        {
-            std::mem::forget(second);
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    /// One line: the task's path and the cause. The alternate form (`{:#}`)
-    /// is the full report: the cause chain, then the related failures as an
-    /// indented list.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &*self.inner;
-        write!(f, "task `{}` {}", inner.task, inner.kind.verb())?;
-        if let Some(cause) = &inner.cause {
-            write!(f, ": {cause}")?;
-        } else if let Some(message) = &inner.message {
-            write!(f, ": {message}")?;
-        }
-        if f.alternate() {
-            self.write_report(f, 1)?;
-        }
-        Ok(())
-    }
-}
-
-impl Error {
-    /// The part of `{:#}` below the first line, indented by `level`.
-    ///
-    /// Related failures nest as deep as the tree that produced them (a
-    /// chain of tasks each aborted while it awaited the next), so they are
-    /// walked with a stack of their own rather than by recursion, and the
-    /// indentation stops growing `REPORT_DEPTH` levels down.
-    fn write_report(&self, f: &mut fmt::Formatter<'_>, level: usize) -> fmt::Result {
-        enum Step<'a> {
-            /// The causes and related failures of an error.
-            Report(&'a Error, usize),
-            /// One line of a list of related failures, then its report.
-            Item(&'a Error, usize),
-        }
-        let mut steps = vec![Step::Report(self, level)];
-        while let Some(step) = steps.pop() {
-            match step {
-                Step::Report(err, level) => {
-                    let indent = level.min(REPORT_DEPTH) * 2;
-                    let mut source = err.source();
-                    while let Some(cause) = source {
-                        write!(f, "\n{:indent$}caused by: {cause}", "")?;
-                        source = cause.source();
-                    }
-                    let related = &err.inner.related;
-                    if !related.is_empty() {
-                        let count = related.len();
-                        let plural = if count == 1 { "" } else { "s" };
-                        write!(f, "\n{:indent$}{count} related failure{plural}:", "")?;
-                        steps.extend(related.iter().rev().map(|related| Step::Item(related, level)));
-                    }
-                }
-                Step::Item(related, level) => {
-                    write!(
-                        f,
-                        "\n{:indent$}- {related}",
-                        "",
-                        indent = level.min(REPORT_DEPTH) * 2 + 2
-                    )?;
-                    steps.push(Step::Report(related, level + 2));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How many levels deep the report of `{:#}` indents: a chain of tasks
-/// thousands deep would indent its last lines by thousands of spaces.
-const REPORT_DEPTH: usize = 64;
-
-/// How many related failures deep `Debug` shows; deeper ones are counted.
-const DEBUG_DEPTH: usize = 32;
-
-thread_local! {
-    /// How many `Debug` calls of `Error` are under way on this thread.
-    static DEBUG_NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &*self.inner;
-        let mut s = f.debug_struct("Error");
-        s.field("kind", &inner.kind).field("task", &&*inner.task);
-        if let Some(cause) = &inner.cause {
-            s.field("cause", cause);
-        }
-        if let Some(message) = &inner.message {
-            s.field("message", message);
-        }
-        if !inner.related.is_empty() {
-            // `Debug` nests like the failures, a few stack frames a level:
-            // past `DEBUG_DEPTH` levels it only counts them (`{:#}` shows all).
-            let nested = Nested::enter();
-            if nested.0 < DEBUG_DEPTH {
-                s.field("related", &inner.related);
-            } else {
-                s.field(
-                    "related",
-                    &format_args!("[{} more, nested too deep to show]", inner.related.len()),
-                );
-            }
-        }
-        s.finish()
-    }
-}
-
-/// One level of `Debug` of a related failure, on this thread.
-struct Nested(usize);
-
-impl Nested {
-    fn enter() -> Self {
-        Nested(DEBUG_NESTING.with(|nesting| nesting.replace(nesting.get() + 1)))
-    }
-}
-
-impl Drop for Nested {
-    fn drop(&mut self) {
-        DEBUG_NESTING.with(|nesting| nesting.set(self.0));
-    }
-}
-
 impl Drop for Error {
     /// Related failures nest as deep as the tree that produced them: they
     /// are dropped in a loop, not one inside the other, which would take
@@ -662,61 +478,14 @@ impl StdError for Error {
     }
 }
 
-/// The reports of anyhow and eyre, kept whole when a task body returns one,
-/// so that `downcast_ref` can ask them for the error they wrap (their own
-/// conversion to `Box<dyn Error>` hides its type).
 #[cfg(any(feature = "anyhow", feature = "eyre"))]
-pub(crate) mod foreign {
-    use std::error::Error as StdError;
-    use std::fmt;
+pub(crate) mod foreign;
+mod payload;
+mod report;
 
-    /// Defines a wrapper that shows the report's message and the sources of
-    /// the error inside it, each once.
-    macro_rules! wrapper {
-        ($(#[$doc:meta])* $name:ident($report:ty)) => {
-            $(#[$doc])*
-            pub(crate) struct $name(pub(crate) $report);
-
-            impl $name {
-                /// The error the report wraps (or its context).
-                pub(crate) fn wrapped(&self) -> &(dyn StdError + 'static) {
-                    let wrapped: &(dyn StdError + Send + Sync + 'static) = self.0.as_ref();
-                    wrapped
-                }
-            }
-
-            impl fmt::Debug for $name {
-                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    fmt::Debug::fmt(self.wrapped(), f)
-                }
-            }
-
-            impl fmt::Display for $name {
-                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    fmt::Display::fmt(self.wrapped(), f)
-                }
-            }
-
-            impl StdError for $name {
-                fn source(&self) -> Option<&(dyn StdError + 'static)> {
-                    self.wrapped().source()
-                }
-            }
-        };
-    }
-
-    #[cfg(feature = "anyhow")]
-    wrapper!(
-        /// An `anyhow::Error` returned by a task body.
-        Anyhow(anyhow::Error)
-    );
-
-    #[cfg(feature = "eyre")]
-    wrapper!(
-        /// An `eyre::Report` returned by a task body.
-        Eyre(eyre::Report)
-    );
-}
+use payload::Payload;
+#[cfg(test)]
+use report::{DEBUG_DEPTH, REPORT_DEPTH};
 
 #[cfg(test)]
 mod tests {
