@@ -39,6 +39,15 @@ async fn spawner(scope: &Scope, children: usize) {
 /// process's, and the test harness runs tests on parallel threads.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The runtime of a measurement: two workers, as in the benchmarks.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
 /// Runs `round` twice to warm up tokio and the allocator, then five times,
 /// and returns the bytes still allocated after those five.
 fn bytes_left_after<F, Fut>(round: F) -> isize
@@ -47,11 +56,7 @@ where
     Fut: Future<Output = ()> + Send,
 {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = two_workers();
     runtime.block_on(async {
         tokio::spawn(async move {
             let before = alive_tasks();
@@ -128,11 +133,7 @@ fn a_long_lived_scope_forgets_the_names_of_children_that_are_gone() {
     }
 
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let runtime = two_workers();
     let left = runtime.block_on(taskward::run(taskward::task(|scope: Scope| async move {
         round(&scope, 0).await;
         let region = Region::new(GLOBAL);
