@@ -73,6 +73,65 @@ async fn a_failure_is_not_a_panic_value() {
     assert!(err.into_panic().is_err());
 }
 
+/// A panic value that is an `Error` type.
+#[derive(Debug, PartialEq)]
+struct Fatal(u32);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fatal {}", self.0)
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+#[supervised]
+async fn panics_with_an_error() {
+    if Code(7).0 == 7 {
+        std::panic::panic_any(Fatal(9));
+    }
+}
+
+// DESIGN: `downcast_ref` reaches a panic's value. Stable Rust lets it do so
+// for a value that is an `Error` (ARCHITECTURE.md), in the failure itself
+// and in a failure nested in the chain of causes.
+#[tokio::test]
+async fn a_panic_value_that_is_an_error_is_reached_by_downcast() {
+    let err = taskward::run(panics_with_an_error()).await.unwrap_err();
+    assert_eq!(err.downcast_ref::<Fatal>(), Some(&Fatal(9)));
+    assert_eq!(err.downcast_ref::<ParseError>(), None);
+    let copy = err.clone().downcast::<Fatal>().expect_err("a clone of it is alive");
+    drop(copy);
+    assert_eq!(err.downcast::<Fatal>().ok(), Some(Fatal(9)));
+
+    let nested = taskward::run(taskward::task(|scope: Scope| async move {
+        scope.spawn(panics_with_an_error()).await.map_err(Wrapped)
+    }))
+    .await
+    .unwrap_err();
+    assert_eq!(nested.downcast_ref::<Fatal>(), Some(&Fatal(9)));
+    assert!(
+        nested.downcast::<Fatal>().is_err(),
+        "a nested value can only be borrowed"
+    );
+}
+
+/// A parent's error that keeps its child's failure as its source.
+#[derive(Debug)]
+struct Wrapped(Error);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the child failed")
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// A panic value whose own `Drop` panics.
 struct PanicOnDrop(Arc<AtomicUsize>);
 

@@ -342,24 +342,60 @@ impl Error {
     /// The error the task body returned, found through any number of levels
     /// of causes (`source()` chain), if one of them is an `E`. With the
     /// `anyhow` and `eyre` features, this looks inside an `anyhow::Error` or
-    /// `eyre::Report` too, with or without context. A panic's value is
-    /// reached with [`panic_value`](Error::panic_value).
+    /// `eyre::Report` too, with or without context.
+    ///
+    /// A task that panicked with an `E` (`std::panic::panic_any(err)`) gives
+    /// that value too, here or in a nested failure of the chain. A panic's
+    /// value of any other type (one that is not an `Error`) is reached with
+    /// [`panic_value`](Error::panic_value): stable Rust cannot look for a
+    /// type through `dyn Error` causes unless it is an `Error` itself.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use taskward::{Error, Scope};
+    ///
+    /// let err = taskward::run(taskward::task(|_: Scope| async move {
+    ///     if true {
+    ///         std::panic::panic_any(std::io::Error::other("disk on fire"));
+    ///     }
+    ///     Ok::<_, Error>(())
+    /// }))
+    /// .await
+    /// .unwrap_err();
+    /// let io = err.downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(io.to_string(), "disk on fire");
+    /// # }
+    /// ```
     #[must_use]
-    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        links(self.cause()).find_map(<dyn StdError>::downcast_ref::<E>)
+    pub fn downcast_ref<E: StdError + Send + Sync + 'static>(&self) -> Option<&E> {
+        self.panic_value::<E>().or_else(|| {
+            links(self.cause()).find_map(|link| {
+                link.downcast_ref::<E>()
+                    .or_else(|| link.downcast_ref::<Error>()?.panic_value::<E>())
+            })
+        })
     }
 
     /// Takes the error the task body returned out of `self`, if it is an `E`,
     /// looking through nested taskward errors (and, with the `anyhow` and
-    /// `eyre` features, inside an `anyhow::Error` or `eyre::Report`). Gives
-    /// `self` back otherwise.
+    /// `eyre` features, inside an `anyhow::Error` or `eyre::Report`), or the
+    /// value the task panicked with, if it is an `E`. Gives `self` back
+    /// otherwise.
     ///
     /// # Errors
     ///
     /// Returns `Err(self)`, unchanged, when no cause is an `E`, when the `E`
-    /// sits deeper in a foreign error's chain of causes (where it can only
-    /// be borrowed), or when a clone of `self` is still alive.
+    /// sits deeper in a foreign error's chain of causes or is the panic
+    /// value of a nested failure (where it can only be borrowed), or when a
+    /// clone of `self` is still alive.
     pub fn downcast<E: StdError + Send + Sync + 'static>(mut self) -> Result<E, Self> {
+        if self.panic_value::<E>().is_some() {
+            return match self.into_panic() {
+                Ok(value) => Ok(*value.downcast::<E>().expect("the panic value was found to be an `E`")),
+                Err(shared) => Err(shared),
+            };
+        }
         if self.downcast_ref::<E>().is_none() {
             return Err(self);
         }
