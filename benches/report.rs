@@ -286,7 +286,10 @@ fn main() {
                 None => (None, "-".to_owned()),
             };
             let mut target_text = Vec::new();
-            for t in TARGETS.iter().filter(|t| t.case == case.name() && t.variant == variant.id) {
+            for t in TARGETS
+                .iter()
+                .filter(|t| t.case == case.name() && t.variant == variant.id)
+            {
                 let against = case
                     .variants
                     .iter()

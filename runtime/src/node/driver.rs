@@ -392,6 +392,12 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<B, T> ChildTask<B, T> {
+    pub(super) fn node(&self) -> &Arc<Node> {
+        self.driver.held.node()
+    }
+}
+
 impl<B> ChildTask<B, <B::Output as TaskResult>::Ok>
 where
     B: Future<Output: TaskResult>,

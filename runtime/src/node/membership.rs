@@ -289,7 +289,7 @@ impl Membership {
     /// runs `body` (`lazy` if it takes its scope at its first poll) and
     /// joins its children, then ends the membership: `deliver`, or
     /// `tear_down` if it is dropped first.
-    pub(super) fn drive<B>(self, body: B, lazy: bool) -> impl Future<Output = Option<<B::Output as TaskResult>::Ok>>
+    pub(super) fn drive<B>(self, body: B, lazy: bool) -> ChildTask<B, <B::Output as TaskResult>::Ok>
     where
         B: Future<Output: TaskResult>,
     {

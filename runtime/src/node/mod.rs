@@ -16,6 +16,7 @@
 //! - `family`: what a parent keeps under its lock (children, names,
 //!   failures, the limit);
 //! - `driver`: the task's future (`Driver`, `ChildTask`);
+//! - `member`: the task of a `Group`'s member, which posts its value;
 //! - `blocking`: a closure on the blocking pool and its holder (`Blocking`);
 //! - `local`: a `!Send` future on the thread's `LocalSet`;
 //! - `handoff`: values and failures between child, handle and parent;
@@ -45,6 +46,7 @@ mod driver;
 mod family;
 mod handoff;
 mod local;
+mod member;
 mod membership;
 mod name;
 mod spawn;
@@ -58,7 +60,7 @@ pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use local::InLocalSet;
 pub(crate) use membership::Admission;
-pub(crate) use spawn::{Member, Spawn};
+pub(crate) use spawn::Spawn;
 pub(crate) use state::Phase;
 
 /// What every node of one tree shares. Only the root holds it: a count

@@ -1,6 +1,7 @@
 //! `Node::spawn`: from a `Task` to a registered child running in its own
 //! tokio task, for each way a body is made (`Start`).
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
@@ -9,10 +10,12 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::member::Post;
 use super::membership::{Admission, Membership, Unregister};
 use super::state::Phase;
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
+use crate::group::Inbox;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
@@ -72,7 +75,11 @@ impl Node {
         // only carries its value.
         let task = match parts.start {
             Start::Made(body) => spawn_task(runtime, &node, membership.drive(body, false)),
-            Start::Lazy(body) => body.spawn(Spawn { membership, runtime }),
+            Start::Lazy(body) => body.spawn(Spawn {
+                membership,
+                runtime,
+                inbox: None,
+            }),
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
                 // lock. If it panics, the child is unregistered again, so
@@ -130,6 +137,9 @@ impl Node {
 pub(crate) struct Spawn<'a> {
     membership: Membership,
     runtime: &'a Handle,
+    /// The `Inbox` of the `Group` the child is a member of, if it is one:
+    /// its value goes there (typed by the body, which only `lazy` knows).
+    inbox: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Spawn<'_> {
@@ -139,7 +149,12 @@ impl Spawn<'_> {
         B: Future<Output: TaskResult> + Send + 'static,
     {
         let node = Arc::clone(self.membership.node());
-        spawn_task(self.runtime, &node, self.membership.drive(body, true))
+        let task = self.membership.drive(body, true);
+        match self.inbox.map(Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>) {
+            None => spawn_task(self.runtime, &node, task),
+            Some(Ok(inbox)) => spawn_task(self.runtime, &node, Post::new(task, inbox)),
+            Some(Err(_)) => unreachable!("a group's inbox takes its members' values"),
+        }
     }
 }
 
@@ -168,35 +183,51 @@ where
 }
 
 impl Node {
-    /// Registers `task` as a child of this node and gives its node and the
-    /// future of its task, to run in a `Group`'s `JoinSet`: as `spawn_with`,
-    /// but the body stays in its box for a `#[supervised]` task. `Err` with
-    /// the node of a refused spawn (its `ScopeClosed` failure waits in it).
+    /// Starts `task` as a member of a `Group` of this scope: a child as
+    /// `spawn` starts it, whose value is posted to the group's `inbox`
+    /// (see `member.rs`). Gives its node; `Err` with the node of a refused
+    /// spawn (its `ScopeClosed` failure waits in it), posted already.
     pub(crate) fn spawn_member<T: Task>(
         self: &Arc<Self>,
         task: T,
-    ) -> Result<Member<impl Future<Output = Option<T::Output>> + Send + 'static>, Arc<Node>> {
+        inbox: &Arc<Inbox<T::Output>>,
+    ) -> Result<Arc<Node>, Arc<Node>> {
         let parts = task.into_parts();
         let shared = self.shared();
+        let runtime = &shared.runtime;
         let Some(membership) = self.register(shared, &parts, Admission::Queue, None) else {
-            return Err(self.refused(parts.name));
+            let refused = self.refused(parts.name);
+            inbox.post(refused.key(), None);
+            return Err(refused);
         };
         let node = Arc::clone(membership.node());
         trace::open_span(&node);
-        // A `task(...)` closure runs here, outside the lock (see `spawn_with`).
-        let unregister = Unregister {
-            parent: self,
-            child: &node,
+        let body = match parts.start {
+            Start::Made(body) => body,
+            Start::Lazy(body) => {
+                let inbox: Arc<dyn Any + Send + Sync> = Arc::clone(inbox) as _;
+                let spawn = Spawn {
+                    membership,
+                    runtime,
+                    inbox: Some(inbox),
+                };
+                drop(body.spawn(spawn));
+                return Ok(node);
+            }
+            Start::WithScope(make) => {
+                // A `task(...)` closure runs here, outside the lock (see
+                // `spawn_in`).
+                let unregister = Unregister {
+                    parent: self,
+                    child: &node,
+                };
+                let body = make(Scope::from_node(Arc::clone(&node)));
+                std::mem::forget(unregister);
+                body
+            }
         };
-        let (body, lazy) = parts.into_body(&Scope::from_node(Arc::clone(&node)));
-        std::mem::forget(unregister);
-        let task = membership.drive(body, lazy);
-        Ok(Member { node, task })
+        let task = Post::new(membership.drive(body, false), Arc::clone(inbox));
+        drop(spawn_task(runtime, &node, task));
+        Ok(node)
     }
-}
-
-/// A registered member of a `Group`: its node, and the future of its task.
-pub(crate) struct Member<F> {
-    pub(crate) node: Arc<Node>,
-    pub(crate) task: F,
 }
