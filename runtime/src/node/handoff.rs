@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use super::Node;
 use super::driver::drop_quietly;
-use super::family::{State, wake_all};
+use super::family::{State, Waiters, wake_all};
 use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
@@ -94,7 +94,7 @@ impl Node {
             };
             self.set_phase(&mut state, phase);
             match state.family_if_any() {
-                None => (Vec::new(), Some(timed_out)),
+                None => (Waiters::default(), Some(timed_out)),
                 Some(family) => {
                     // Reported once the lock is released (see `Unreported`).
                     escalated = family.pending.iter().filter(|_| trace::wanted()).cloned().collect();
@@ -104,7 +104,7 @@ impl Node {
                     // Boxing a `()` allocates nothing.
                     family.value = value.take().map(|value| Box::new(value) as Box<dyn Any + Send>);
                     // `next_error` callers: nothing more will reach them.
-                    (std::mem::take(&mut family.waiters), None)
+                    (family.waiters.take(), None)
                 }
             }
         };
@@ -191,6 +191,14 @@ impl Node {
             }
             value => value,
         };
+        // The next most common: the task's own failure alone.
+        if failures.is_empty()
+            && !(timed_out && self.timeout().is_some())
+            && let Some(own) = own
+        {
+            trace::finished(self, Some(&own));
+            return Err(own);
+        }
         let mut failures: Vec<Error> = match own {
             Some(own) => std::iter::once(own).chain(failures).collect(),
             None => failures,
