@@ -84,6 +84,16 @@ struct Posts<T> {
 }
 
 impl<T> Inbox<T> {
+    pub(crate) fn new() -> Self {
+        Inbox {
+            state: Mutex::new(Posts {
+                done: VecDeque::new(),
+                waker: None,
+                closed: false,
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Posts<T>> {
         // No user code runs under this lock: it cannot be poisoned by it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -104,6 +114,33 @@ impl<T> Inbox<T> {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// The first post not taken yet, or `Pending` until a post wakes the
+    /// task of `cx` (its waker is kept under the lock a post takes, so
+    /// that wake-up is never missed).
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<(usize, Option<T>)> {
+        let mut posts = self.lock();
+        if let Some(post) = posts.done.pop_front() {
+            return Poll::Ready(post);
+        }
+        match &mut posts.waker {
+            Some(known) if known.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// The group is dropped: the values posted and not taken, and those
+    /// posted from now on, are dropped (outside the lock: their `Drop` is
+    /// user code).
+    pub(crate) fn close(&self) {
+        let finished = {
+            let mut posts = self.lock();
+            posts.closed = true;
+            std::mem::take(&mut posts.done)
+        };
+        drop_quietly(finished);
     }
 }
 
@@ -138,13 +175,7 @@ impl<T: Send + 'static> Group<T> {
     pub(crate) fn new(scope: Arc<Node>) -> Self {
         Group {
             scope,
-            inbox: Arc::new(Inbox {
-                state: Mutex::new(Posts {
-                    done: VecDeque::new(),
-                    waker: None,
-                    closed: false,
-                }),
-            }),
+            inbox: Arc::new(Inbox::new()),
             members: HashMap::default(),
         }
     }
@@ -195,20 +226,11 @@ impl<T: Send + 'static> Group<T> {
     }
 
     fn poll_next_member(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
-        let (key, value) = {
-            let mut posts = self.inbox.lock();
-            match posts.done.pop_front() {
-                Some(post) => post,
-                None if self.members.is_empty() => return Poll::Ready(None),
-                None => {
-                    match &mut posts.waker {
-                        Some(known) if known.will_wake(cx.waker()) => {}
-                        waker => *waker = Some(cx.waker().clone()),
-                    }
-                    return Poll::Pending;
-                }
-            }
-        };
+        // Every post is of a member kept here until it is handed out.
+        if self.members.is_empty() {
+            return Poll::Ready(None);
+        }
+        let (key, value) = std::task::ready!(self.inbox.poll_take(cx));
         let Some(node) = self.members.remove(&key) else {
             unreachable!("a member is kept until its post is handed out")
         };
@@ -244,13 +266,7 @@ impl<T: 'static> Drop for Group<T> {
     /// on, are dropped as they come, and a failure the group holds goes to
     /// the scope (see `Child`'s drop).
     fn drop(&mut self) {
-        let finished = {
-            let mut posts = self.inbox.lock();
-            posts.closed = true;
-            std::mem::take(&mut posts.done)
-        };
-        // Values: user code, dropped outside the lock.
-        drop_quietly(finished);
+        self.inbox.close();
         for (_, node) in self.members.drain() {
             if let (Some(err), Some(parent)) = (node.release_failure(), node.parent()) {
                 parent.route(err);
