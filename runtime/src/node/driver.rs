@@ -315,7 +315,7 @@ where
                             timed_out,
                         } => {
                             node.done();
-                            let result = node.result(value, error, Vec::new(), None, timed_out, killed);
+                            let result = node.own_result(value, error, timed_out, killed);
                             return Poll::Ready(Some(result));
                         }
                         // A task with children keeps its body's value and

@@ -170,6 +170,26 @@ impl Node {
         })
     }
 
+    /// `result` for a task that never had a child (`BodyEnd::Closed`): no
+    /// failures of others to fold in, so its common case, a value, makes
+    /// and drops no list of them.
+    #[inline]
+    pub(super) fn own_result<T>(
+        &self,
+        value: Option<T>,
+        own: Option<Error>,
+        timed_out: bool,
+        killed: bool,
+    ) -> Result<T, Error> {
+        match (value, own) {
+            (Some(value), None) if !timed_out => {
+                trace::finished(self, None);
+                Ok(value)
+            }
+            (value, own) => self.result(value, own, Vec::new(), None, timed_out, killed),
+        }
+    }
+
     /// The task's result, once body and children are done: `own` is the
     /// body's failure if `end_body` gave it back (it then comes first),
     /// `failures` the others, `cancelled_by` the one that cancelled the

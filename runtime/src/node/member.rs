@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::Node;
 use super::driver::ChildTask;
+use super::spawn::OfNode;
 use crate::group::Inbox;
 use crate::task::TaskResult;
 
@@ -64,6 +66,17 @@ impl<B, T> Post<B, T> {
     pub(super) fn new(task: ChildTask<B, T>, inbox: Arc<Inbox<T>>) -> Self {
         Post {
             slot: Slot::Running { task, inbox },
+        }
+    }
+}
+
+impl<B, T> OfNode for Post<B, T> {
+    /// The member's node, while its task is there (from its spawn to its
+    /// post).
+    fn node(&self) -> &Node {
+        match &self.slot {
+            Slot::Running { task, .. } => task.node(),
+            Slot::Posted => unreachable!("a member's node is asked for at its spawn only"),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::driver::ChildTask;
 use super::member::Post;
 use super::membership::{Admission, Membership, Unregister};
 use super::state::Phase;
@@ -74,7 +75,7 @@ impl Node {
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => spawn_task(runtime, &node, membership.drive(body, false)),
+            Start::Made(body) => spawn_task(runtime, membership.drive(body, false)),
             Start::Lazy(body) => body.spawn(Spawn {
                 membership,
                 runtime,
@@ -91,7 +92,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                spawn_task(runtime, &node, membership.drive(body, false))
+                spawn_task(runtime, membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
@@ -148,36 +149,64 @@ impl Spawn<'_> {
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
-        let node = Arc::clone(self.membership.node());
         let task = self.membership.drive(body, true);
-        match self.inbox.map(Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>) {
-            None => spawn_task(self.runtime, &node, task),
-            Some(Ok(inbox)) => spawn_task(self.runtime, &node, Post::new(task, inbox)),
-            Some(Err(_)) => unreachable!("a group's inbox takes its members' values"),
+        match self.inbox {
+            None => spawn_task(self.runtime, task),
+            Some(inbox) => spawn_lazy_member(self.runtime, task, inbox),
         }
     }
 }
 
-/// Spawns `future`, the tokio task of `node`, on `runtime`. Built with
+/// `Spawn::lazy` for a member of a group: its value goes to `inbox`.
+#[cold]
+fn spawn_lazy_member<B>(
+    runtime: &Handle,
+    task: ChildTask<B, <B::Output as TaskResult>::Ok>,
+    inbox: Arc<dyn Any + Send + Sync>,
+) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+where
+    B: Future<Output: TaskResult> + Send + 'static,
+{
+    match Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>(inbox) {
+        Ok(inbox) => spawn_task(runtime, Post::new(task, inbox)),
+        Err(_) => unreachable!("a group's inbox takes its members' values"),
+    }
+}
+
+/// The future of a node's tokio task, which knows its node (to name the
+/// task after it, see `spawn_task`).
+pub(super) trait OfNode {
+    fn node(&self) -> &Node;
+}
+
+impl<B, T> OfNode for ChildTask<B, T> {
+    fn node(&self) -> &Node {
+        ChildTask::node(self)
+    }
+}
+
+/// Spawns `future`, the tokio task of its node, on `runtime`. Built with
 /// `--cfg tokio_unstable`, the tokio task is named with the node's path, so
 /// that tokio-console and tokio's task dumps show the tree (building every
 /// path costs a string per task: only then).
 #[inline]
-fn spawn_task<F>(runtime: &Handle, node: &Node, future: F) -> JoinHandle<F::Output>
+fn spawn_task<F>(runtime: &Handle, future: F) -> JoinHandle<F::Output>
 where
-    F: Future + Send + 'static,
+    F: Future + OfNode + Send + 'static,
     F::Output: Send + 'static,
 {
     #[cfg(tokio_unstable)]
     {
-        match tokio::task::Builder::new().name(node.path()).spawn_on(future, runtime) {
+        let path = Arc::clone(future.node().path());
+        match tokio::task::Builder::new().name(&path).spawn_on(future, runtime) {
             Ok(handle) => handle,
             Err(err) => unreachable!("tokio's task builder spawns or panics: {err}"),
         }
     }
     #[cfg(not(tokio_unstable))]
     {
-        let _ = node;
+        // Named only with `tokio_unstable` (a load, compiled away).
+        let _ = future.node();
         runtime.spawn(future)
     }
 }
@@ -227,7 +256,7 @@ impl Node {
             }
         };
         let task = Post::new(membership.drive(body, false), Arc::clone(inbox));
-        drop(spawn_task(runtime, &node, task));
+        drop(spawn_task(runtime, task));
         Ok(node)
     }
 }
