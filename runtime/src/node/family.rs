@@ -69,9 +69,13 @@ impl Family {
         if len == self.children.capacity() && len >= 8 && members <= len / 2 {
             self.children
                 .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
-            let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
-            self.names
-                .forget_unused(live.iter().chain(std::iter::once(child)).map(|child| child.name()));
+            // Only a map of names forgets: a short list would only pay
+            // for the list of live children (a count of each, both ways).
+            if let Names::Many(_) = self.names {
+                let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
+                self.names
+                    .forget_unused(live.iter().chain(std::iter::once(child)).map(|child| child.name()));
+            }
         }
         self.children.push(Arc::downgrade(child));
     }
