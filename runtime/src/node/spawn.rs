@@ -140,7 +140,7 @@ pub(crate) struct Spawn<'a> {
     runtime: &'a Handle,
     /// The `Inbox` of the `Group` the child is a member of, if it is one:
     /// its value goes there (typed by the body, which only `lazy` knows).
-    inbox: Option<Arc<dyn Any + Send + Sync>>,
+    inbox: Option<&'a Arc<dyn Any + Send + Sync>>,
 }
 
 impl Spawn<'_> {
@@ -162,12 +162,12 @@ impl Spawn<'_> {
 fn spawn_lazy_member<B>(
     runtime: &Handle,
     task: ChildTask<B, <B::Output as TaskResult>::Ok>,
-    inbox: Arc<dyn Any + Send + Sync>,
+    inbox: &Arc<dyn Any + Send + Sync>,
 ) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
 where
     B: Future<Output: TaskResult> + Send + 'static,
 {
-    match Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>(inbox) {
+    match Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>(Arc::clone(inbox)) {
         Ok(inbox) => spawn_task(runtime, Post::new(task, inbox)),
         Err(_) => unreachable!("a group's inbox takes its members' values"),
     }
@@ -238,7 +238,7 @@ impl Node {
                 let spawn = Spawn {
                     membership,
                     runtime,
-                    inbox: Some(inbox),
+                    inbox: Some(&inbox),
                 };
                 drop(body.spawn(spawn));
                 return Ok(node);
