@@ -122,6 +122,11 @@ pub(crate) fn cases() -> Vec<Case> {
                     run: |n| Box::pin(taskward_spawn_join_block(n)),
                 },
                 Variant {
+                    id: "tracker-dropped",
+                    name: "TaskTracker + child token, handles dropped",
+                    run: |n| Box::pin(tracker_spawn_dropped(n)),
+                },
+                Variant {
                     id: "taskward-dropped",
                     name: "taskward, #[supervised] fn, handles dropped",
                     run: |n| Box::pin(taskward_spawn_dropped(n)),
@@ -129,6 +134,30 @@ pub(crate) fn cases() -> Vec<Case> {
             ],
         });
     }
+    let n = 100_000;
+    cases.push(Case {
+        group: "group",
+        label: n.to_string(),
+        param: n,
+        tasks: n,
+        variants: vec![
+            Variant {
+                id: "joinset",
+                name: "tokio JoinSet",
+                run: |n| Box::pin(joinset_spawn_join(n)),
+            },
+            Variant {
+                id: "taskward-fn",
+                name: "taskward group, #[supervised] fn",
+                run: |n| Box::pin(taskward_group_fn(n)),
+            },
+            Variant {
+                id: "taskward-block",
+                name: "taskward group, async block",
+                run: |n| Box::pin(taskward_group_block(n)),
+            },
+        ],
+    });
     let depth = 4;
     cases.push(Case {
         group: "nested_tree",
@@ -244,6 +273,21 @@ async fn tracker_spawn_join(n: usize) -> Duration {
     start.elapsed()
 }
 
+/// The hand-made structured version of the idiomatic form: no handle kept,
+/// the tracker waits.
+async fn tracker_spawn_dropped(n: usize) -> Duration {
+    let start = Instant::now();
+    let tracker = TaskTracker::new();
+    let token = CancellationToken::new();
+    for i in 0..n {
+        let token = token.child_token();
+        tracker.spawn(async move { (!token.is_cancelled()).then(|| black_box(i)) });
+    }
+    tracker.close();
+    tracker.wait().await;
+    start.elapsed()
+}
+
 async fn taskward_spawn_join_fn(n: usize) -> Duration {
     let start = Instant::now();
     taskward::run(taskward::task(move |scope: Scope| async move {
@@ -284,6 +328,43 @@ async fn taskward_spawn_dropped(n: usize) -> Duration {
     }))
     .await
     .expect("taskward spawn_join failed");
+    start.elapsed()
+}
+
+// (a') a group: spawn `n` trivial children and take every result in
+// completion order (the baseline is `JoinSet`).
+
+async fn taskward_group_fn(n: usize) -> Duration {
+    let start = Instant::now();
+    taskward::run(taskward::task(move |scope: Scope| async move {
+        let mut group = scope.group();
+        for i in 0..n {
+            group.spawn(trivial(i));
+        }
+        while let Some(result) = group.next().await {
+            black_box(result?);
+        }
+        Ok::<_, taskward::Error>(())
+    }))
+    .await
+    .expect("taskward group failed");
+    start.elapsed()
+}
+
+async fn taskward_group_block(n: usize) -> Duration {
+    let start = Instant::now();
+    taskward::run(taskward::task(move |scope: Scope| async move {
+        let mut group = scope.group();
+        for i in 0..n {
+            group.spawn(async move { Ok::<_, Infallible>(black_box(i)) });
+        }
+        while let Some(result) = group.next().await {
+            black_box(result?);
+        }
+        Ok::<_, taskward::Error>(())
+    }))
+    .await
+    .expect("taskward group failed");
     start.elapsed()
 }
 

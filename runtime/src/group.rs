@@ -1,21 +1,21 @@
 //! `Group`: children of a scope whose results come out in completion order.
 //!
 //! Each member is a child registered as any other (`Node::spawn_member`),
-//! whose task runs in a tokio `JoinSet` instead of behind a `Child` each.
-//! The group takes a member's failure through its node as a `Child` does
-//! (`take_failure`), and gives back what it did not take when it is dropped
-//! (`release_failure`); dropping it detaches the tokio tasks from the set,
-//! never the children from their scope.
+//! whose task posts its value to the group's `Inbox` (see `node/member.rs`)
+//! instead of keeping it for a `Child`. The group takes a member's failure
+//! through its node as a `Child` does (`take_failure`), and gives back what
+//! it did not take when it is dropped (`release_failure`); dropping it
+//! closes the inbox, never detaches the children from their scope.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use tokio::task::JoinSet;
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, ErrorKind};
-use crate::node::{Member, Node};
+use crate::node::{Node, drop_quietly};
+use crate::sync::{Mutex, MutexGuard};
 use crate::task::Task;
 
 /// Children of a scope whose results come out in the order they finish
@@ -60,21 +60,123 @@ use crate::task::Task;
 /// ```
 pub struct Group<T: 'static> {
     scope: Arc<Node>,
-    /// The members' tokio tasks, each giving back its node with its value
-    /// (`None` when it failed or was aborted).
-    set: JoinSet<(Arc<Node>, Option<T>)>,
+    /// Where the members post their values, in the order they finish.
+    inbox: Arc<Inbox<T>>,
     /// The members not yet handed out by `next`, by their node's key: to
-    /// abort them, and to give back their failures when the group is
-    /// dropped.
-    members: HashMap<usize, Arc<Node>>,
+    /// find the node of a post, to abort them, and to give back their
+    /// failures when the group is dropped.
+    members: HashMap<usize, Arc<Node>, BuildHasherDefault<KeyHasher>>,
+}
+
+/// Where the members of a group post their values (see `node/member.rs`).
+pub(crate) struct Inbox<T> {
+    state: Mutex<Posts<T>>,
+}
+
+struct Posts<T> {
+    /// Each finished member's key, with its value (`None` when it failed
+    /// or was aborted), in the order they finished.
+    done: VecDeque<(usize, Option<T>)>,
+    /// The waker of a `next` waiting for a post.
+    waker: Option<Waker>,
+    /// The group was dropped: a value posted now is dropped.
+    closed: bool,
+}
+
+impl<T> Inbox<T> {
+    pub(crate) fn new() -> Self {
+        Inbox {
+            state: Mutex::new(Posts {
+                done: VecDeque::new(),
+                waker: None,
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Posts<T>> {
+        // No user code runs under this lock: it cannot be poisoned by it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The member of `key` has finished, with `value` if it succeeded.
+    pub(crate) fn post(&self, key: usize, value: Option<T>) {
+        let mut posts = self.lock();
+        if posts.closed {
+            drop(posts);
+            // Its `Drop` is user code: never under the lock.
+            drop_quietly(value);
+            return;
+        }
+        posts.done.push_back((key, value));
+        let waker = posts.waker.take();
+        drop(posts);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The first post not taken yet, or `Pending` until a post wakes the
+    /// task of `cx` (its waker is kept under the lock a post takes, so
+    /// that wake-up is never missed).
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<(usize, Option<T>)> {
+        let mut posts = self.lock();
+        if let Some(post) = posts.done.pop_front() {
+            return Poll::Ready(post);
+        }
+        match &mut posts.waker {
+            Some(known) if known.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// The group is dropped: the values posted and not taken, and those
+    /// posted from now on, are dropped (outside the lock: their `Drop` is
+    /// user code).
+    pub(crate) fn close(&self) {
+        let finished = {
+            let mut posts = self.lock();
+            posts.closed = true;
+            std::mem::take(&mut posts.done)
+        };
+        drop_quietly(finished);
+    }
+}
+
+/// Hashes a member's key, the address of its node: distinct, and a
+/// multiple of 8, so it is spread over the bits by one multiplication
+/// instead of SipHash.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0 ^ u64::from(byte));
+        }
+    }
+
+    fn write_usize(&mut self, key: usize) {
+        self.write_u64(key as u64);
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = mixed ^ (mixed >> 29);
+    }
 }
 
 impl<T: Send + 'static> Group<T> {
     pub(crate) fn new(scope: Arc<Node>) -> Self {
         Group {
             scope,
-            set: JoinSet::new(),
-            members: HashMap::new(),
+            inbox: Arc::new(Inbox::new()),
+            members: HashMap::default(),
         }
     }
 
@@ -84,22 +186,8 @@ impl<T: Send + 'static> Group<T> {
     /// after the scope has finished comes out as
     /// [`ErrorKind::ScopeClosed`].
     pub fn spawn<U: Task<Output = T>>(&mut self, task: U) {
-        let runtime = self.scope.shared().runtime.clone();
-        match self.scope.spawn_member(task) {
-            Ok(Member { node, task: future }) => {
-                self.members.insert(node.key(), Arc::clone(&node));
-                self.set.spawn_on(
-                    async move {
-                        let value = future.await;
-                        (node, value)
-                    },
-                    &runtime,
-                );
-            }
-            Err(refused) => {
-                self.set.spawn_on(async move { (refused, None) }, &runtime);
-            }
-        }
+        let (Ok(node) | Err(node)) = self.scope.spawn_member(task, &self.inbox);
+        self.members.insert(node.key(), node);
     }
 
     /// The result of the next member to finish (it and its children), in
@@ -117,13 +205,13 @@ impl<T: Send + 'static> Group<T> {
     /// How many members have not come out of [`next`](Group::next) yet.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.members.len()
     }
 
     /// Whether every member has come out of [`next`](Group::next).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.members.is_empty()
     }
 
     /// Aborts every member still running, and its subtree, as
@@ -138,23 +226,14 @@ impl<T: Send + 'static> Group<T> {
     }
 
     fn poll_next_member(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
-        let joined = match std::task::ready!(self.set.poll_join_next(cx)) {
-            None => return Poll::Ready(None),
-            Some(joined) => joined,
+        // Every post is of a member kept here until it is handed out.
+        if self.members.is_empty() {
+            return Poll::Ready(None);
+        }
+        let (key, value) = std::task::ready!(self.inbox.poll_take(cx));
+        let Some(node) = self.members.remove(&key) else {
+            unreachable!("a member is kept until its post is handed out")
         };
-        let (node, value) = match joined {
-            Ok(output) => output,
-            // The member's tokio task was dropped by its runtime shutting
-            // down: its node is not known here.
-            Err(_) => {
-                return Poll::Ready(Some(Err(Error::with_kind(
-                    ErrorKind::Cancelled,
-                    Arc::clone(self.scope.path()),
-                    "a member of a group was dropped by its runtime before it finished",
-                ))));
-            }
-        };
-        self.members.remove(&node.key());
         let failure = node.take_failure();
         Poll::Ready(Some(match value {
             Some(value) => Ok(value),
@@ -183,11 +262,11 @@ impl<T: Send + 'static> futures_core::Stream for Group<T> {
 }
 
 impl<T: 'static> Drop for Group<T> {
-    /// The members go on as children of the scope: their tokio tasks are
-    /// detached from the set, and a failure the group holds goes to the
-    /// scope (see `Child`'s drop).
+    /// The members go on as children of the scope: their values, from now
+    /// on, are dropped as they come, and a failure the group holds goes to
+    /// the scope (see `Child`'s drop).
     fn drop(&mut self) {
-        self.set.detach_all();
+        self.inbox.close();
         for (_, node) in self.members.drain() {
             if let (Some(err), Some(parent)) = (node.release_failure(), node.parent()) {
                 parent.route(err);
@@ -200,7 +279,7 @@ impl<T: 'static> std::fmt::Debug for Group<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
             .field("scope", &self.scope.path())
-            .field("len", &self.set.len())
+            .field("len", &self.members.len())
             .finish()
     }
 }

@@ -195,7 +195,7 @@ impl Blocking {
             unreachable!("a blocking closure has no scope, so no children to join")
         };
         node.done();
-        let result = node.result(value, error, Vec::new(), None, timed_out, killed);
+        let result = node.own_result(value, error, timed_out, killed);
         self.deliver(result)
     }
 }

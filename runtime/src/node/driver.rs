@@ -315,7 +315,7 @@ where
                             timed_out,
                         } => {
                             node.done();
-                            let result = node.result(value, error, Vec::new(), None, timed_out, killed);
+                            let result = node.own_result(value, error, timed_out, killed);
                             return Poll::Ready(Some(result));
                         }
                         // A task with children keeps its body's value and
@@ -389,6 +389,12 @@ pin_project_lite::pin_project! {
                 Err(payload) => Arc::clone(held.node()).tear_down(Some(payload)),
             }
         }
+    }
+}
+
+impl<B, T> ChildTask<B, T> {
+    pub(super) fn node(&self) -> &Arc<Node> {
+        self.driver.held.node()
     }
 }
 

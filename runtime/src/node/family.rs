@@ -49,7 +49,7 @@ pub(crate) struct Family {
     pub(super) failures: Vec<Error>,
     /// Who waits for a child to finish or a failure to be routed: the join,
     /// `next_error`.
-    pub(super) waiters: Vec<Waker>,
+    pub(super) waiters: Waiters,
     /// For an aborted node whose children are still being dropped: what to
     /// hand the parent once the last of them is gone (its unclaimed failure).
     pub(super) release: Option<Abandoned>,
@@ -69,9 +69,13 @@ impl Family {
         if len == self.children.capacity() && len >= 8 && members <= len / 2 {
             self.children
                 .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
-            let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
-            self.names
-                .forget_unused(live.iter().chain(std::iter::once(child)).map(|child| child.name()));
+            // Only a map of names forgets: a short list would only pay
+            // for the list of live children (a count of each, both ways).
+            if let Names::Many(_) = self.names {
+                let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
+                self.names
+                    .forget_unused(live.iter().chain(std::iter::once(child)).map(|child| child.name()));
+            }
         }
         self.children.push(Arc::downgrade(child));
     }
@@ -93,7 +97,7 @@ impl Family {
             pending: VecDeque::new(),
             cancelled_by: None,
             failures: Vec::new(),
-            waiters: Vec::new(),
+            waiters: Waiters::default(),
             release: None,
             value: None,
             limit: Limit::default(),
@@ -109,9 +113,36 @@ impl Family {
 
     /// Wakes `waker` at the next change (once).
     pub(super) fn wait(&mut self, waker: &Waker) {
-        if !self.waiters.iter().any(|known| known.will_wake(waker)) {
-            self.waiters.push(waker.clone());
+        self.waiters.add(waker);
+    }
+}
+
+/// The wakers of a `Family`'s waiters. Most often one task waits (the
+/// join, or a `next_error` loop), so the first is kept apart: waking it
+/// and waiting again allocate nothing, where a `Vec` taken out of the lock
+/// at every wake-up was allocated again at every wait (a `next_error`
+/// loop paid one allocation per failure).
+#[derive(Default)]
+pub(super) struct Waiters {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Waiters {
+    fn add(&mut self, waker: &Waker) {
+        let known = |known: &Waker| known.will_wake(waker);
+        if self.first.as_ref().is_some_and(known) || self.more.iter().any(known) {
+            return;
         }
+        match &mut self.first {
+            None => self.first = Some(waker.clone()),
+            Some(_) => self.more.push(waker.clone()),
+        }
+    }
+
+    /// Takes the wakers, to wake once the lock is released (`wake_all`).
+    pub(super) fn take(&mut self) -> Waiters {
+        std::mem::take(self)
     }
 }
 
@@ -224,19 +255,20 @@ impl State {
     }
 
     /// Takes the wakers to wake once the lock is released.
-    pub(super) fn take_waiters(&mut self) -> Vec<Waker> {
+    pub(super) fn take_waiters(&mut self) -> Waiters {
         self.family_if_any()
-            .map(|family| std::mem::take(&mut family.waiters))
+            .map(|family| family.waiters.take())
             .unwrap_or_default()
     }
 }
 
 #[inline]
-pub(super) fn wake_all(waiters: Vec<Waker>) {
-    if !waiters.is_empty() {
-        for waker in waiters {
-            waker.wake();
-        }
+pub(super) fn wake_all(waiters: Waiters) {
+    if let Some(first) = waiters.first {
+        first.wake();
+    }
+    for waker in waiters.more {
+        waker.wake();
     }
 }
 
@@ -269,5 +301,46 @@ impl Node {
             limit.count_running(before as usize);
         }
         limit
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::{Waiters, wake_all};
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counted() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (Arc::clone(&count), Waker::from(count))
+    }
+
+    /// The first waiter is kept apart from the others: every waiter must
+    /// still be woken once, and a waiter that waits twice only once.
+    #[test]
+    fn every_waiter_is_woken_once() {
+        let (a, waker_a) = counted();
+        let (b, waker_b) = counted();
+        let (c, waker_c) = counted();
+        let mut waiters = Waiters::default();
+        for waker in [&waker_a, &waker_b, &waker_a, &waker_c, &waker_b] {
+            waiters.add(waker);
+        }
+        wake_all(waiters.take());
+        let woken = [&a, &b, &c].map(|count| count.0.load(Ordering::SeqCst));
+        assert_eq!(woken, [1, 1, 1]);
+        // Taken: nothing is woken twice.
+        wake_all(waiters.take());
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
     }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use super::Node;
 use super::driver::drop_quietly;
-use super::family::{State, wake_all};
+use super::family::{State, Waiters, wake_all};
 use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
@@ -94,7 +94,7 @@ impl Node {
             };
             self.set_phase(&mut state, phase);
             match state.family_if_any() {
-                None => (Vec::new(), Some(timed_out)),
+                None => (Waiters::default(), Some(timed_out)),
                 Some(family) => {
                     // Reported once the lock is released (see `Unreported`).
                     escalated = family.pending.iter().filter(|_| trace::wanted()).cloned().collect();
@@ -104,7 +104,7 @@ impl Node {
                     // Boxing a `()` allocates nothing.
                     family.value = value.take().map(|value| Box::new(value) as Box<dyn Any + Send>);
                     // `next_error` callers: nothing more will reach them.
-                    (std::mem::take(&mut family.waiters), None)
+                    (family.waiters.take(), None)
                 }
             }
         };
@@ -170,6 +170,26 @@ impl Node {
         })
     }
 
+    /// `result` for a task that never had a child (`BodyEnd::Closed`): no
+    /// failures of others to fold in, so its common case, a value, makes
+    /// and drops no list of them.
+    #[inline]
+    pub(super) fn own_result<T>(
+        &self,
+        value: Option<T>,
+        own: Option<Error>,
+        timed_out: bool,
+        killed: bool,
+    ) -> Result<T, Error> {
+        match (value, own) {
+            (Some(value), None) if !timed_out => {
+                trace::finished(self, None);
+                Ok(value)
+            }
+            (value, own) => self.result(value, own, Vec::new(), None, timed_out, killed),
+        }
+    }
+
     /// The task's result, once body and children are done: `own` is the
     /// body's failure if `end_body` gave it back (it then comes first),
     /// `failures` the others, `cancelled_by` the one that cancelled the
@@ -191,6 +211,14 @@ impl Node {
             }
             value => value,
         };
+        // The next most common: the task's own failure alone.
+        if failures.is_empty()
+            && !(timed_out && self.timeout().is_some())
+            && let Some(own) = own
+        {
+            trace::finished(self, Some(&own));
+            return Err(own);
+        }
         let mut failures: Vec<Error> = match own {
             Some(own) => std::iter::once(own).chain(failures).collect(),
             None => failures,

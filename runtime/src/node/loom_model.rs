@@ -3,7 +3,8 @@
 //! handle in the node, the routing to the parent), `next_error`, the end
 //! of a body and the join, and the teardown of an aborted subtree (the
 //! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`), and the
-//! owner's abort of a child (`Child::abort`) racing its completion.
+//! owner's abort of a child (`Child::abort`) racing its completion; and a
+//! group's `Inbox`, its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
 //! the `Driver`, `Node::next_error` and `Child`, whose mutexes and atomics
@@ -32,6 +33,7 @@ use ::loom::thread::{self, JoinHandle};
 use super::{Admission, Driver, Node, Phase, Shared};
 use crate::child::Child;
 use crate::error::Error;
+use crate::group::Inbox;
 use crate::policy::Policy;
 use crate::task::{Name, Parts, Start, TaskResult};
 
@@ -364,4 +366,37 @@ fn an_abort_racing_completion_with_the_handle_kept_reports_only_to_it() {
 #[test]
 fn an_abort_racing_completion_with_the_handle_dropped_never_escalates() {
     abort_races_completion(false);
+}
+
+/// A group's inbox (`group.rs`): two members post while the group takes,
+/// then a third posts while the group is dropped. Every post is taken
+/// once, no wake-up is lost (`block_on` would never return), and a value
+/// posted as the group closes is dropped, not kept in the inbox.
+#[test]
+fn a_groups_inbox_loses_no_post_nor_wake_up_and_keeps_nothing_once_closed() {
+    ::loom::model(|| {
+        let inbox = Arc::new(Inbox::<Arc<()>>::new());
+        let value = Arc::new(());
+        let post = |key: usize| {
+            let (inbox, value) = (Arc::clone(&inbox), Arc::clone(&value));
+            thread::spawn(move || inbox.post(key, Some(value)))
+        };
+        let members = [post(1), post(2)];
+        let mut keys: Vec<usize> = (0..2)
+            .map(|_| {
+                let (key, value) = block_on(poll_fn(|cx| inbox.poll_take(cx)));
+                assert!(value.is_some());
+                key
+            })
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [1, 2]);
+        for member in members {
+            member.join().unwrap();
+        }
+        let late = post(3);
+        inbox.close();
+        late.join().unwrap();
+        assert_eq!(Arc::strong_count(&value), 1, "a value outlived the group's drop");
+    });
 }

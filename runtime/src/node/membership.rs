@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::blocking::Blocking;
 use super::driver::{ChildTask, drop_quietly};
-use super::family::wake_all;
+use super::family::{Waiters, wake_all};
 use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED, SHIELDED};
 use super::{Node, Shared};
 use crate::cause::CancelCause;
@@ -108,8 +108,8 @@ impl Node {
                     }
                     let family = state.family();
                     match last {
-                        true => (std::mem::take(&mut family.waiters), family.release.take()),
-                        false => (Vec::new(), None),
+                        true => (family.waiters.take(), family.release.take()),
+                        false => (Waiters::default(), None),
                     }
                 }
                 // A failure is routed under the lock that also counts the
@@ -127,7 +127,7 @@ impl Node {
                     } else {
                         None
                     };
-                    let waiters = std::mem::take(&mut family.waiters);
+                    let waiters = family.waiters.take();
                     drop(state);
                     unreported.report(node);
                     (waiters, release)
@@ -289,7 +289,7 @@ impl Membership {
     /// runs `body` (`lazy` if it takes its scope at its first poll) and
     /// joins its children, then ends the membership: `deliver`, or
     /// `tear_down` if it is dropped first.
-    pub(super) fn drive<B>(self, body: B, lazy: bool) -> impl Future<Output = Option<<B::Output as TaskResult>::Ok>>
+    pub(super) fn drive<B>(self, body: B, lazy: bool) -> ChildTask<B, <B::Output as TaskResult>::Ok>
     where
         B: Future<Output: TaskResult>,
     {

@@ -16,6 +16,7 @@
 //! - `family`: what a parent keeps under its lock (children, names,
 //!   failures, the limit);
 //! - `driver`: the task's future (`Driver`, `ChildTask`);
+//! - `member`: the task of a `Group`'s member, which posts its value;
 //! - `blocking`: a closure on the blocking pool and its holder (`Blocking`);
 //! - `local`: a `!Send` future on the thread's `LocalSet`;
 //! - `handoff`: values and failures between child, handle and parent;
@@ -45,6 +46,7 @@ mod driver;
 mod family;
 mod handoff;
 mod local;
+mod member;
 mod membership;
 mod name;
 mod spawn;
@@ -58,7 +60,7 @@ pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use local::InLocalSet;
 pub(crate) use membership::Admission;
-pub(crate) use spawn::{Member, Spawn};
+pub(crate) use spawn::Spawn;
 pub(crate) use state::Phase;
 
 /// What every node of one tree shares. Only the root holds it: a count
@@ -390,8 +392,10 @@ mod size {
     use std::sync::Arc;
 
     use super::driver::ChildTask;
+    use super::member::Post;
     use super::{Name, Node, Shared};
     use crate::Policy;
+    use crate::group::Inbox;
 
     /// With its `Arc` counts, a node must stay within 120 bytes, the
     /// largest request glibc serves from its fast bins.
@@ -416,5 +420,23 @@ mod size {
         let body_size = std::mem::size_of_val(&body);
         let future = ChildTask::new(node, body, false, None);
         assert_eq!(std::mem::size_of_val(&future), body_size + std::mem::size_of::<usize>());
+    }
+
+    /// A group member's future is its child's future and the inbox's
+    /// pointer, no byte more: a member of a 16-byte body then takes 128
+    /// bytes of tokio task, as a plain `tokio::spawn` of it does.
+    #[tokio::test]
+    async fn a_member_future_is_its_child_future_and_a_pointer() {
+        let tree = Arc::new(Shared::new(tokio::runtime::Handle::current(), None));
+        let node = Node::root(tree, Name::Fixed(&"root"), Policy::FailFast, Default::default(), None);
+        let i = 7_usize;
+        let body = async move { Ok::<_, std::convert::Infallible>(std::hint::black_box(i)) };
+        let child = ChildTask::new(node, body, false, None);
+        let child_size = std::mem::size_of_val(&child);
+        let future = Post::new(child, Arc::new(Inbox::new()));
+        assert_eq!(
+            std::mem::size_of_val(&future),
+            child_size + std::mem::size_of::<usize>()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `Node::spawn`: from a `Task` to a registered child running in its own
 //! tokio task, for each way a body is made (`Start`).
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
@@ -9,10 +10,13 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::driver::ChildTask;
+use super::member::Post;
 use super::membership::{Admission, Membership, Unregister};
 use super::state::Phase;
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
+use crate::group::Inbox;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::scope::Scope;
@@ -71,8 +75,12 @@ impl Node {
         // An abort reaches the task through the node's alarm; its handle
         // only carries its value.
         let task = match parts.start {
-            Start::Made(body) => spawn_task(runtime, &node, membership.drive(body, false)),
-            Start::Lazy(body) => body.spawn(Spawn { membership, runtime }),
+            Start::Made(body) => spawn_task(runtime, membership.drive(body, false)),
+            Start::Lazy(body) => body.spawn(Spawn {
+                membership,
+                runtime,
+                inbox: None,
+            }),
             Start::WithScope(make) => {
                 // User code (a `task(...)` closure) runs here, outside the
                 // lock. If it panics, the child is unregistered again, so
@@ -84,7 +92,7 @@ impl Node {
                 };
                 let body = make(Scope::from_node(Arc::clone(&node)));
                 std::mem::forget(unregister);
-                spawn_task(runtime, &node, membership.drive(body, false))
+                spawn_task(runtime, membership.drive(body, false))
             }
         };
         crate::Child::new(node, Some(task))
@@ -130,6 +138,9 @@ impl Node {
 pub(crate) struct Spawn<'a> {
     membership: Membership,
     runtime: &'a Handle,
+    /// The `Inbox` of the `Group` the child is a member of, if it is one:
+    /// its value goes there (typed by the body, which only `lazy` knows).
+    inbox: Option<&'a Arc<dyn Any + Send + Sync>>,
 }
 
 impl Spawn<'_> {
@@ -138,65 +149,114 @@ impl Spawn<'_> {
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
-        let node = Arc::clone(self.membership.node());
-        spawn_task(self.runtime, &node, self.membership.drive(body, true))
+        let task = self.membership.drive(body, true);
+        match self.inbox {
+            None => spawn_task(self.runtime, task),
+            Some(inbox) => spawn_lazy_member(self.runtime, task, inbox),
+        }
     }
 }
 
-/// Spawns `future`, the tokio task of `node`, on `runtime`. Built with
+/// `Spawn::lazy` for a member of a group: its value goes to `inbox`.
+#[cold]
+fn spawn_lazy_member<B>(
+    runtime: &Handle,
+    task: ChildTask<B, <B::Output as TaskResult>::Ok>,
+    inbox: &Arc<dyn Any + Send + Sync>,
+) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+where
+    B: Future<Output: TaskResult> + Send + 'static,
+{
+    match Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>(Arc::clone(inbox)) {
+        Ok(inbox) => spawn_task(runtime, Post::new(task, inbox)),
+        Err(_) => unreachable!("a group's inbox takes its members' values"),
+    }
+}
+
+/// The future of a node's tokio task, which knows its node (to name the
+/// task after it, see `spawn_task`).
+pub(super) trait OfNode {
+    fn node(&self) -> &Node;
+}
+
+impl<B, T> OfNode for ChildTask<B, T> {
+    fn node(&self) -> &Node {
+        ChildTask::node(self)
+    }
+}
+
+/// Spawns `future`, the tokio task of its node, on `runtime`. Built with
 /// `--cfg tokio_unstable`, the tokio task is named with the node's path, so
 /// that tokio-console and tokio's task dumps show the tree (building every
 /// path costs a string per task: only then).
 #[inline]
-fn spawn_task<F>(runtime: &Handle, node: &Node, future: F) -> JoinHandle<F::Output>
+fn spawn_task<F>(runtime: &Handle, future: F) -> JoinHandle<F::Output>
 where
-    F: Future + Send + 'static,
+    F: Future + OfNode + Send + 'static,
     F::Output: Send + 'static,
 {
     #[cfg(tokio_unstable)]
     {
-        match tokio::task::Builder::new().name(node.path()).spawn_on(future, runtime) {
+        let path = Arc::clone(future.node().path());
+        match tokio::task::Builder::new().name(&path).spawn_on(future, runtime) {
             Ok(handle) => handle,
             Err(err) => unreachable!("tokio's task builder spawns or panics: {err}"),
         }
     }
     #[cfg(not(tokio_unstable))]
     {
-        let _ = node;
+        // Named only with `tokio_unstable` (a load, compiled away).
+        let _ = future.node();
         runtime.spawn(future)
     }
 }
 
 impl Node {
-    /// Registers `task` as a child of this node and gives its node and the
-    /// future of its task, to run in a `Group`'s `JoinSet`: as `spawn_with`,
-    /// but the body stays in its box for a `#[supervised]` task. `Err` with
-    /// the node of a refused spawn (its `ScopeClosed` failure waits in it).
+    /// Starts `task` as a member of a `Group` of this scope: a child as
+    /// `spawn` starts it, whose value is posted to the group's `inbox`
+    /// (see `member.rs`). Gives its node; `Err` with the node of a refused
+    /// spawn (its `ScopeClosed` failure waits in it), posted already.
     pub(crate) fn spawn_member<T: Task>(
         self: &Arc<Self>,
         task: T,
-    ) -> Result<Member<impl Future<Output = Option<T::Output>> + Send + 'static>, Arc<Node>> {
+        inbox: &Arc<Inbox<T::Output>>,
+    ) -> Result<Arc<Node>, Arc<Node>> {
         let parts = task.into_parts();
         let shared = self.shared();
+        let runtime = &shared.runtime;
         let Some(membership) = self.register(shared, &parts, Admission::Queue, None) else {
-            return Err(self.refused(parts.name));
+            let refused = self.refused(parts.name);
+            inbox.post(refused.key(), None);
+            return Err(refused);
         };
         let node = Arc::clone(membership.node());
         trace::open_span(&node);
-        // A `task(...)` closure runs here, outside the lock (see `spawn_with`).
-        let unregister = Unregister {
-            parent: self,
-            child: &node,
+        let body = match parts.start {
+            Start::Made(body) => body,
+            Start::Lazy(body) => {
+                let inbox: Arc<dyn Any + Send + Sync> = Arc::clone(inbox) as _;
+                let spawn = Spawn {
+                    membership,
+                    runtime,
+                    inbox: Some(&inbox),
+                };
+                drop(body.spawn(spawn));
+                return Ok(node);
+            }
+            Start::WithScope(make) => {
+                // A `task(...)` closure runs here, outside the lock (see
+                // `spawn_in`).
+                let unregister = Unregister {
+                    parent: self,
+                    child: &node,
+                };
+                let body = make(Scope::from_node(Arc::clone(&node)));
+                std::mem::forget(unregister);
+                body
+            }
         };
-        let (body, lazy) = parts.into_body(&Scope::from_node(Arc::clone(&node)));
-        std::mem::forget(unregister);
-        let task = membership.drive(body, lazy);
-        Ok(Member { node, task })
+        let task = Post::new(membership.drive(body, false), Arc::clone(inbox));
+        drop(spawn_task(runtime, task));
+        Ok(node)
     }
-}
-
-/// A registered member of a `Group`: its node, and the future of its task.
-pub(crate) struct Member<F> {
-    pub(crate) node: Arc<Node>,
-    pub(crate) task: F,
 }
