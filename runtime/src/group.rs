@@ -91,6 +91,11 @@ impl<T: Send + 'static> Group<T> {
                 self.set.spawn_on(
                     async move {
                         let value = future.await;
+                        // An aborted member's subtree goes one level at a
+                        // time after it: it comes out once all of it is gone.
+                        if value.is_none() && node.is_abort_asked() {
+                            node.wait_idle().await;
+                        }
                         (node, value)
                     },
                     &runtime,
