@@ -153,28 +153,28 @@ const PANIC_MARKER: &str = "chaos: injected panic #";
 const ABORTED_BY_OWNER: &str = "aborted by its owner";
 
 // ABORTED_SUBTREES_LOSE_FAILURES: a failure injected in the subtree of a
-// child its owner aborted (`Child::abort`, `Group::abort_all`) before the
-// abort may come out zero times (at most once), as in a dropped tree. The
-// runtime tears an aborted subtree down as it does a dropped one: a
-// failure waiting in a node of it (in `next_error`'s queue, in the result
-// of a task joining its children, or in the handle of a child that a body
-// of the subtree held) is dropped with it. For example (paused time, seed
+// child its owner aborted (`Child::abort`, `Group::abort_all`) may come
+// out zero times (at most once), as in a dropped tree. The runtime tears an
+// aborted subtree down as it does a dropped one: a failure waiting in a
+// node of it (in `next_error`'s queue, in the result of a task joining its
+// children, or in the handle of a child that a body of the subtree held)
+// is dropped with it, and the abort's `Cancelled` has nothing in
+// `related()`. The simplest case: a grandchild returns an `Err`, which
+// waits in its parent (the aborted child) for `next_error` or the join;
+// the owner aborts the child and awaits it: `Cancelled`, and the `Err`
+// comes out nowhere. Counting those as violations, failure #6 of seed
 // 0xe731888dabc88eae of `random_trees_in_paused_time_keep_every_invariant`
-// as of this commit): `node/node#1/node#0/node#0/node#0/node#2/node#0`
-// returned an `Err` to its parent `.../node#2`, then `.../node#0`
-// (`node#2`'s parent) was aborted and awaited: its handle gave `Cancelled`
-// with nothing in `related()`, and the `Err` came out nowhere. Whether
-// such failures belong in the abort's `related()` is a question for the
-// contract; until it says, the suite counts them (`lost_to_an_abort`)
-// instead of failing.
+// (as of the commit that added this) is one. Whether such failures belong
+// in the abort's `related()` is a question for the contract; until it
+// says, the suite counts them (`lost_to_an_abort`) instead of failing.
+
+/// The reason of a `cancel_with` of the random tree.
+const CHAOS_REASON: &str = "chaos: cancelled with a reason";
 
 /// The id of an injected failure in `err` itself (not its related ones):
 /// its `Injected` cause, or, for a panic, the id in its message. Any error
 /// whose message names an injected failure counts, so that a copy of a
 /// failure made by a buggy runtime is counted too.
-/// The reason of a `cancel_with` of the random tree.
-const CHAOS_REASON: &str = "chaos: cancelled with a reason";
-
 fn injected_id(err: &Error) -> Option<u64> {
     if let Some(injected) = err.downcast_ref::<Injected>() {
         return Some(injected.0);
