@@ -984,7 +984,7 @@ impl ChildPlan {
             }
             12..=16 if budget == 0 => Kind::Hang,
             17..=20 if budget == 0 => Kind::Blocking(Closure::random(rng)),
-            21..=32 if local => Kind::Local,
+            21..=50 if local => Kind::Local,
             _ => Kind::Node,
         };
         let fate = match rng.below(22) {
@@ -1627,10 +1627,11 @@ async fn round(seed: u64, flavor: Flavor) -> Result<Stats, Vec<String>> {
             turns += 1;
         } else if ledger.closures_running.load(Ordering::SeqCst) > 0 && waited < 2000 {
             // A closure on the blocking pool cannot be aborted: one of a
-            // dropped tree runs to its end, in real time.
+            // dropped tree runs to its end, in real time; then what waited
+            // for it (a join, a group's member) gets its turns again.
             std::thread::sleep(Duration::from_millis(1));
             waited += 1;
-            turns = 990;
+            turns = 0;
         } else {
             break;
         }
