@@ -49,6 +49,74 @@ async fn abort_stops_a_child_and_its_subtree_and_awaiting_it_gives_cancelled() {
     assert_eq!(result.unwrap(), "owner went on");
 }
 
+/// A chain of `depth` tasks below the caller, none looking at its token;
+/// the last one sets `started` when it runs, and `gone` when its future is
+/// dropped.
+fn stuck_chain(depth: usize, started: Arc<AtomicBool>, gone: Arc<AtomicBool>) -> impl Task<Output = ()> {
+    taskward::task(
+        move |scope: Scope| -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+            Box::pin(async move {
+                let _guard = (depth == 1).then(|| DropFlag(Arc::clone(&gone)));
+                if depth > 1 {
+                    scope.spawn(stuck_chain(depth - 1, started, gone));
+                } else {
+                    started.store(true, Ordering::SeqCst);
+                }
+                std::future::pending::<()>().await;
+            })
+        },
+    )
+}
+
+/// Waits until `flag` is set.
+async fn until(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaiting_an_aborted_child_returns_once_its_deepest_descendant_is_gone() {
+    // Regression: the handle gave its result as soon as the child's own
+    // task ended, while the tasks three levels down were still waiting to
+    // be dropped at their next poll (found by the chaos suite).
+    for depth in (1..=5).cycle().take(200) {
+        let (started, gone) = (flag(), flag());
+        let (start, seen) = (Arc::clone(&started), Arc::clone(&gone));
+        bounded(taskward::run(taskward::task(move |scope: Scope| async move {
+            let child = scope.spawn(stuck_chain(depth, start, seen));
+            until(&started).await;
+            child.abort();
+            let err = child.await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            assert!(gone.load(Ordering::SeqCst), "a chain {depth} deep was not gone");
+        })))
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_group_member_comes_out_once_its_deepest_descendant_is_gone() {
+    // Regression: as for `Child::abort`, `next()` handed out an aborted
+    // member while its deeper descendants were still waiting to be dropped.
+    for depth in (1..=5).cycle().take(200) {
+        let (started, gone) = (flag(), flag());
+        let (start, seen) = (Arc::clone(&started), Arc::clone(&gone));
+        bounded(taskward::run(taskward::task(move |scope: Scope| async move {
+            let mut group = scope.group::<()>();
+            group.spawn(stuck_chain(depth, start, seen));
+            until(&started).await;
+            group.abort_all();
+            let err = group.next().await.unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            assert!(gone.load(Ordering::SeqCst), "a chain {depth} deep was not gone");
+        })))
+        .await
+        .unwrap();
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_aborted_child_never_escalates_nor_cancels_a_fail_fast_owner_even_with_its_handle_dropped() {
     let (child_gone, grandchild_gone) = (flag(), flag());

@@ -163,6 +163,12 @@ impl<T> Future for Child<T> {
                 "its result was already taken by an earlier `.await` of this handle",
             )));
         }
+        // An aborted child's task ends at once, and its subtree is dropped
+        // one level at a time after it: the result waits until the last
+        // descendant is gone (and so does any blocking closure in it).
+        if this.node.is_abort_asked() {
+            std::task::ready!(this.node.poll_idle(cx));
+        }
         let output = match &mut this.task {
             Some(task) => std::task::ready!(Pin::new(task).poll(cx)),
             // A refused spawn: its failure is there from the start.

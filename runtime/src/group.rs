@@ -66,6 +66,10 @@ pub struct Group<T: 'static> {
     /// find the node of a post, to abort them, and to give back their
     /// failures when the group is dropped.
     members: HashMap<usize, Arc<Node>, BuildHasherDefault<KeyHasher>>,
+    /// An aborted member whose post was taken while its subtree was still
+    /// going away (one level at a time after it): it comes out of `next`
+    /// once all of it is gone, as an aborted `Child`'s result does.
+    draining: Option<Arc<Node>>,
 }
 
 /// Where the members of a group post their values (see `node/member.rs`).
@@ -177,6 +181,7 @@ impl<T: Send + 'static> Group<T> {
             scope,
             inbox: Arc::new(Inbox::new()),
             members: HashMap::default(),
+            draining: None,
         }
     }
 
@@ -205,13 +210,13 @@ impl<T: Send + 'static> Group<T> {
     /// How many members have not come out of [`next`](Group::next) yet.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.members.len() + usize::from(self.draining.is_some())
     }
 
     /// Whether every member has come out of [`next`](Group::next).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 
     /// Aborts every member still running, and its subtree, as
@@ -226,6 +231,11 @@ impl<T: Send + 'static> Group<T> {
     }
 
     fn poll_next_member(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        if let Some(node) = &self.draining {
+            std::task::ready!(node.poll_idle(cx));
+            let node = self.draining.take();
+            return Poll::Ready(node.map(|node| Err(Self::aborted(&node, node.take_failure()))));
+        }
         // Every post is of a member kept here until it is handed out.
         if self.members.is_empty() {
             return Poll::Ready(None);
@@ -234,18 +244,25 @@ impl<T: Send + 'static> Group<T> {
         let Some(node) = self.members.remove(&key) else {
             unreachable!("a member is kept until its post is handed out")
         };
+        if value.is_none() && node.is_abort_asked() && node.poll_idle(cx).is_pending() {
+            self.draining = Some(node);
+            return Poll::Pending;
+        }
         let failure = node.take_failure();
-        Poll::Ready(Some(match value {
-            Some(value) => Ok(value),
-            None => Err(failure.unwrap_or_else(|| {
-                let message = if node.is_abort_asked() {
-                    "aborted by its owner"
-                } else {
-                    "aborted before it finished"
-                };
-                Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), message)
-            })),
-        }))
+        Poll::Ready(Some(value.ok_or_else(|| Self::aborted(&node, failure))))
+    }
+
+    /// The error of a member that posted no value: its own failure, or the
+    /// `Cancelled` of its abort.
+    fn aborted(node: &Node, failure: Option<Error>) -> Error {
+        failure.unwrap_or_else(|| {
+            let message = if node.is_abort_asked() {
+                "aborted by its owner"
+            } else {
+                "aborted before it finished"
+            };
+            Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), message)
+        })
     }
 }
 
@@ -267,7 +284,7 @@ impl<T: 'static> Drop for Group<T> {
     /// the scope (see `Child`'s drop).
     fn drop(&mut self) {
         self.inbox.close();
-        for (_, node) in self.members.drain() {
+        for node in self.members.drain().map(|(_, node)| node).chain(self.draining.take()) {
             if let (Some(err), Some(parent)) = (node.release_failure(), node.parent()) {
                 parent.route(err);
             }

@@ -338,18 +338,20 @@ impl Node {
     /// (`child_done`); looking at the count under the lock that the waker is
     /// kept under means that wake-up is never missed.
     pub(crate) async fn wait_idle(&self) {
-        poll_fn(|cx| {
-            if self.members() == 0 {
-                return Poll::Ready(());
-            }
-            let mut state = self.lock();
-            if self.members() == 0 {
-                return Poll::Ready(());
-            }
-            state.family().wait(cx.waker());
-            Poll::Pending
-        })
-        .await;
+        poll_fn(|cx| self.poll_idle(cx)).await;
+    }
+
+    /// `wait_idle` as a poll: ready once no child of this scope is a member.
+    pub(crate) fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.members() == 0 {
+            return Poll::Ready(());
+        }
+        let mut state = self.lock();
+        if self.members() == 0 {
+            return Poll::Ready(());
+        }
+        state.family().wait(cx.waker());
+        Poll::Pending
     }
 
     /// A failure that nobody claimed through a handle, dropped after its
