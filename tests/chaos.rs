@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use taskward::{CancelCause, Child, Error, ErrorKind, Policy, Root, Scope, Task};
+use taskward::{CancelCause, Child, Error, ErrorKind, Policy, Ready, Root, Scope, Startable, Task};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -750,8 +750,8 @@ fn node_task(
     policy: Policy,
     timeout: Option<Duration>,
     parent: Option<Scope>,
-) -> impl Task<Output = ()> {
-    let mut task = taskward::task(move |scope: Scope| node_body(scope, ctx, rng, budget, parent))
+) -> impl Startable<Output = (), Ready = ()> {
+    let mut task = taskward::task_with_ready(move |scope, ready| node_body(scope, ready, ctx, rng, budget, parent))
         .policy(policy)
         .named("node");
     if let Some(limit) = timeout {
@@ -762,13 +762,14 @@ fn node_task(
 
 fn node_body(
     scope: Scope,
+    ready: Ready<()>,
     ctx: Ctx,
     mut rng: Rng,
     budget: usize,
     parent: Option<Scope>,
 ) -> BoxFuture<Result<(), Injected>> {
     let loud = rng.percent(4).then(|| LoudDrop(ctx.clone()));
-    let body = plain_node_body(scope, ctx, rng, budget, parent);
+    let body = plain_node_body(scope, ready, ctx, rng, budget, parent);
     match loud {
         Some(loud) => Box::pin(LoudOnDrop { body, _loud: loud }),
         None => body,
@@ -777,6 +778,7 @@ fn node_body(
 
 fn plain_node_body(
     scope: Scope,
+    ready: Ready<()>,
     ctx: Ctx,
     mut rng: Rng,
     budget: usize,
@@ -789,7 +791,7 @@ fn plain_node_body(
             scope.set_limit(limit);
         }
         // Does nothing unless this task was started with `scope.start`.
-        let mut ready = Some(scope.ready::<()>());
+        let mut ready = Some(ready);
         let owner = match &parent {
             Some(parent) if plan.adopt => parent,
             _ => &scope,
@@ -894,8 +896,8 @@ async fn spawn_child(scope: &Scope, ctx: &Ctx, child: &ChildPlan, adoptable: boo
             }
         }
         Kind::Hang => {
-            let task = taskward::task(move |_: Scope| async move {
-                let _live = deeper.enter();
+            let task = taskward::task_with_ready(move |_, ready: Ready<()>| async move {
+                let (_live, _never_sent) = (deeper.enter(), ready);
                 std::future::pending::<()>().await;
             })
             .named("hang")
@@ -920,23 +922,47 @@ async fn spawn_child(scope: &Scope, ctx: &Ctx, child: &ChildPlan, adoptable: boo
             if let Some(limit) = child.timeout {
                 task = task.timeout(limit);
             }
-            spawn(scope, ctx, task, child).await
+            spawn_unstartable(scope, ctx, task, child).await
         }
     }
 }
 
 /// Admits `task` to `scope`, or starts it (the handle is then `None`).
-async fn spawn<T: Task<Output = ()>>(scope: &Scope, ctx: &Ctx, task: T, child: &ChildPlan) -> Option<Child<()>> {
+async fn spawn<T>(scope: &Scope, ctx: &Ctx, task: T, child: &ChildPlan) -> Option<Child<()>>
+where
+    T: Startable<Output = (), Ready = ()>,
+{
     if let Fate::Start = child.fate {
-        let result = scope.start::<(), _>(task).await;
+        let result = scope.start(task).await;
         ctx.ledger.result(result, Sink::Start, ctx.tree);
         return None;
     }
-    Some(match child.admit {
+    Some(admit(scope, task, child).await)
+}
+
+/// Admits a task that cannot be started (a restart takes no `Ready`): one
+/// whose fate is to be started is awaited at once instead (the handle is
+/// then `None`).
+async fn spawn_unstartable<T: Task<Output = ()>>(
+    scope: &Scope,
+    ctx: &Ctx,
+    task: T,
+    child: &ChildPlan,
+) -> Option<Child<()>> {
+    let handle = admit(scope, task, child).await;
+    if let Fate::Start = child.fate {
+        ctx.ledger.result(handle.await, Sink::Handle, ctx.tree);
+        return None;
+    }
+    Some(handle)
+}
+
+async fn admit<T: Task<Output = ()>>(scope: &Scope, task: T, child: &ChildPlan) -> Child<()> {
+    match child.admit {
         Admit::Spawn => scope.spawn(task),
         Admit::Reserve => scope.reserve().await.spawn(task),
         Admit::TrySpawn => scope.try_spawn(task).unwrap_or_else(|task| scope.spawn(task)),
-    })
+    }
 }
 
 /// One incarnation of a restart: runs a small nested tree (so that what

@@ -77,6 +77,12 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         }
     };
     let at_async = private_at(&krate, async_span);
+    // The type of the `Ready<V>` parameter, which makes the task startable
+    // with `V`; the first one written, if two are under `#[cfg]`s.
+    let ready = injected
+        .iter()
+        .find(|param| param.kind == Injection::Ready)
+        .map(|param| (*param.ty).clone());
     // Where `output: TaskResult` is required: a result that is not one is
     // reported once, at the user's return type.
     // A result known not to be one is the function's return type already
@@ -89,7 +95,8 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     } else {
         let span = output.span();
         let at_output = private_at(&krate, span);
-        quote_spanned!(span=> #at_output::Supervised::<#output>::new(&#name, #policy, #body_var))
+        let ready = ready.iter();
+        quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var))
     };
     let keep = keep_parameters(&mut item);
     let block = macro_braces(&item.block);
@@ -116,7 +123,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // No bound `output: TaskResult` is added to the signature: in a generic
     // function it would hide the value type of `output` from the body
     // (`Supervised::new` checks it instead).
-    set_output(&mut item, &krate, &output);
+    set_output(&mut item, &krate, &output, ready.as_ref());
     item.block = Box::new(block_of(&item.block, body));
     // Not `#[must_use]`: `Supervised` is, and a call left unused would be
     // reported twice.
@@ -236,7 +243,15 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
             (true, _) => (syn::parse_quote!(()), true),
         },
     };
-    set_output(&mut item, krate, &output);
+    // The stub is startable as the function would be, so that a `start`
+    // of it reports nothing more (a borrowed `&Ready<V>` as `Ready<V>`).
+    let ready = injected.iter().find_map(|arg| match arg {
+        FnArg::Typed(typed) if matches!(validate::injection(typed, krate), Ok(Some(Injection::Ready))) => {
+            Some(validate::strip_reference(&typed.ty).clone())
+        }
+        _ => None,
+    });
+    set_output(&mut item, krate, &output, ready.as_ref());
     if bound && validate::not_a_result(&output).is_none() {
         add_bound(&mut item, krate, &output);
     }
@@ -257,19 +272,22 @@ pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream 
     out
 }
 
-/// Makes `item` return `Supervised<output>`, spanned on the user's return
-/// type so that a type that is not a task result is reported there.
+/// Makes `item` return `Supervised<output>` (`Supervised<output, ready>`
+/// for a task with a `Ready` parameter of type `ready`), spanned on the
+/// user's return type so that a type that is not a task result is reported
+/// there.
 ///
 /// A type that is known not to be one (`u32`, `Option<T>`, a tuple) makes
 /// the return type itself the error: every use of the function (spawning
 /// it, awaiting its child) then has an erroneous type, about which rustc
 /// says nothing more, so the mistake is one error.
-fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
+fn set_output(item: &mut ItemFn, krate: &Path, output: &Type, ready: Option<&Type>) {
     let span = output.span();
     let private = private_at(krate, span);
+    let ready = ready.into_iter();
     let ty = match validate::not_a_result(output) {
         Some(message) => quote_spanned!(span=> [(); { ::core::panic!(#message) }]),
-        None => quote_spanned!(span=> #private::Supervised<#output>),
+        None => quote_spanned!(span=> #private::Supervised<#output #(, #ready)*>),
     };
     item.sig.output = ReturnType::Type(Token![->](span), Box::new(Type::Verbatim(ty)));
 }

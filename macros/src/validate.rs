@@ -466,6 +466,14 @@ pub(crate) fn output_problems(ty: &Type) -> (bool, bool) {
     (found.borrow, found.impl_trait)
 }
 
+/// `ty`, or the type it references.
+pub(crate) fn strip_reference(ty: &Type) -> &Type {
+    match strip_group(ty) {
+        Type::Reference(reference) => strip_reference(&reference.elem),
+        other => other,
+    }
+}
+
 fn strip_group(ty: &Type) -> &Type {
     match ty {
         Type::Group(group) => strip_group(&group.elem),

@@ -36,11 +36,11 @@ pub use group::Group;
 pub use limit::Permit;
 pub use policy::Policy;
 pub use race::race;
-pub use ready::Ready;
+pub use ready::{Ready, Startable, Starting};
 pub use restart::{Restart, restart};
 pub use root::{Root, run};
 pub use scope::Scope;
-pub use task::{Configured, Supervised, Task, TaskFn, TaskResult, task};
+pub use task::{Configured, Supervised, Task, TaskFn, TaskResult, task, task_with_ready};
 pub use tokio_util::sync::CancellationToken;
 pub use tree::{TaskInfo, TaskState, TaskTree, TreeMonitor};
 

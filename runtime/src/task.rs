@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::error::BoxError;
 use crate::node::Spawn;
 use crate::policy::Policy;
+use crate::ready::{Ready, Startable};
 use crate::scope::Scope;
 
 /// A boxed, sendable future: the body of a `#[supervised]` root, of a restart.
@@ -337,7 +339,8 @@ impl<B> Parts<B> {
 }
 
 /// The task returned by calling a `#[supervised]` function whose body
-/// returns `R`.
+/// returns `R`; `S` is the type of its `Ready<V>` parameter (`()` when it
+/// takes none), which makes it [`Startable`] with `V`.
 ///
 /// It is a named type, not an `impl Trait`, so that a supervised function can
 /// spawn itself (recursion).
@@ -347,7 +350,7 @@ impl<B> Parts<B> {
 /// `R: TaskResult` in a generic function would hide `R`'s value type from
 /// its body (`<Result<T, E> as TaskResult>::Ok` would no longer be `T`).
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
-pub struct Supervised<R> {
+pub struct Supervised<R, S = ()> {
     name: &'static &'static str,
     policy: Policy,
     /// The body, made with the arguments at the call, which takes its scope
@@ -355,9 +358,10 @@ pub struct Supervised<R> {
     /// the body once the scope exists would need two. A spawn takes the
     /// body back out of it (see `LazyBody`).
     body: Box<dyn LazyBody<BoxFuture<R>>>,
+    ready: PhantomData<fn() -> S>,
 }
 
-impl<R> Supervised<R> {
+impl<R, S> Supervised<R, S> {
     /// The task of a `#[supervised]` call (see [`check_send`]).
     #[doc(hidden)]
     pub fn new<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
@@ -369,6 +373,7 @@ impl<R> Supervised<R> {
             name,
             policy,
             body: Box::new(Body { future: body }),
+            ready: PhantomData,
         }
     }
 }
@@ -382,7 +387,7 @@ pub fn check_send<F: Future + Send>(body: F) -> F {
     body
 }
 
-impl<R> std::fmt::Debug for Supervised<R> {
+impl<R, S> std::fmt::Debug for Supervised<R, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervised")
             .field("name", &self.name)
@@ -391,9 +396,9 @@ impl<R> std::fmt::Debug for Supervised<R> {
     }
 }
 
-impl<R: TaskResult> sealed::Sealed for Supervised<R> {}
+impl<R: TaskResult, S: 'static> sealed::Sealed for Supervised<R, S> {}
 
-impl<R: TaskResult> Task for Supervised<R> {
+impl<R: TaskResult, S: 'static> Task for Supervised<R, S> {
     type Output = R::Ok;
     type Body = BoxFuture<R>;
 
@@ -406,6 +411,10 @@ impl<R: TaskResult> Task for Supervised<R> {
             start: Start::Lazy(self.body),
         }
     }
+}
+
+impl<R: TaskResult, V: Send + 'static> Startable for Supervised<R, Ready<V>> {
+    type Ready = V;
 }
 
 impl<F> sealed::Sealed for F where F: Future + Send + 'static {}
@@ -430,13 +439,16 @@ where
 }
 
 /// A task made from a closure that receives the new task's [`Scope`]; see
-/// [`task()`](crate::task()).
+/// [`task()`](crate::task()). With `S = Ready<V>`, the closure receives its
+/// [`Ready<V>`](Ready) too and the task is [`Startable`]; see
+/// [`task_with_ready()`](crate::task_with_ready()).
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
-pub struct TaskFn<F> {
+pub struct TaskFn<F, S = ()> {
     make: F,
+    ready: PhantomData<fn() -> S>,
 }
 
-impl<F> std::fmt::Debug for TaskFn<F> {
+impl<F, S> std::fmt::Debug for TaskFn<F, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskFn").finish_non_exhaustive()
     }
@@ -467,10 +479,55 @@ where
     F: FnOnce(Scope) -> Fut + Send + 'static,
     Fut: Future<Output: TaskResult> + Send + 'static,
 {
-    TaskFn { make }
+    TaskFn {
+        make,
+        ready: PhantomData,
+    }
 }
 
-impl<F> sealed::Sealed for TaskFn<F> {}
+/// Makes a task from a closure that is handed the task's own [`Scope`] and
+/// its [`Ready`], for a task that [`Scope::start`] waits for and that is
+/// not worth a named function: `start` knows the type of the value it
+/// sends.
+///
+/// Move the `Ready` into the future the closure returns (use it there): a
+/// `Ready` dropped unsent, as a closure parameter that the `async move`
+/// block does not name is, makes `start` fail with
+/// [`ErrorKind::NotReady`](crate::ErrorKind::NotReady).
+///
+/// ```
+/// use taskward::Scope;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// taskward::run(taskward::task(|scope: Scope| async move {
+///     let port = scope
+///         .start(taskward::task_with_ready(|scope, ready| async move {
+///             ready.send(8080u16); // bind here, then say so
+///             scope.cancelled().await; // and serve until cancelled
+///         }))
+///         .await?;
+///     assert_eq!(port, 8080);
+///     scope.cancel();
+///     Ok::<_, taskward::Error>(())
+/// }))
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+pub fn task_with_ready<F, Fut, V>(make: F) -> TaskFn<F, Ready<V>>
+where
+    F: FnOnce(Scope, Ready<V>) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+    V: Send + 'static,
+{
+    TaskFn {
+        make,
+        ready: PhantomData,
+    }
+}
+
+impl<F, S> sealed::Sealed for TaskFn<F, S> {}
 
 impl<F, Fut> Task for TaskFn<F>
 where
@@ -489,6 +546,39 @@ where
             start: Start::WithScope(Box::new(self.make)),
         }
     }
+}
+
+impl<F, Fut, V> Task for TaskFn<F, Ready<V>>
+where
+    F: FnOnce(Scope, Ready<V>) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+    V: Send + 'static,
+{
+    type Output = <Fut::Output as TaskResult>::Ok;
+    type Body = Fut;
+
+    fn into_parts(self) -> Parts<Fut> {
+        let make = self.make;
+        Parts {
+            name: Name::Fixed(&"task"),
+            policy: Policy::FailFast,
+            timeout: None,
+            shielded: false,
+            start: Start::WithScope(Box::new(move |scope: Scope| {
+                let ready = scope.ready();
+                make(scope, ready)
+            })),
+        }
+    }
+}
+
+impl<F, Fut, V> Startable for TaskFn<F, Ready<V>>
+where
+    F: FnOnce(Scope, Ready<V>) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+    V: Send + 'static,
+{
+    type Ready = V;
 }
 
 /// A task with a name, policy, timeout or shield chosen by
@@ -542,6 +632,12 @@ impl<T: Task> Configured<T> {
 }
 
 impl<T> sealed::Sealed for Configured<T> {}
+
+/// A configured task is started as the task it configures: `.timeout` and
+/// `.named` keep `start` knowing the value the task sends.
+impl<T: Startable> Startable for Configured<T> {
+    type Ready = T::Ready;
+}
 
 impl<T: Task> Task for Configured<T> {
     type Output = T::Output;
