@@ -255,7 +255,15 @@
 ///
 /// - `name = "..."`: the task's name, used in its path
 ///   ([`Scope::path`]), its errors and its traces. By default, the
-///   function's name.
+///   function's name. With braces it is a format string over the
+///   parameters the caller passes, named as in `format!`'s captures:
+///   `name = "chunk-{part}"`, `name = "{id:>3}"` (`{{` for a brace). The
+///   name is formatted when a path is first needed (an error, a trace, a
+///   tree snapshot), from clones of those arguments taken at the call, so
+///   they must be `Clone + Send` (plus `Display`, or what the format asks);
+///   the path has no `#index` (`pipeline/worker-3/chunk-2`), and two
+///   siblings of the same formatted name have the same path. A name
+///   whose formatting panics is the function's.
 /// - `policy = fail_fast | supervise`: how the task's scope treats a failing
 ///   child (see [`Policy`]). By default `fail_fast`.
 /// - `crate = path`: where the `taskward` crate is, for a crate that

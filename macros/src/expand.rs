@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Block, Expr, FnArg, ItemFn, Pat, Path, ReturnType, Safety, Stmt, Token, Type};
 
 use crate::parse::PolicyArg;
-use crate::validate::{self, Injected, Injection, Model};
+use crate::validate::{self, Injected, Injection, Model, NameFormat};
 
 /// The rewritten function: same attributes, visibility, name, generics and
 /// parameters, less `async` and the injected parameters, returning a lazy
@@ -19,6 +19,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         output,
         async_span,
         name,
+        name_format,
         policy,
         krate,
     } = model;
@@ -42,6 +43,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         .unwrap_or_else(|| syn::Ident::new("__taskward_scope", Span::mixed_site()));
     let never = syn::Ident::new("__taskward_never", Span::mixed_site());
     let body_var = syn::Ident::new("__taskward_body", Span::mixed_site());
+    let name_var = syn::Ident::new("__taskward_name", Span::mixed_site());
 
     // Each value goes through a function whose bound names the expected
     // type, located at the parameter's type: a parameter taken for one of
@@ -96,8 +98,32 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         let span = output.span();
         let at_output = private_at(&krate, span);
         let ready = ready.iter();
-        quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var))
+        let formatted = name_format
+            .as_ref()
+            .map(|format| quote_spanned!(format.lit.span()=> .formatted(#name_var)));
+        quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var) #formatted)
     };
+    // A parameter the name uses counts as used by the body too.
+    let named = name_format.iter().flat_map(|format| &format.captures).cloned();
+    let named: Vec<syn::Ident> = named.collect();
+    // A formatted name is made from clones of the parameters it names,
+    // taken before the body moves them, and formatted when it is first
+    // needed. Located at the string, where a parameter that is not `Clone`
+    // or not `Send` is reported.
+    let format_name = name_format.map(|NameFormat { lit, captures }| {
+        let at_lit = private_at(&krate, lit.span());
+        let captures = captures.into_iter().map(|mut capture| {
+            capture.set_span(lit.span());
+            capture
+        });
+        let captures: Vec<syn::Ident> = captures.collect();
+        quote_spanned! {lit.span()=>
+            let #name_var = {
+                #(let #captures = ::core::clone::Clone::clone(&#captures);)*
+                move || #at_lit::format_name(::core::format_args!(#lit))
+            };
+        }
+    });
     let keep = keep_parameters(&mut item);
     let block = macro_braces(&item.block);
     // The body is made now, with the arguments, and takes its scope from
@@ -108,8 +134,10 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // into the body.
     let body = quote_spanned! {async_span=>
         {
+            #format_name
             let #body_var = #at_async::check_send(async move {
                 #(#keep)*
+                #(let _ = &#named;)*
                 let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type

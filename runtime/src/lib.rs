@@ -139,6 +139,13 @@ pub mod __private {
         crate::root::run_main(flavor, grace_millis.map(std::time::Duration::from_millis), task)
     }
 
+    /// A task's name formatted from its arguments
+    /// (`#[supervised(name = "chunk-{part}")]`).
+    #[must_use]
+    pub fn format_name(args: std::fmt::Arguments<'_>) -> String {
+        std::fmt::format(args)
+    }
+
     /// The value of an owned scope parameter: the task's scope.
     #[must_use]
     pub fn scope_owned<S: ScopeParameter>(scope: Scope) -> S {

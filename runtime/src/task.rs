@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -243,19 +245,87 @@ pub struct Parts<B> {
 }
 
 /// A task's name: a constant, which a node keeps in one word, or one given
-/// at run time (`Task::named`), which it keeps in its `Extra`.
+/// at run time (`Task::named`) or formatted from the task's arguments
+/// (`#[supervised(name = "chunk-{part}")]`), which it keeps in its `Extra`.
 #[derive(Debug, Clone)]
 pub(crate) enum Name {
     Fixed(&'static &'static str),
     Given(Cow<'static, str>),
+    Formatted(Formatted),
 }
 
 impl Name {
+    /// The name's text; a formatted name is formatted now, the first time.
     pub(crate) fn as_str(&self) -> &str {
         match self {
             Name::Fixed(name) => name,
             Name::Given(name) => name,
+            Name::Formatted(name) => name.as_str(),
         }
+    }
+
+    /// Whether the name is counted among its siblings' (`name#index`): a
+    /// formatted name says itself what the task works on, and is not
+    /// known before it is needed.
+    pub(crate) fn is_counted(&self) -> bool {
+        !matches!(self, Name::Formatted(_))
+    }
+}
+
+/// A name formatted from a task's arguments when it is first needed (for
+/// a path, an error, a span), from clones of the arguments the format
+/// names, taken at the call.
+#[derive(Clone)]
+pub(crate) struct Formatted(Arc<dyn FormatName>);
+
+/// The formatter of a `Formatted` name and its text once made.
+trait FormatName: Send + Sync {
+    fn text(&self) -> &str;
+}
+
+struct NameFormat<F> {
+    /// The function's name: the name if formatting panics.
+    fallback: &'static &'static str,
+    format: Mutex<Option<F>>,
+    text: OnceLock<Box<str>>,
+}
+
+impl<F: FnOnce() -> String + Send> FormatName for NameFormat<F> {
+    fn text(&self) -> &str {
+        self.text.get_or_init(|| {
+            // Taken out of the mutex before it runs: user code (the
+            // arguments' `Display`) never runs under a lock.
+            let format = self.format.lock().unwrap_or_else(PoisonError::into_inner).take();
+            match format.map(|format| std::panic::catch_unwind(AssertUnwindSafe(format))) {
+                Some(Ok(text)) => text.into_boxed_str(),
+                Some(Err(payload)) => {
+                    // A payload may panic in its own `Drop`: it is leaked.
+                    std::mem::forget(payload);
+                    (*self.fallback).into()
+                }
+                None => (*self.fallback).into(),
+            }
+        })
+    }
+}
+
+impl Formatted {
+    fn new<F: FnOnce() -> String + Send + 'static>(fallback: &'static &'static str, format: F) -> Self {
+        Formatted(Arc::new(NameFormat {
+            fallback,
+            format: Mutex::new(Some(format)),
+            text: OnceLock::new(),
+        }))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.text()
+    }
+}
+
+impl std::fmt::Debug for Formatted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Formatted")
     }
 }
 
@@ -352,6 +422,9 @@ impl<B> Parts<B> {
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
 pub struct Supervised<R, S = ()> {
     name: &'static &'static str,
+    /// The name formatted from the arguments, if the attribute's `name`
+    /// names some.
+    formatted: Option<Formatted>,
     policy: Policy,
     /// The body, made with the arguments at the call, which takes its scope
     /// at its first poll: one allocation per call, where a closure making
@@ -371,10 +444,20 @@ impl<R, S> Supervised<R, S> {
     {
         Supervised {
             name,
+            formatted: None,
             policy,
             body: Box::new(Body { future: body }),
             ready: PhantomData,
         }
+    }
+
+    /// The task named by `format`, called when the name is first needed
+    /// (`#[supervised(name = "chunk-{part}")]`); the function's name if it
+    /// panics.
+    #[doc(hidden)]
+    pub fn formatted<F: FnOnce() -> String + Send + 'static>(mut self, format: F) -> Self {
+        self.formatted = Some(Formatted::new(self.name, format));
+        self
     }
 }
 
@@ -404,7 +487,10 @@ impl<R: TaskResult, S: 'static> Task for Supervised<R, S> {
 
     fn into_parts(self) -> Parts<Self::Body> {
         Parts {
-            name: Name::Fixed(self.name),
+            name: match self.formatted {
+                Some(formatted) => Name::Formatted(formatted),
+                None => Name::Fixed(self.name),
+            },
             policy: self.policy,
             timeout: None,
             shielded: false,
