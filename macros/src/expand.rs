@@ -21,6 +21,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         name,
         name_format,
         policy,
+        local,
         krate,
     } = model;
 
@@ -101,7 +102,11 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         let formatted = name_format
             .as_ref()
             .map(|format| quote_spanned!(format.lit.span()=> .formatted(#name_var)));
-        quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var) #formatted)
+        if local {
+            quote_spanned!(span=> #at_output::LocalSupervised::<#output>::new(&#name, #policy, #body_var) #formatted)
+        } else {
+            quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var) #formatted)
+        }
     };
     // A parameter the name uses counts as used by the body too.
     let named = name_format.iter().flat_map(|format| &format.captures).cloned();
@@ -132,10 +137,12 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // All of it is located at the user's `async`, so that a body or a
     // parameter that is not `Send` is reported there, with notes pointing
     // into the body.
+    // A local body is not checked for `Send`: it runs on a `LocalSet`.
+    let check_send = (!local).then(|| quote_spanned!(async_span=> #at_async::check_send));
     let body = quote_spanned! {async_span=>
         {
             #format_name
-            let #body_var = #at_async::check_send(async move {
+            let #body_var = #check_send(async move {
                 #(#keep)*
                 #(let _ = &#named;)*
                 let #scope_var: #at_async::Scope = #at_async::scope();
@@ -151,7 +158,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // No bound `output: TaskResult` is added to the signature: in a generic
     // function it would hide the value type of `output` from the body
     // (`Supervised::new` checks it instead).
-    set_output(&mut item, &krate, &output, ready.as_ref());
+    set_output(&mut item, &krate, &output, ready.as_ref(), local);
     item.block = Box::new(block_of(&item.block, body));
     // Not `#[must_use]`: `Supervised` is, and a call left unused would be
     // reported twice.
@@ -238,7 +245,7 @@ pub(crate) fn instrument_first(item: &ItemFn, args: TokenStream, krate: Option<&
 /// What is emitted beside `error` when the function breaks a rule: a stub
 /// with the signature the rewrite would have (so that callers are checked
 /// against it and report nothing more), whose body is the error itself.
-pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStream {
+pub(crate) fn stub(item: &ItemFn, krate: &Path, local: bool, error: &syn::Error) -> TokenStream {
     let mut item = item.clone();
     let sig = &mut item.sig;
     sig.constness = None;
@@ -279,7 +286,7 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
         }
         _ => None,
     });
-    set_output(&mut item, krate, &output, ready.as_ref());
+    set_output(&mut item, krate, &output, ready.as_ref(), local);
     if bound && validate::not_a_result(&output).is_none() {
         add_bound(&mut item, krate, &output);
     }
@@ -309,12 +316,13 @@ pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream 
 /// the return type itself the error: every use of the function (spawning
 /// it, awaiting its child) then has an erroneous type, about which rustc
 /// says nothing more, so the mistake is one error.
-fn set_output(item: &mut ItemFn, krate: &Path, output: &Type, ready: Option<&Type>) {
+fn set_output(item: &mut ItemFn, krate: &Path, output: &Type, ready: Option<&Type>, local: bool) {
     let span = output.span();
     let private = private_at(krate, span);
     let ready = ready.into_iter();
     let ty = match validate::not_a_result(output) {
         Some(message) => quote_spanned!(span=> [(); { ::core::panic!(#message) }]),
+        None if local => quote_spanned!(span=> #private::LocalSupervised<#output>),
         None => quote_spanned!(span=> #private::Supervised<#output #(, #ready)*>),
     };
     item.sig.output = ReturnType::Type(Token![->](span), Box::new(Type::Verbatim(ty)));

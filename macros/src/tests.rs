@@ -41,6 +41,10 @@ const CORPUS: &[(&str, &str)] = &[
         "async fn chunk(scope: &Scope, id: u32, mut part: usize, (a, b): (u8, u8)) -> Result<u32, E> { Ok(id) }",
     ),
     (
+        r#"local, name = "rc-{id}""#,
+        "async fn counter(scope: &Scope, token: CancellationToken, id: u32) -> Result<u32, E> { Ok(id) }",
+    ),
+    (
         "",
         "async fn borrowed<'a>(&self, name: &str, shown: impl Display, scope: &mut Scope) -> Result<&'a str, E> {}",
     ),
@@ -49,7 +53,7 @@ const CORPUS: &[(&str, &str)] = &[
         "async fn markers(#[scope(x)] s: &S, #[scope] #[token] t: Tok, scope: &'static Scope) -> Option<u32> { None }",
     ),
     (
-        "timeout = 3, name, policy = \"supervise\", crate = \"x\"",
+        "timeout = 3, name, policy = \"supervise\", local = true, local, crate = \"x\"",
         "const async unsafe extern \"C\" fn every(token: &CancellationToken, token: CancellationToken, rest: ...) {}",
     ),
     ("name = 5, name = \"\", policy = restart", "struct Worker { id: u32 }"),
@@ -91,6 +95,7 @@ const WORDS: &[&str] = &[
     "policy",
     "supervise",
     "fail_fast",
+    "local",
     "move",
     "struct",
     "supervised",
@@ -245,9 +250,9 @@ fn every_corpus_entry_expands_to_items() {
         .iter()
         .map(|(args, item)| run(0, parse(args), parse(item)))
         .collect();
-    // The first six entries are valid uses; all the others are mistakes.
-    assert_eq!(errors[..6], [false; 6]);
-    assert!(errors[6..].iter().all(|error| *error));
+    // The first seven entries are valid uses; all the others are mistakes.
+    assert_eq!(errors[..7], [false; 7]);
+    assert!(errors[7..].iter().all(|error| *error));
 }
 
 #[test]

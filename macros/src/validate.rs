@@ -140,6 +140,8 @@ pub(crate) struct Model {
     /// `name = "chunk-{part}"`: a name formatted from the parameters.
     pub(crate) name_format: Option<NameFormat>,
     pub(crate) policy: PolicyArg,
+    /// `#[supervised(local)]`: the body need not be `Send`.
+    pub(crate) local: bool,
     pub(crate) krate: Path,
 }
 
@@ -190,6 +192,14 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
         });
         errors.insert(generics_at, lifetimes);
     }
+    if args.local.is_some()
+        && let Some(ready) = injected.iter().find(|param| param.kind == Injection::Ready)
+    {
+        errors.push(syn::Error::new_spanned(
+            &ready.ty,
+            "a `#[supervised(local)]` task cannot be started with `scope.start`: it is spawned with `scope.spawn_local`; remove this parameter",
+        ));
+    }
     let name_format = match &args.name {
         Some(lit) => match name_format(lit, item, &kept, &injected) {
             Ok(format) => format,
@@ -221,6 +231,7 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
         name,
         name_format,
         policy: args.policy.unwrap_or(PolicyArg::FailFast),
+        local: args.local.is_some(),
         krate,
     })
 }

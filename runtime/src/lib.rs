@@ -40,7 +40,7 @@ pub use ready::{Ready, Startable, Starting};
 pub use restart::{Restart, restart};
 pub use root::{Root, run};
 pub use scope::Scope;
-pub use task::{Configured, Supervised, Task, TaskFn, TaskResult, task, task_with_ready};
+pub use task::{Configured, LocalSupervised, LocalTask, Supervised, Task, TaskFn, TaskResult, task, task_with_ready};
 pub use tokio_util::sync::CancellationToken;
 pub use tree::{TaskInfo, TaskState, TaskTree, TreeMonitor};
 
@@ -50,7 +50,7 @@ pub mod __private {
     pub use crate::policy::Policy;
     pub use crate::ready::Ready;
     pub use crate::scope::Scope;
-    pub use crate::task::{Supervised, TaskResult, check_send};
+    pub use crate::task::{LocalSupervised, Supervised, TaskResult, check_send};
     pub use std::option::Option;
     pub use tokio_util::sync::CancellationToken;
 
