@@ -71,11 +71,13 @@ async fn generator(token: CancellationToken, jobs: mpsc::Sender<Job>) {
 }
 
 /// Takes jobs until the channel closes or it is told to stop. Big jobs go to
-/// sub-workers spawned on the worker's own scope.
-#[supervised]
+/// sub-workers spawned on the worker's own scope. Its path says which worker
+/// it is: `pipeline/worker-3`.
+#[supervised(name = "worker-{id}")]
 async fn worker(
     scope: &Scope,
     token: CancellationToken,
+    id: usize,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     results: mpsc::Sender<Done>,
 ) -> Result<(), taskward::BoxError> {
@@ -114,8 +116,9 @@ async fn worker(
     }
 }
 
-/// A sub-worker: one chunk of a big job.
-#[supervised]
+/// A sub-worker: one chunk of a big job, named after it
+/// (`pipeline/worker-3/chunk-2`), so that an error says which chunk failed.
+#[supervised(name = "chunk-{part}")]
 async fn chunk(token: CancellationToken, job: u32, part: usize, data: Vec<u64>) -> Result<u64, JobError> {
     if job == POISONED_JOB && part == 2 {
         tokio::time::sleep(Duration::from_millis(3)).await;
@@ -159,8 +162,8 @@ pub(crate) async fn pipeline(scope: &Scope) -> Result<Summary, taskward::BoxErro
 
     scope.spawn(generator(job_tx));
     let jobs = Arc::new(Mutex::new(job_rx));
-    for _ in 0..WORKERS {
-        scope.spawn(worker(jobs.clone(), result_tx.clone()));
+    for id in 0..WORKERS {
+        scope.spawn(worker(id, jobs.clone(), result_tx.clone()));
     }
     // The workers hold the only senders now: when the last one ends, the
     // collector's loop ends.

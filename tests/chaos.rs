@@ -77,7 +77,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use taskward::{CancelCause, CancellationToken, Child, Error, ErrorKind, Group, Policy, Root, Scope, Task};
+use taskward::{
+    CancelCause, CancellationToken, Child, Error, ErrorKind, Group, Policy, Ready, Root, Scope, Startable, Task,
+};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// The body of a local child: not `Send`.
@@ -1048,9 +1050,9 @@ fn node_task<V: Send + Unpin + 'static>(
     timeout: Option<Duration>,
     parent: Option<Spawner>,
     value: V,
-) -> impl Task<Output = V> {
-    let mut task = taskward::task(move |scope: Scope| WithValue {
-        body: node_body(scope, ctx, rng, budget, parent),
+) -> impl Startable<Output = V, Ready = ()> {
+    let mut task = taskward::task_with_ready(move |scope, ready| WithValue {
+        body: node_body(scope, ready, ctx, rng, budget, parent),
         value: Some(value),
     })
     .policy(policy)
@@ -1080,6 +1082,7 @@ impl<V: Unpin> Future for WithValue<V> {
 
 fn node_body(
     scope: Scope,
+    ready: Ready<()>,
     ctx: Ctx,
     mut rng: Rng,
     budget: usize,
@@ -1090,7 +1093,7 @@ fn node_body(
         scope,
         line: Arc::clone(&ctx.line),
     };
-    let body = Box::pin(node_steps(own, ctx, rng, budget, parent, false));
+    let body = Box::pin(node_steps(own, Some(ready), ctx, rng, budget, parent));
     match loud {
         Some(loud) => Box::pin(LoudOnDrop { body, _loud: loud }),
         None => body,
@@ -1105,7 +1108,7 @@ fn local_body(ctx: Ctx, mut rng: Rng, budget: usize, owner: Spawner) -> LocalBox
     let body: LocalBoxFuture<Result<(), Injected>> = Box::pin(async move {
         ctx.ledger.locals.fetch_add(1, Ordering::Relaxed);
         let polls = Rc::new(Cell::new(0usize));
-        let steps = node_steps(owner, ctx, rng, budget, None, true);
+        let steps = node_steps(owner, None, ctx, rng, budget, None);
         tokio::pin!(steps);
         std::future::poll_fn(|cx| {
             polls.set(polls.get() + 1);
@@ -1119,26 +1122,26 @@ fn local_body(ctx: Ctx, mut rng: Rng, budget: usize, owner: Spawner) -> LocalBox
     }
 }
 
-/// What a task of the random tree does, on `own`'s scope: its own, or, for
-/// a local child (`in_local_child`), the scope it was spawned on, whose
-/// limit, readiness and cancellation it then leaves alone.
+/// What a task of the random tree does, on `own`'s scope: its own, with
+/// its `ready`, or, for a local child (no `ready`), the scope it was
+/// spawned on, whose limit, readiness and cancellation it then leaves alone.
 async fn node_steps(
     own: Spawner,
+    ready: Option<Ready<()>>,
     ctx: Ctx,
     mut rng: Rng,
     budget: usize,
     parent: Option<Spawner>,
-    in_local_child: bool,
 ) -> Result<(), Injected> {
     let _live = ctx.enter();
     let plan = Plan::random(&mut rng, budget, ctx.depth, ctx.local);
-    let mine = !in_local_child;
+    let mine = ready.is_some();
     let scope = &own.scope;
     if mine && let Some(limit) = plan.limit {
         scope.set_limit(limit);
     }
     // Does nothing unless this task was started with `scope.start`.
-    let mut ready = mine.then(|| scope.ready::<()>());
+    let mut ready = ready;
     let owner = match &parent {
         Some(parent) if plan.adopt => parent,
         _ => &own,
@@ -1462,8 +1465,8 @@ async fn spawn_child(
             }
         }
         Kind::Hang => {
-            let task = taskward::task(move |_: Scope| async move {
-                let _live = deeper.enter();
+            let task = taskward::task_with_ready(move |_, ready: Ready<()>| async move {
+                let (_live, _never_sent) = (deeper.enter(), ready);
                 std::future::pending::<()>().await;
             })
             .named("hang")
@@ -1488,7 +1491,7 @@ async fn spawn_child(
             if let Some(limit) = child.timeout {
                 task = task.timeout(limit);
             }
-            spawn(scope, ctx, task, child).await
+            spawn_unstartable(scope, ctx, task, child).await
         }
         Kind::Blocking(closure) => Some(scope.spawn_blocking(move |token| closure.run(&deeper, &token))),
         Kind::Local => {
@@ -1499,17 +1502,41 @@ async fn spawn_child(
 }
 
 /// Admits `task` to `scope`, or starts it (the handle is then `None`).
-async fn spawn<T: Task<Output = ()>>(scope: &Scope, ctx: &Ctx, task: T, child: &ChildPlan) -> Option<Child<()>> {
+async fn spawn<T>(scope: &Scope, ctx: &Ctx, task: T, child: &ChildPlan) -> Option<Child<()>>
+where
+    T: Startable<Output = (), Ready = ()>,
+{
     if let Fate::Start = child.fate {
-        let result = scope.start::<(), _>(task).await;
+        let result = scope.start(task).await;
         ctx.ledger.result(result, Sink::Start, ctx.tree, &ctx.line);
         return None;
     }
-    Some(match child.admit {
+    Some(admit(scope, task, child).await)
+}
+
+/// Admits a task that cannot be started (a restart takes no `Ready`): one
+/// whose fate is to be started is awaited at once instead (the handle is
+/// then `None`).
+async fn spawn_unstartable<T: Task<Output = ()>>(
+    scope: &Scope,
+    ctx: &Ctx,
+    task: T,
+    child: &ChildPlan,
+) -> Option<Child<()>> {
+    let handle = admit(scope, task, child).await;
+    if let Fate::Start = child.fate {
+        ctx.ledger.result(handle.await, Sink::Handle, ctx.tree, &ctx.line);
+        return None;
+    }
+    Some(handle)
+}
+
+async fn admit<T: Task<Output = ()>>(scope: &Scope, task: T, child: &ChildPlan) -> Child<()> {
+    match child.admit {
         Admit::Spawn | Admit::Group => scope.spawn(task),
         Admit::Reserve => scope.reserve().await.spawn(task),
         Admit::TrySpawn => scope.try_spawn(task).unwrap_or_else(|task| scope.spawn(task)),
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------

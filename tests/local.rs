@@ -210,3 +210,82 @@ async fn run_local_works_on_a_multi_thread_runtime_too() {
     .unwrap();
     assert_eq!(value, 3);
 }
+
+/// Holds an `Rc` across `.await`s, so its body is not `Send`; spawns a
+/// local child and a `Send` one on its own scope.
+#[taskward::supervised(local, name = "tally-{rounds}")]
+async fn tally(scope: &Scope, rounds: u32) -> Result<u32, taskward::Error> {
+    let count = Rc::new(RefCell::new(0));
+    for _ in 0..rounds {
+        *count.borrow_mut() += 1;
+        tokio::task::yield_now().await; // the Rc is held across it
+    }
+    let counted = Rc::clone(&count);
+    let local = scope.spawn_local(async move { Ok::<_, std::io::Error>(*counted.borrow()) });
+    let sent = scope.spawn(async { Ok::<_, std::io::Error>(1) });
+    let (local, sent) = (local.await?, sent.await?);
+    assert_eq!(local, rounds);
+    Ok(*count.borrow() + sent)
+}
+
+#[tokio::test]
+async fn a_supervised_local_task_holds_an_rc_across_awaits_and_has_its_own_scope() {
+    let (value, path) = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            let child = scope.spawn_local(tally(3));
+            let path = child.path().to_owned();
+            Ok::<_, taskward::Error>((child.await?, path))
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value, 4);
+    assert_eq!(path, "task/tally-3");
+}
+
+#[taskward::supervised(local, policy = supervise)]
+async fn fails_locally(scope: &Scope) -> Result<(), std::io::Error> {
+    let rc = Rc::new(());
+    scope.spawn(async { Err::<(), _>(std::io::Error::other("child trouble")) });
+    tokio::task::yield_now().await;
+    let _rc = rc;
+    Err(std::io::Error::other("local trouble"))
+}
+
+#[tokio::test]
+async fn a_supervised_local_task_fails_and_is_outside_a_local_set_refused() {
+    let err = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            scope.spawn_local(fails_locally()).await
+        })),
+    )
+    .await
+    .unwrap_err();
+    // Its own failure, and its child's (under `supervise`, unclaimed),
+    // which escalated with it: the local task has a scope of its own.
+    let mut failures: Vec<String> = std::iter::once(&err)
+        .chain(err.related())
+        .map(ToString::to_string)
+        .collect();
+    failures.sort();
+    assert_eq!(
+        failures,
+        [
+            "task `task/fails_locally#0/task#0` failed: child trouble",
+            "task `task/fails_locally#0` failed: local trouble"
+        ]
+    );
+
+    // Outside a `LocalSet` taskward knows of: a typed error, not a panic.
+    let err = bounded_for(
+        BOUND,
+        taskward::run(taskward::task(|scope: Scope| async move {
+            scope.spawn_local(fails_locally()).await
+        })),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoRuntime);
+}

@@ -50,6 +50,13 @@ async fn io(path: String) -> std::io::Result<usize> {
     Ok(path.len())
 }
 
+/// A name formatted from parameters (`Copy` ones, cloned), one of them used
+/// only by the name.
+#[supervised(name = "chunk-{part}-of-{job:?}")]
+async fn chunk(part: u64, job: String) -> Result<u64, Broken> {
+    Ok(part)
+}
+
 #[supervised]
 async fn nothing(_scope: &Scope) {}
 
@@ -104,6 +111,7 @@ async fn supervised_functions_run_under_pedantic_lints() {
     assert_eq!(taskward::run(tree(4)).await.unwrap(), 6);
     assert_eq!(taskward::run(one_line(3)).await.unwrap(), 3);
     assert_eq!(taskward::run(io("abc".to_owned())).await.unwrap(), 3);
+    assert_eq!(taskward::run(chunk(2, "j".to_owned())).await.unwrap(), 2);
     taskward::run(nothing()).await.unwrap();
     assert_eq!(taskward::run(items_first()).await.unwrap(), "at items_first/false");
     assert_eq!(taskward::run(generic('x')).await.unwrap(), 'x');

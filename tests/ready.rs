@@ -195,21 +195,6 @@ async fn a_ready_dropped_outside_the_task_fails_start_too() {
     assert!(err.to_string().contains("dropped its `Ready` without sending"), "{err}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_task_without_a_ready_parameter_fails_start_when_its_body_ends() {
-    let err = bounded(taskward::run(taskward::task(|scope: Scope| async move {
-        scope
-            .start::<u16, _>(async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                Ok::<_, std::io::Error>(())
-            })
-            .await
-    })))
-    .await
-    .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::NotReady);
-}
-
 #[supervised]
 async fn fails_after_ready(ready: Ready<u16>) -> std::io::Result<()> {
     ready.send(1);
@@ -255,9 +240,17 @@ async fn a_value_sent_wins_over_a_failure_that_follows_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_value_of_the_wrong_type_fails_start() {
+async fn a_value_of_another_type_sent_through_the_scope_fails_start() {
+    // The type of `Scope::ready` is not checked against the task's (the
+    // typed `Ready` is; a mismatch there is a compile error, see
+    // tests-build/tests/ui/fail/start-mismatched-type.rs).
     let err = bounded(taskward::run(taskward::task(|scope: Scope| async move {
-        scope.start::<String, _>(server(1, Arc::default())).await
+        scope
+            .start(taskward::task_with_ready(|scope, ready: Ready<String>| async move {
+                let _unsent = ready;
+                scope.ready::<u16>().send(1);
+            }))
+            .await
     })))
     .await
     .unwrap_err();
@@ -297,11 +290,11 @@ async fn a_task_that_never_becomes_ready_is_bounded_by_its_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_closure_task_gets_its_ready_from_its_scope() {
+async fn a_closure_task_gets_its_ready_as_an_argument() {
     let value = bounded(taskward::run(taskward::task(|scope: Scope| async move {
         scope
-            .start::<&str, _>(taskward::task(|scope: Scope| async move {
-                scope.ready().send("ready");
+            .start(taskward::task_with_ready(|scope, ready| async move {
+                ready.send("ready");
                 scope.cancelled().await;
             }))
             .await
@@ -309,6 +302,41 @@ async fn a_closure_task_gets_its_ready_from_its_scope() {
     })))
     .await;
     assert_eq!(value.unwrap(), "ready");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closure_task_that_drops_its_ready_unsent_fails_start() {
+    let err = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        scope
+            .start(taskward::task_with_ready(|scope, ready: Ready<u16>| {
+                drop(ready);
+                async move { scope.cancelled().await }
+            }))
+            .await
+            .inspect_err(|_| scope.cancel())
+    })))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotReady);
+    assert!(err.to_string().contains("dropped its `Ready` without sending"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_infers_the_value_type_through_modifiers() {
+    let value = bounded(taskward::run(taskward::task(|scope: Scope| async move {
+        let port = scope
+            .start(
+                server(7, Arc::default())
+                    .named("api")
+                    .timeout(Duration::from_secs(5))
+                    .policy(Policy::Supervise),
+            )
+            .await?;
+        scope.cancel();
+        Ok::<_, taskward::Error>(port)
+    })))
+    .await;
+    assert_eq!(value.unwrap(), 7u16);
 }
 
 #[tokio::test(start_paused = true)]

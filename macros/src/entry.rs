@@ -30,7 +30,12 @@ pub(crate) fn supervised2(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         (args_checked, Err(err)) => {
             let krate = args.krate.unwrap_or_else(validate::default_crate);
-            expand::stub(&item_fn, &krate, &in_source_order(args_checked, err))
+            expand::stub(
+                &item_fn,
+                &krate,
+                args.local.is_some(),
+                &in_source_order(args_checked, err),
+            )
         }
     }
 }

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Block, Expr, FnArg, ItemFn, Pat, Path, ReturnType, Safety, Stmt, Token, Type};
 
 use crate::parse::PolicyArg;
-use crate::validate::{self, Injected, Injection, Model};
+use crate::validate::{self, Injected, Injection, Model, NameFormat};
 
 /// The rewritten function: same attributes, visibility, name, generics and
 /// parameters, less `async` and the injected parameters, returning a lazy
@@ -19,7 +19,9 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         output,
         async_span,
         name,
+        name_format,
         policy,
+        local,
         krate,
     } = model;
 
@@ -42,6 +44,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         .unwrap_or_else(|| syn::Ident::new("__taskward_scope", Span::mixed_site()));
     let never = syn::Ident::new("__taskward_never", Span::mixed_site());
     let body_var = syn::Ident::new("__taskward_body", Span::mixed_site());
+    let name_var = syn::Ident::new("__taskward_name", Span::mixed_site());
 
     // Each value goes through a function whose bound names the expected
     // type, located at the parameter's type: a parameter taken for one of
@@ -77,6 +80,12 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         }
     };
     let at_async = private_at(&krate, async_span);
+    // The type of the `Ready<V>` parameter, which makes the task startable
+    // with `V`; the first one written, if two are under `#[cfg]`s.
+    let ready = injected
+        .iter()
+        .find(|param| param.kind == Injection::Ready)
+        .map(|param| (*param.ty).clone());
     // Where `output: TaskResult` is required: a result that is not one is
     // reported once, at the user's return type.
     // A result known not to be one is the function's return type already
@@ -89,8 +98,37 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     } else {
         let span = output.span();
         let at_output = private_at(&krate, span);
-        quote_spanned!(span=> #at_output::Supervised::<#output>::new(&#name, #policy, #body_var))
+        let ready = ready.iter();
+        let formatted = name_format
+            .as_ref()
+            .map(|format| quote_spanned!(format.lit.span()=> .formatted(#name_var)));
+        if local {
+            quote_spanned!(span=> #at_output::LocalSupervised::<#output>::new(&#name, #policy, #body_var) #formatted)
+        } else {
+            quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var) #formatted)
+        }
     };
+    // A parameter the name uses counts as used by the body too.
+    let named = name_format.iter().flat_map(|format| &format.captures).cloned();
+    let named: Vec<syn::Ident> = named.collect();
+    // A formatted name is made from clones of the parameters it names,
+    // taken before the body moves them, and formatted when it is first
+    // needed. Located at the string, where a parameter that is not `Clone`
+    // or not `Send` is reported.
+    let format_name = name_format.map(|NameFormat { lit, captures }| {
+        let at_lit = private_at(&krate, lit.span());
+        let captures = captures.into_iter().map(|mut capture| {
+            capture.set_span(lit.span());
+            capture
+        });
+        let captures: Vec<syn::Ident> = captures.collect();
+        quote_spanned! {lit.span()=>
+            let #name_var = {
+                #(let #captures = ::core::clone::Clone::clone(&#captures);)*
+                move || #at_lit::format_name(::core::format_args!(#lit))
+            };
+        }
+    });
     let keep = keep_parameters(&mut item);
     let block = macro_braces(&item.block);
     // The body is made now, with the arguments, and takes its scope from
@@ -99,10 +137,14 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // All of it is located at the user's `async`, so that a body or a
     // parameter that is not `Send` is reported there, with notes pointing
     // into the body.
+    // A local body is not checked for `Send`: it runs on a `LocalSet`.
+    let check_send = (!local).then(|| quote_spanned!(async_span=> #at_async::check_send));
     let body = quote_spanned! {async_span=>
         {
-            let #body_var = #at_async::check_send(async move {
+            #format_name
+            let #body_var = #check_send(async move {
                 #(#keep)*
+                #(let _ = &#named;)*
                 let #scope_var: #at_async::Scope = #at_async::scope();
                 #(#bindings)*
                 #fix_type
@@ -116,7 +158,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // No bound `output: TaskResult` is added to the signature: in a generic
     // function it would hide the value type of `output` from the body
     // (`Supervised::new` checks it instead).
-    set_output(&mut item, &krate, &output);
+    set_output(&mut item, &krate, &output, ready.as_ref(), local);
     item.block = Box::new(block_of(&item.block, body));
     // Not `#[must_use]`: `Supervised` is, and a call left unused would be
     // reported twice.
@@ -203,7 +245,7 @@ pub(crate) fn instrument_first(item: &ItemFn, args: TokenStream, krate: Option<&
 /// What is emitted beside `error` when the function breaks a rule: a stub
 /// with the signature the rewrite would have (so that callers are checked
 /// against it and report nothing more), whose body is the error itself.
-pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStream {
+pub(crate) fn stub(item: &ItemFn, krate: &Path, local: bool, error: &syn::Error) -> TokenStream {
     let mut item = item.clone();
     let sig = &mut item.sig;
     sig.constness = None;
@@ -236,7 +278,15 @@ pub(crate) fn stub(item: &ItemFn, krate: &Path, error: &syn::Error) -> TokenStre
             (true, _) => (syn::parse_quote!(()), true),
         },
     };
-    set_output(&mut item, krate, &output);
+    // The stub is startable as the function would be, so that a `start`
+    // of it reports nothing more (a borrowed `&Ready<V>` as `Ready<V>`).
+    let ready = injected.iter().find_map(|arg| match arg {
+        FnArg::Typed(typed) if matches!(validate::injection(typed, krate), Ok(Some(Injection::Ready))) => {
+            Some(validate::strip_reference(&typed.ty).clone())
+        }
+        _ => None,
+    });
+    set_output(&mut item, krate, &output, ready.as_ref(), local);
     if bound && validate::not_a_result(&output).is_none() {
         add_bound(&mut item, krate, &output);
     }
@@ -257,19 +307,23 @@ pub(crate) fn unchanged(tokens: TokenStream, error: &syn::Error) -> TokenStream 
     out
 }
 
-/// Makes `item` return `Supervised<output>`, spanned on the user's return
-/// type so that a type that is not a task result is reported there.
+/// Makes `item` return `Supervised<output>` (`Supervised<output, ready>`
+/// for a task with a `Ready` parameter of type `ready`), spanned on the
+/// user's return type so that a type that is not a task result is reported
+/// there.
 ///
 /// A type that is known not to be one (`u32`, `Option<T>`, a tuple) makes
 /// the return type itself the error: every use of the function (spawning
 /// it, awaiting its child) then has an erroneous type, about which rustc
 /// says nothing more, so the mistake is one error.
-fn set_output(item: &mut ItemFn, krate: &Path, output: &Type) {
+fn set_output(item: &mut ItemFn, krate: &Path, output: &Type, ready: Option<&Type>, local: bool) {
     let span = output.span();
     let private = private_at(krate, span);
+    let ready = ready.into_iter();
     let ty = match validate::not_a_result(output) {
         Some(message) => quote_spanned!(span=> [(); { ::core::panic!(#message) }]),
-        None => quote_spanned!(span=> #private::Supervised<#output>),
+        None if local => quote_spanned!(span=> #private::LocalSupervised<#output>),
+        None => quote_spanned!(span=> #private::Supervised<#output #(, #ready)*>),
     };
     item.sig.output = ReturnType::Type(Token![->](span), Box::new(Type::Verbatim(ty)));
 }

@@ -229,6 +229,7 @@ fn check(item: &ItemFn, krate: &Path, errors: &mut Errors) -> Option<TokenStream
     let args = supervised_parse::Args {
         name: Some(LitStr::new(&item.sig.ident.unraw().to_string(), item.sig.ident.span())),
         policy: None::<PolicyArg>,
+        local: None,
         krate: Some(krate.clone()),
     };
     let model = match validate::validate(&args, &task) {

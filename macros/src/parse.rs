@@ -15,10 +15,11 @@ mod kw {
     syn::custom_keyword!(policy);
     syn::custom_keyword!(fail_fast);
     syn::custom_keyword!(supervise);
+    syn::custom_keyword!(local);
 }
 
 /// Every argument `#[supervised(...)]` accepts, for error messages.
-const VALID_ARGS: &str = "`name = \"...\"`, `policy = fail_fast | supervise` and `crate = path`";
+const VALID_ARGS: &str = "`name = \"...\"`, `policy = fail_fast | supervise`, `local` and `crate = path`";
 
 /// The policy chosen with `policy = ...`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub(crate) enum PolicyArg {
 pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     pub(crate) policy: Option<PolicyArg>,
+    /// `local`: the body need not be `Send` (for `spawn_local`).
+    pub(crate) local: Option<Span>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -85,6 +88,18 @@ fn parse_arg(input: ParseStream<'_>, args: &mut Args) -> syn::Result<()> {
         }
         equals(input, key, "write `policy = fail_fast` or `policy = supervise`")?;
         args.policy = Some(parse_policy(input)?);
+    } else if lookahead.peek(kw::local) {
+        let key: kw::local = input.parse()?;
+        if args.local.is_some() {
+            return Err(duplicate(key, "local"));
+        }
+        if input.peek(Token![=]) {
+            return Err(syn::Error::new_spanned(
+                key,
+                "`local` takes no value: write `#[supervised(local)]`",
+            ));
+        }
+        args.local = Some(key.span);
     } else if lookahead.peek(Token![crate]) {
         let key: Token![crate] = input.parse()?;
         if args.krate.is_some() {

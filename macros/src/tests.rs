@@ -37,6 +37,14 @@ const CORPUS: &[(&str, &str)] = &[
         "#[tracing::instrument(skip(scope))] async fn traced(scope: &Scope, id: u32) -> Result<u32, E> { Ok(id) }",
     ),
     (
+        r#"name = "chunk-{part}-of-{id:?}", policy = supervise"#,
+        "async fn chunk(scope: &Scope, id: u32, mut part: usize, (a, b): (u8, u8)) -> Result<u32, E> { Ok(id) }",
+    ),
+    (
+        r#"local, name = "rc-{id}""#,
+        "async fn counter(scope: &Scope, token: CancellationToken, id: u32) -> Result<u32, E> { Ok(id) }",
+    ),
+    (
         "",
         "async fn borrowed<'a>(&self, name: &str, shown: impl Display, scope: &mut Scope) -> Result<&'a str, E> {}",
     ),
@@ -45,7 +53,7 @@ const CORPUS: &[(&str, &str)] = &[
         "async fn markers(#[scope(x)] s: &S, #[scope] #[token] t: Tok, scope: &'static Scope) -> Option<u32> { None }",
     ),
     (
-        "timeout = 3, name, policy = \"supervise\", crate = \"x\"",
+        "timeout = 3, name, policy = \"supervise\", local = true, local, crate = \"x\"",
         "const async unsafe extern \"C\" fn every(token: &CancellationToken, token: CancellationToken, rest: ...) {}",
     ),
     ("name = 5, name = \"\", policy = restart", "struct Worker { id: u32 }"),
@@ -87,6 +95,7 @@ const WORDS: &[&str] = &[
     "policy",
     "supervise",
     "fail_fast",
+    "local",
     "move",
     "struct",
     "supervised",
@@ -149,10 +158,12 @@ fn random_tree(rng: &mut Rng, depth: usize) -> TokenStream {
             };
             TokenTree::Punct(Punct::new(*rng.pick(PUNCTS), spacing)).into()
         }
-        3 => TokenTree::Literal(match rng.below(4) {
+        3 => TokenTree::Literal(match rng.below(6) {
             0 => Literal::string("worker"),
             1 => Literal::string(""),
             2 => Literal::u32_unsuffixed(7),
+            3 => Literal::string("w-{id}"),
+            4 => Literal::string("{"),
             _ => Literal::character('c'),
         })
         .into(),
@@ -239,9 +250,9 @@ fn every_corpus_entry_expands_to_items() {
         .iter()
         .map(|(args, item)| run(0, parse(args), parse(item)))
         .collect();
-    // The first five entries are valid uses; all the others are mistakes.
-    assert_eq!(errors[..5], [false; 5]);
-    assert!(errors[5..].iter().all(|error| *error));
+    // The first seven entries are valid uses; all the others are mistakes.
+    assert_eq!(errors[..7], [false; 7]);
+    assert!(errors[7..].iter().all(|error| *error));
 }
 
 #[test]
@@ -266,6 +277,50 @@ fn mutated_inputs_never_panic() {
     // most are reported.
     assert!(accepted > 100, "only {accepted} mutated inputs were accepted");
     assert!(rejected > 100, "only {rejected} mutated inputs were rejected");
+}
+
+/// `name = "..."` formats the name from the parameters it names: each
+/// format string, on `async fn f(scope: &Scope, id: u32, r#type: u8, (a, b): (u8, u8))`,
+/// is accepted (`true`) or is one error at the string.
+#[test]
+fn formatted_names_use_parameters_only() {
+    let cases = [
+        ("w-{id}", true),
+        ("{id}{id:>4}-{id:?}", true),
+        ("{{literal}} braces", true),
+        ("{type}", false),
+        ("{}", false),
+        ("{0}", false),
+        ("{:?}", false),
+        ("{nope}", false),
+        ("{scope}", false),
+        ("{a}", false),
+        ("{id.0}", false),
+        ("{self}", false),
+        ("{", false),
+        ("}", false),
+        ("{id", false),
+        ("{{id}", false),
+    ];
+    let item = "async fn f(scope: &Scope, id: u32, r#type: u8, (a, b): (u8, u8)) -> Result<u32, E> { Ok(id) }";
+    for (format, accepted) in cases {
+        let args = TokenTree::Literal(Literal::string(format));
+        let output = supervised2(quote::quote!(name = #args), parse(item));
+        let errors = output.to_string().matches("compile_error").count();
+        assert_eq!(errors, usize::from(!accepted), "{format:?}: {output}");
+        if accepted {
+            // The generated code names the string and clones what it uses.
+            assert!(output.to_string().contains("format_name"), "{format:?}: {output}");
+        }
+    }
+    // Random strings with braces and parameter names never panic.
+    let pieces = ["{", "}", "{{", "}}", "id", "type", ":", "?", "0", "-", "nope", " "];
+    for seed in 0..2000 {
+        let mut rng = Rng::new(seed);
+        let format: String = (0..rng.below(8)).map(|_| *rng.pick(&pieces)).collect();
+        let args = TokenTree::Literal(Literal::string(&format));
+        run(seed, quote::quote!(name = #args), parse(item));
+    }
 }
 
 #[test]

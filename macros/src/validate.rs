@@ -7,8 +7,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
-    Attribute, FnArg, ItemFn, Lifetime, Pat, PatType, Path, PathSegment, ReceiverKind, ReturnType, Safety, Token,
-    TraitBound, Type, TypeFnPtr, TypeImplTrait, TypeReference,
+    Attribute, FnArg, ItemFn, Lifetime, LitStr, Pat, PatType, Path, PathSegment, ReceiverKind, ReturnType, Safety,
+    Token, TraitBound, Type, TypeFnPtr, TypeImplTrait, TypeReference,
 };
 
 use crate::errors::Errors;
@@ -134,9 +134,23 @@ pub(crate) struct Model {
     /// The `async` keyword, where errors about the task's future as a whole
     /// (a body that is not `Send`) point.
     pub(crate) async_span: Span,
+    /// The task's name; when `name_format` is set, the function's name,
+    /// which the task takes if formatting panics.
     pub(crate) name: String,
+    /// `name = "chunk-{part}"`: a name formatted from the parameters.
+    pub(crate) name_format: Option<NameFormat>,
     pub(crate) policy: PolicyArg,
+    /// `#[supervised(local)]`: the body need not be `Send`.
+    pub(crate) local: bool,
     pub(crate) krate: Path,
+}
+
+/// A task name formatted from the parameters.
+pub(crate) struct NameFormat {
+    /// The format string, as written.
+    pub(crate) lit: LitStr,
+    /// The parameters it names, each once, in order.
+    pub(crate) captures: Vec<syn::Ident>,
 }
 
 /// Why a task cannot borrow, for the messages about borrowed data.
@@ -178,6 +192,25 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
         });
         errors.insert(generics_at, lifetimes);
     }
+    if args.local.is_some()
+        && let Some(ready) = injected.iter().find(|param| param.kind == Injection::Ready)
+    {
+        errors.push(syn::Error::new_spanned(
+            &ready.ty,
+            "a `#[supervised(local)]` task cannot be started with `scope.start`: it is spawned with `scope.spawn_local`; remove this parameter",
+        ));
+    }
+    let name_format = match &args.name {
+        Some(lit) => match name_format(lit, item, &kept, &injected) {
+            Ok(format) => format,
+            Err(err) => {
+                // The attribute comes first in the source.
+                errors.insert(0, [err]);
+                None
+            }
+        },
+        None => None,
+    };
     errors.finish()?;
 
     let mut item = item.clone();
@@ -186,19 +219,123 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> syn::Result<Model> {
         .sig
         .asyncness
         .map_or(item.sig.fn_token.span, |asyncness| asyncness.span);
-    let name = args
-        .name
-        .as_ref()
-        .map_or_else(|| unraw(&item.sig.ident), syn::LitStr::value);
+    let name = match (&args.name, &name_format) {
+        (Some(lit), None) => lit.value(),
+        _ => unraw(&item.sig.ident),
+    };
     Ok(Model {
         item,
         injected,
         output,
         async_span,
         name,
+        name_format,
         policy: args.policy.unwrap_or(PolicyArg::FailFast),
+        local: args.local.is_some(),
         krate,
     })
+}
+
+/// The parameters named by `lit` if it is a format string (it has a `{` or
+/// a `}`, as in `format!`; `{{` is a brace), each a parameter the caller
+/// passes, named as in `format!`'s captures (`{part}`, `{part:>3}`,
+/// `{part:?}`). Anything else is an error at the string.
+fn name_format(
+    lit: &LitStr,
+    item: &ItemFn,
+    kept: &Punctuated<FnArg, Token![,]>,
+    injected: &[Injected],
+) -> syn::Result<Option<NameFormat>> {
+    let text = lit.value();
+    if !text.contains(['{', '}']) {
+        return Ok(None);
+    }
+    let named = |pat: &Pat| match pat {
+        Pat::Ident(binding) => Some(binding.ident.clone()),
+        _ => None,
+    };
+    let parameters: Vec<syn::Ident> = kept
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => named(&typed.pat),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let usable = if parameters.is_empty() {
+        format!("`{}` has no parameter that it could use", item.sig.ident)
+    } else {
+        let list: Vec<String> = parameters.iter().map(|ident| format!("`{{{ident}}}`")).collect();
+        format!("it can use {}", list.join(", "))
+    };
+    let error = |message: String| syn::Error::new_spanned(lit, format!("{message}; {usable}"));
+    let mut captures: Vec<syn::Ident> = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+            }
+            '}' => {
+                return Err(error(
+                    "a `}` in a task name closes nothing: write `}}` for a brace".to_owned(),
+                ));
+            }
+            '{' => {
+                let mut inner = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => inner.push(c),
+                        None => {
+                            return Err(error(
+                                "a `{` in a task name is not closed: write `{{` for a brace, or a parameter in braces"
+                                    .to_owned(),
+                            ));
+                        }
+                    }
+                }
+                let arg = inner.split(':').next().unwrap_or_default().trim();
+                if arg.is_empty() || arg.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(error(format!(
+                        "`{{{inner}}}` in a task name takes no value: name the parameter in the braces"
+                    )));
+                }
+                if syn::parse_str::<syn::Ident>(arg).is_err() {
+                    return Err(error(format!(
+                        "`{{{inner}}}` in a task name is not a parameter's name: a task name can only use the function's parameters, by name"
+                    )));
+                }
+                let Some(parameter) = parameters.iter().find(|ident| *ident == arg) else {
+                    let supplied = injected
+                        .iter()
+                        .filter_map(|param| named(&param.pat))
+                        .any(|ident| ident == arg);
+                    let message = if supplied {
+                        format!(
+                            "`{{{arg}}}` is supplied by the runtime, not by the caller: a task name uses the arguments of the call"
+                        )
+                    } else {
+                        format!(
+                            "`{{{arg}}}` is not a parameter of `{}`: a task name can only use the function's parameters, by name",
+                            item.sig.ident
+                        )
+                    };
+                    return Err(error(message));
+                };
+                if !captures.contains(parameter) {
+                    captures.push(parameter.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(NameFormat {
+        lit: lit.clone(),
+        captures,
+    }))
 }
 
 /// Splits the parameters into those the runtime supplies and those the
@@ -464,6 +601,14 @@ pub(crate) fn output_problems(ty: &Type) -> (bool, bool) {
     let mut found = Found::default();
     check_owned(ty, Position::Output, &mut found, &mut Errors::default());
     (found.borrow, found.impl_trait)
+}
+
+/// `ty`, or the type it references.
+pub(crate) fn strip_reference(ty: &Type) -> &Type {
+    match strip_group(ty) {
+        Type::Reference(reference) => strip_reference(&reference.elem),
+        other => other,
+    }
 }
 
 fn strip_group(ty: &Type) -> &Type {

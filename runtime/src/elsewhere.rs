@@ -5,7 +5,7 @@
 
 use crate::child::Child;
 use crate::scope::Scope;
-use crate::task::{Task, TaskResult};
+use crate::task::{LocalTask, Task, TaskResult};
 use tokio_util::sync::CancellationToken;
 
 impl Scope {
@@ -127,11 +127,16 @@ impl Scope {
     /// The child is like any other: joined, cancelled, counted by the
     /// limit, listed in snapshots, aborted at the end of a grace period,
     /// its failure routed under the scope's policy (a panic is
-    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked)); its path is
-    /// `.../local#N`. Its value must be `Send` (it may be awaited from any
-    /// task). `task` does not receive a scope: a local task that spawns
-    /// children captures a clone of this `Scope`, and those may be `Send`
-    /// ([`spawn`](Scope::spawn)) or local again.
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked)). Its value must
+    /// be `Send` (it may be awaited from any task).
+    ///
+    /// `task` is a future, or the call of a `#[supervised(local)]`
+    /// function (see [`LocalTask`]). The call of a local supervised
+    /// function receives its own scope, is named after the function
+    /// (`.../counter#N`) and takes the attribute's policy; a plain future's
+    /// path is `.../local#N`, and it has no scope of its own: it captures a
+    /// clone of this `Scope` to spawn children. Either way the children may
+    /// be `Send` ([`spawn`](Scope::spawn)) or local again.
     ///
     /// # Where it can be called
     ///
@@ -170,10 +175,7 @@ impl Scope {
     /// assert_eq!(total, 6);
     /// # }
     /// ```
-    pub fn spawn_local<F>(&self, task: F) -> Child<<F::Output as TaskResult>::Ok>
-    where
-        F: Future<Output: TaskResult> + 'static,
-    {
-        self.node().spawn_local(task)
+    pub fn spawn_local<T: LocalTask>(&self, task: T) -> Child<T::Output> {
+        self.node().spawn_local(task.into_local_parts())
     }
 }

@@ -36,11 +36,11 @@ pub use group::Group;
 pub use limit::Permit;
 pub use policy::Policy;
 pub use race::race;
-pub use ready::Ready;
+pub use ready::{Ready, Startable, Starting};
 pub use restart::{Restart, restart};
 pub use root::{Root, run};
 pub use scope::Scope;
-pub use task::{Configured, Supervised, Task, TaskFn, TaskResult, task};
+pub use task::{Configured, LocalSupervised, LocalTask, Supervised, Task, TaskFn, TaskResult, task, task_with_ready};
 pub use tokio_util::sync::CancellationToken;
 pub use tree::{TaskInfo, TaskState, TaskTree, TreeMonitor};
 
@@ -50,7 +50,7 @@ pub mod __private {
     pub use crate::policy::Policy;
     pub use crate::ready::Ready;
     pub use crate::scope::Scope;
-    pub use crate::task::{Supervised, TaskResult, check_send};
+    pub use crate::task::{LocalSupervised, Supervised, TaskResult, check_send};
     pub use std::option::Option;
     pub use tokio_util::sync::CancellationToken;
 
@@ -137,6 +137,13 @@ pub mod __private {
         task: T,
     ) -> std::process::ExitCode {
         crate::root::run_main(flavor, grace_millis.map(std::time::Duration::from_millis), task)
+    }
+
+    /// A task's name formatted from its arguments
+    /// (`#[supervised(name = "chunk-{part}")]`).
+    #[must_use]
+    pub fn format_name(args: std::fmt::Arguments<'_>) -> String {
+        std::fmt::format(args)
     }
 
     /// The value of an owned scope parameter: the task's scope.

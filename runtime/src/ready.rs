@@ -16,14 +16,15 @@
 //! [`Signal::Ended`].
 
 use std::any::Any;
-use std::future::poll_fn;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
+use crate::child::Child;
 use crate::error::{Error, ErrorKind};
 use crate::node::{Admission, Node};
 use crate::task::Task;
@@ -197,26 +198,186 @@ impl<T> std::fmt::Debug for Ready<T> {
     }
 }
 
-/// `Scope::start`: spawns `task` and waits until it is ready.
-pub(crate) async fn start<V, T>(scope: &Arc<Node>, task: T) -> Result<V, Error>
+/// A task that says when it is ready, with a value of type
+/// [`Ready`](Startable::Ready): what [`Scope::start`](crate::Scope::start)
+/// accepts.
+///
+/// The call of a `#[supervised]` function that takes a `Ready<V>`
+/// parameter is `Startable<Ready = V>`, and so is a
+/// [`task_with_ready()`](crate::task_with_ready()) closure whose `Ready` is
+/// a `Ready<V>`; [`Task::named`], [`Task::timeout`], [`Task::policy`] and
+/// [`Task::shielded`] keep it startable. A task that takes no `Ready` (a
+/// plain future, a [`task()`](crate::task()) closure,
+/// [`restart`](crate::restart()), [`race`](crate::race())) is not: `start`
+/// would have nothing to wait for, and giving it one is a compile error.
+///
+/// So `start` needs no annotation, and a value of another type is a compile
+/// error:
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use taskward::{supervised, Ready, Scope};
+///
+/// #[supervised]
+/// async fn server(scope: &Scope, ready: Ready<SocketAddr>) -> std::io::Result<()> {
+///     ready.send(SocketAddr::from(([127, 0, 0, 1], 8080))); // bind here
+///     scope.cancelled().await;
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// taskward::run(taskward::task(|scope: Scope| async move {
+///     let addr = scope.start(server()).await?; // a `SocketAddr`
+///     assert_eq!(addr.port(), 8080);
+///     scope.cancel();
+///     Ok::<_, taskward::Error>(())
+/// }))
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` takes no `Ready<T>`, so `scope.start(..)` cannot wait for it to be ready",
+    label = "this task never says it is ready",
+    note = "give the `#[supervised]` fn a `ready: Ready<T>` parameter and call `ready.send(value)` once it is ready, or make the task with `taskward::task_with_ready(|scope, ready| ..)`",
+    note = "to run a child without waiting for it to be ready, use `scope.spawn(..)`"
+)]
+pub trait Startable: Task {
+    /// The value the task sends with [`Ready::send`], which `start`
+    /// returns.
+    type Ready: Send + 'static;
+}
+
+/// `Scope::start`: the future that spawns `task` at its first poll and
+/// then waits until it is ready.
+pub(crate) fn start<V, T>(scope: &Arc<Node>, task: T) -> Starting<V>
 where
     V: Send + 'static,
     T: Task,
 {
     let (link, receiver) = ReadyLink::new();
-    let mut child = scope.spawn_with(task, Admission::Queue, Some(link));
-    let mut receiver = Some(receiver);
-    let mut dropped = false;
-    let not_ready = |path: &str, message: String| Error::with_kind(ErrorKind::NotReady, Arc::from(path), message);
-    poll_fn(|cx| {
+    Starting {
+        receiver: Some(receiver),
+        child: Box::new(Launch::Pending {
+            scope: Arc::clone(scope),
+            task,
+            link,
+        }),
+        dropped: false,
+        value: PhantomData,
+    }
+}
+
+/// The future of [`Scope::start`](crate::Scope::start): it starts the task
+/// when first polled, and gives the value the task sends to its
+/// [`Ready`], or why it never became ready.
+///
+/// A named type, so that a task that cannot be started is one error, at
+/// the call of `start`, rather than one more at each use of its future.
+///
+/// ```
+/// use taskward::{Ready, Scope, Starting};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// taskward::run(taskward::task(|scope: Scope| async move {
+///     let starting: Starting<u16> = scope.start(taskward::task_with_ready(|_, ready: Ready<u16>| async move {
+///         ready.send(8080);
+///     }));
+///     assert_eq!(starting.await?, 8080);
+///     Ok::<_, taskward::Error>(())
+/// }))
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Starting<V> {
+    receiver: Option<oneshot::Receiver<Signal>>,
+    /// The task, until the first poll spawns it; then its handle. Boxed so
+    /// that the task's type is not in this one's: rustc cannot prove `Send`
+    /// a future holding, across an `.await`, a type whose lifetime it
+    /// erased (`Ready<&'static str>`: "`Send` is not general enough").
+    child: Box<dyn Started>,
+    /// The child dropped its `Ready` without sending.
+    dropped: bool,
+    value: PhantomData<fn() -> V>,
+}
+
+impl<V> std::fmt::Debug for Starting<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Starting")
+            .field("type", &std::any::type_name::<V>())
+            .field("path", &self.child.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The child of a `start`, whatever its type: `start` only needs to know
+/// whether it failed.
+trait Started: Send {
+    /// Spawns the task, the first time.
+    fn launch(&mut self);
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
+    /// The child's path, once it is spawned.
+    fn path(&self) -> Option<&str>;
+}
+
+enum Launch<T: Task> {
+    Pending {
+        scope: Arc<Node>,
+        task: T,
+        link: Arc<ReadyLink>,
+    },
+    Spawned(Child<T::Output>),
+    /// Only while `launch` replaces `Pending`.
+    Launching,
+}
+
+impl<T: Task> Started for Launch<T> {
+    fn launch(&mut self) {
+        if let Launch::Pending { .. } = self
+            && let Launch::Pending { scope, task, link } = std::mem::replace(self, Launch::Launching)
+        {
+            *self = Launch::Spawned(scope.spawn_with(task, Admission::Queue, Some(link)));
+        }
+    }
+
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.launch();
+        match self {
+            Launch::Spawned(child) => Pin::new(child).poll(cx).map(|result| result.map(drop)),
+            Launch::Pending { .. } | Launch::Launching => unreachable!("launched above"),
+        }
+    }
+
+    fn path(&self) -> Option<&str> {
+        match self {
+            Launch::Spawned(child) => Some(child.path()),
+            Launch::Pending { .. } | Launch::Launching => None,
+        }
+    }
+}
+
+impl<V: Send + 'static> Future for Starting<V> {
+    type Output = Result<V, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<V, Error>> {
+        let this = self.get_mut();
+        this.child.launch();
+        let not_ready = |child: &dyn Started, message: String| {
+            let path = child.path().unwrap_or_default();
+            Error::with_kind(ErrorKind::NotReady, Arc::from(path), message)
+        };
         // A value sent wins over the result: a failure that comes after
         // readiness is not `start`'s.
-        if let Some(signal) = receiver.as_mut() {
+        if let Some(signal) = this.receiver.as_mut() {
             match Pin::new(signal).poll(cx) {
                 Poll::Ready(Ok(Signal::Value { value, type_name })) => {
                     return Poll::Ready(value.downcast::<V>().map(|value| *value).map_err(|_| {
                         not_ready(
-                            child.path(),
+                            &*this.child,
                             format!(
                                 "it sent a `{type_name}`, but `start` expected a `{}`",
                                 std::any::type_name::<V>()
@@ -224,27 +385,26 @@ where
                         )
                     }));
                 }
-                Poll::Ready(Ok(Signal::Ended)) => receiver = None,
+                Poll::Ready(Ok(Signal::Ended)) => this.receiver = None,
                 Poll::Ready(Err(_)) => {
-                    receiver = None;
-                    dropped = true;
+                    this.receiver = None;
+                    this.dropped = true;
                 }
                 Poll::Pending => {}
             }
         }
-        match Pin::new(&mut child).poll(cx) {
+        match this.child.poll_end(cx) {
             // Claimed here: it does not escalate.
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Ready(Ok(_)) => Poll::Ready(Err(not_ready(
-                child.path(),
+            Poll::Ready(Ok(())) => Poll::Ready(Err(not_ready(
+                &*this.child,
                 "it ended without calling `Ready::send`".to_owned(),
             ))),
-            Poll::Pending if dropped => Poll::Ready(Err(not_ready(
-                child.path(),
+            Poll::Pending if this.dropped => Poll::Ready(Err(not_ready(
+                &*this.child,
                 "it dropped its `Ready` without sending a value, and goes on running".to_owned(),
             ))),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
 }

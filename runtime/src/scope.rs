@@ -12,7 +12,7 @@ use crate::group::Group;
 use crate::limit::Permit;
 use crate::node::Node;
 use crate::policy::Policy;
-use crate::ready::Ready;
+use crate::ready::{Ready, Startable, Starting};
 use crate::task::Task;
 use crate::tree::TaskTree;
 
@@ -209,10 +209,15 @@ impl Scope {
     /// Starts `task` as a child and waits until it is ready: until it
     /// calls [`Ready::send`], whose value is returned here (Trio's `start`,
     /// OTP's `start_link`). The child then goes on running under this
-    /// scope, like any spawned child.
+    /// scope, like any spawned child. As with an `async fn`, nothing
+    /// happens until the returned future is first polled.
     ///
     /// The task receives its [`Ready`] as a `Ready<V>` parameter of a
-    /// `#[supervised]` function, or from [`Scope::ready`].
+    /// `#[supervised]` function, or as the second argument of a
+    /// [`task_with_ready()`](crate::task_with_ready()) closure; either way,
+    /// its type says what `start` returns (see [`Startable`]), so no
+    /// annotation is needed, and starting a task that takes no `Ready`, or
+    /// expecting a value of another type, is a compile error.
     ///
     /// # Errors
     ///
@@ -220,14 +225,14 @@ impl Scope {
     ///   here and does not escalate. (A failure after readiness goes to the
     ///   scope, as for any child whose handle was dropped.)
     /// - [`ErrorKind::NotReady`](crate::ErrorKind::NotReady) if the child
-    ///   ends without sending, drops its `Ready` without sending (it then
-    ///   goes on running), or sends a value of another type than `V`.
+    ///   ends without sending, or drops its `Ready` without sending (it then
+    ///   goes on running). (So does a value of another type sent through
+    ///   [`Scope::ready`], which the compiler cannot check.)
     ///
     /// A child that never sends, never drops its `Ready` and never ends
     /// keeps `start` waiting, as a child that never ends keeps its handle
     /// waiting: bound it with [`Task::timeout`](crate::Task::timeout) or
-    /// cancel the scope. A task with no `Ready` parameter fails `start` as
-    /// soon as its body ends.
+    /// cancel the scope.
     ///
     /// ```
     /// use taskward::{supervised, CancellationToken, Ready, Scope};
@@ -243,7 +248,7 @@ impl Scope {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// taskward::run(taskward::task(|scope: Scope| async move {
-    ///     let entries: usize = scope.start(cache()).await?;
+    ///     let entries = scope.start(cache()).await?;
     ///     assert_eq!(entries, 128);
     ///     scope.cancel();
     ///     Ok::<_, taskward::Error>(())
@@ -252,29 +257,38 @@ impl Scope {
     /// .unwrap();
     /// # }
     /// ```
-    pub async fn start<V, T>(&self, task: T) -> Result<V, Error>
+    pub fn start<V, T>(&self, task: T) -> Starting<V>
     where
         V: Send + 'static,
-        T: Task,
+        T: Startable<Ready = V>,
     {
-        crate::ready::start(&self.node, task).await
+        crate::ready::start(&self.node, task)
     }
 
-    /// The readiness handle of this scope's task, for a task that was
-    /// started with [`start`](Scope::start) and is not a `#[supervised]`
-    /// function (which receives it as a `Ready<V>` parameter).
+    /// The readiness handle of this scope's task, for code that has the
+    /// task's scope but not the `Ready` the task received (a `Ready<V>`
+    /// parameter of a `#[supervised]` function, or the second argument of
+    /// a [`task_with_ready()`](crate::task_with_ready()) closure), which
+    /// are the typed ways.
     ///
-    /// In a task that was spawned rather than started, nobody waits for it
-    /// and [`Ready::send`] does nothing.
+    /// Its type is not checked against the task's: `start` fails with
+    /// [`ErrorKind::NotReady`](crate::ErrorKind::NotReady) if it receives a
+    /// value of another type. In a task that was spawned rather than
+    /// started, nobody waits for it and [`Ready::send`] does nothing.
     ///
     /// ```
-    /// # use taskward::Scope;
+    /// # use taskward::{Ready, Scope};
+    /// fn announce(scope: &Scope) {
+    ///     scope.ready::<u16>().send(8080); // deep in the task's code
+    /// }
+    ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// taskward::run(taskward::task(|scope: Scope| async move {
-    ///     let port: u16 = scope
-    ///         .start(taskward::task(|scope: Scope| async move {
-    ///             scope.ready().send(8080u16);
+    ///     let port = scope
+    ///         .start(taskward::task_with_ready(|scope, ready: Ready<u16>| async move {
+    ///             let _typed = ready; // kept until the body ends
+    ///             announce(&scope);
     ///         }))
     ///         .await?;
     ///     assert_eq!(port, 8080);

@@ -2,7 +2,10 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::error::BoxError;
 use crate::node::Spawn;
 use crate::policy::Policy;
+use crate::ready::{Ready, Startable};
 use crate::scope::Scope;
 
 /// A boxed, sendable future: the body of a `#[supervised]` root, of a restart.
@@ -94,6 +98,7 @@ fn into_box_error<E: Into<BoxError> + 'static>(err: E) -> BoxError {
 
 pub(crate) mod sealed {
     pub trait Sealed {}
+    pub trait LocalSealed {}
 }
 
 /// A lazy unit of work that a [`Scope`] can own.
@@ -125,6 +130,12 @@ pub(crate) mod sealed {
 /// # Ok(())
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task that can be sent to another thread",
+    label = "not a `taskward::Task`",
+    note = "a task is the call of a `#[supervised]` fn, a `Send` future whose output is `Result<T, E>` or `()`, or `taskward::task(|scope| ..)`",
+    note = "the call of a `#[supervised(local)]` fn, or a future that is not `Send`, runs on the thread's `LocalSet`: spawn it with `scope.spawn_local(..)`"
+)]
 pub trait Task: sealed::Sealed + Send + Sized + 'static {
     /// The value the task produces when it succeeds.
     type Output: Send + 'static;
@@ -241,19 +252,87 @@ pub struct Parts<B> {
 }
 
 /// A task's name: a constant, which a node keeps in one word, or one given
-/// at run time (`Task::named`), which it keeps in its `Extra`.
+/// at run time (`Task::named`) or formatted from the task's arguments
+/// (`#[supervised(name = "chunk-{part}")]`), which it keeps in its `Extra`.
 #[derive(Debug, Clone)]
 pub(crate) enum Name {
     Fixed(&'static &'static str),
     Given(Cow<'static, str>),
+    Formatted(Formatted),
 }
 
 impl Name {
+    /// The name's text; a formatted name is formatted now, the first time.
     pub(crate) fn as_str(&self) -> &str {
         match self {
             Name::Fixed(name) => name,
             Name::Given(name) => name,
+            Name::Formatted(name) => name.as_str(),
         }
+    }
+
+    /// Whether the name is counted among its siblings' (`name#index`): a
+    /// formatted name says itself what the task works on, and is not
+    /// known before it is needed.
+    pub(crate) fn is_counted(&self) -> bool {
+        !matches!(self, Name::Formatted(_))
+    }
+}
+
+/// A name formatted from a task's arguments when it is first needed (for
+/// a path, an error, a span), from clones of the arguments the format
+/// names, taken at the call.
+#[derive(Clone)]
+pub(crate) struct Formatted(Arc<dyn FormatName>);
+
+/// The formatter of a `Formatted` name and its text once made.
+trait FormatName: Send + Sync {
+    fn text(&self) -> &str;
+}
+
+struct NameFormat<F> {
+    /// The function's name: the name if formatting panics.
+    fallback: &'static &'static str,
+    format: Mutex<Option<F>>,
+    text: OnceLock<Box<str>>,
+}
+
+impl<F: FnOnce() -> String + Send> FormatName for NameFormat<F> {
+    fn text(&self) -> &str {
+        self.text.get_or_init(|| {
+            // Taken out of the mutex before it runs: user code (the
+            // arguments' `Display`) never runs under a lock.
+            let format = self.format.lock().unwrap_or_else(PoisonError::into_inner).take();
+            match format.map(|format| std::panic::catch_unwind(AssertUnwindSafe(format))) {
+                Some(Ok(text)) => text.into_boxed_str(),
+                Some(Err(payload)) => {
+                    // A payload may panic in its own `Drop`: it is leaked.
+                    std::mem::forget(payload);
+                    (*self.fallback).into()
+                }
+                None => (*self.fallback).into(),
+            }
+        })
+    }
+}
+
+impl Formatted {
+    fn new<F: FnOnce() -> String + Send + 'static>(fallback: &'static &'static str, format: F) -> Self {
+        Formatted(Arc::new(NameFormat {
+            fallback,
+            format: Mutex::new(Some(format)),
+            text: OnceLock::new(),
+        }))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.text()
+    }
+}
+
+impl std::fmt::Debug for Formatted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Formatted")
     }
 }
 
@@ -337,7 +416,8 @@ impl<B> Parts<B> {
 }
 
 /// The task returned by calling a `#[supervised]` function whose body
-/// returns `R`.
+/// returns `R`; `S` is the type of its `Ready<V>` parameter (`()` when it
+/// takes none), which makes it [`Startable`] with `V`.
 ///
 /// It is a named type, not an `impl Trait`, so that a supervised function can
 /// spawn itself (recursion).
@@ -347,17 +427,21 @@ impl<B> Parts<B> {
 /// `R: TaskResult` in a generic function would hide `R`'s value type from
 /// its body (`<Result<T, E> as TaskResult>::Ok` would no longer be `T`).
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
-pub struct Supervised<R> {
+pub struct Supervised<R, S = ()> {
     name: &'static &'static str,
+    /// The name formatted from the arguments, if the attribute's `name`
+    /// names some.
+    formatted: Option<Formatted>,
     policy: Policy,
     /// The body, made with the arguments at the call, which takes its scope
     /// at its first poll: one allocation per call, where a closure making
     /// the body once the scope exists would need two. A spawn takes the
     /// body back out of it (see `LazyBody`).
     body: Box<dyn LazyBody<BoxFuture<R>>>,
+    ready: PhantomData<fn() -> S>,
 }
 
-impl<R> Supervised<R> {
+impl<R, S> Supervised<R, S> {
     /// The task of a `#[supervised]` call (see [`check_send`]).
     #[doc(hidden)]
     pub fn new<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
@@ -367,9 +451,20 @@ impl<R> Supervised<R> {
     {
         Supervised {
             name,
+            formatted: None,
             policy,
             body: Box::new(Body { future: body }),
+            ready: PhantomData,
         }
+    }
+
+    /// The task named by `format`, called when the name is first needed
+    /// (`#[supervised(name = "chunk-{part}")]`); the function's name if it
+    /// panics.
+    #[doc(hidden)]
+    pub fn formatted<F: FnOnce() -> String + Send + 'static>(mut self, format: F) -> Self {
+        self.formatted = Some(Formatted::new(self.name, format));
+        self
     }
 }
 
@@ -382,7 +477,7 @@ pub fn check_send<F: Future + Send>(body: F) -> F {
     body
 }
 
-impl<R> std::fmt::Debug for Supervised<R> {
+impl<R, S> std::fmt::Debug for Supervised<R, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervised")
             .field("name", &self.name)
@@ -391,21 +486,28 @@ impl<R> std::fmt::Debug for Supervised<R> {
     }
 }
 
-impl<R: TaskResult> sealed::Sealed for Supervised<R> {}
+impl<R: TaskResult, S: 'static> sealed::Sealed for Supervised<R, S> {}
 
-impl<R: TaskResult> Task for Supervised<R> {
+impl<R: TaskResult, S: 'static> Task for Supervised<R, S> {
     type Output = R::Ok;
     type Body = BoxFuture<R>;
 
     fn into_parts(self) -> Parts<Self::Body> {
         Parts {
-            name: Name::Fixed(self.name),
+            name: match self.formatted {
+                Some(formatted) => Name::Formatted(formatted),
+                None => Name::Fixed(self.name),
+            },
             policy: self.policy,
             timeout: None,
             shielded: false,
             start: Start::Lazy(self.body),
         }
     }
+}
+
+impl<R: TaskResult, V: Send + 'static> Startable for Supervised<R, Ready<V>> {
+    type Ready = V;
 }
 
 impl<F> sealed::Sealed for F where F: Future + Send + 'static {}
@@ -430,13 +532,16 @@ where
 }
 
 /// A task made from a closure that receives the new task's [`Scope`]; see
-/// [`task()`](crate::task()).
+/// [`task()`](crate::task()). With `S = Ready<V>`, the closure receives its
+/// [`Ready<V>`](Ready) too and the task is [`Startable`]; see
+/// [`task_with_ready()`](crate::task_with_ready()).
 #[must_use = "a task does nothing until it is spawned on a scope or run with `taskward::run`"]
-pub struct TaskFn<F> {
+pub struct TaskFn<F, S = ()> {
     make: F,
+    ready: PhantomData<fn() -> S>,
 }
 
-impl<F> std::fmt::Debug for TaskFn<F> {
+impl<F, S> std::fmt::Debug for TaskFn<F, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskFn").finish_non_exhaustive()
     }
@@ -467,10 +572,55 @@ where
     F: FnOnce(Scope) -> Fut + Send + 'static,
     Fut: Future<Output: TaskResult> + Send + 'static,
 {
-    TaskFn { make }
+    TaskFn {
+        make,
+        ready: PhantomData,
+    }
 }
 
-impl<F> sealed::Sealed for TaskFn<F> {}
+/// Makes a task from a closure that is handed the task's own [`Scope`] and
+/// its [`Ready`], for a task that [`Scope::start`] waits for and that is
+/// not worth a named function: `start` knows the type of the value it
+/// sends.
+///
+/// Move the `Ready` into the future the closure returns (use it there): a
+/// `Ready` dropped unsent, as a closure parameter that the `async move`
+/// block does not name is, makes `start` fail with
+/// [`ErrorKind::NotReady`](crate::ErrorKind::NotReady).
+///
+/// ```
+/// use taskward::Scope;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// taskward::run(taskward::task(|scope: Scope| async move {
+///     let port = scope
+///         .start(taskward::task_with_ready(|scope, ready| async move {
+///             ready.send(8080u16); // bind here, then say so
+///             scope.cancelled().await; // and serve until cancelled
+///         }))
+///         .await?;
+///     assert_eq!(port, 8080);
+///     scope.cancel();
+///     Ok::<_, taskward::Error>(())
+/// }))
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+pub fn task_with_ready<F, Fut, V>(make: F) -> TaskFn<F, Ready<V>>
+where
+    F: FnOnce(Scope, Ready<V>) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+    V: Send + 'static,
+{
+    TaskFn {
+        make,
+        ready: PhantomData,
+    }
+}
+
+impl<F, S> sealed::Sealed for TaskFn<F, S> {}
 
 impl<F, Fut> Task for TaskFn<F>
 where
@@ -489,6 +639,39 @@ where
             start: Start::WithScope(Box::new(self.make)),
         }
     }
+}
+
+impl<F, Fut, V> Task for TaskFn<F, Ready<V>>
+where
+    F: FnOnce(Scope, Ready<V>) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+    V: Send + 'static,
+{
+    type Output = <Fut::Output as TaskResult>::Ok;
+    type Body = Fut;
+
+    fn into_parts(self) -> Parts<Fut> {
+        let make = self.make;
+        Parts {
+            name: Name::Fixed(&"task"),
+            policy: Policy::FailFast,
+            timeout: None,
+            shielded: false,
+            start: Start::WithScope(Box::new(move |scope: Scope| {
+                let ready = scope.ready();
+                make(scope, ready)
+            })),
+        }
+    }
+}
+
+impl<F, Fut, V> Startable for TaskFn<F, Ready<V>>
+where
+    F: FnOnce(Scope, Ready<V>) -> Fut + Send + 'static,
+    Fut: Future<Output: TaskResult> + Send + 'static,
+    V: Send + 'static,
+{
+    type Ready = V;
 }
 
 /// A task with a name, policy, timeout or shield chosen by
@@ -543,6 +726,12 @@ impl<T: Task> Configured<T> {
 
 impl<T> sealed::Sealed for Configured<T> {}
 
+/// A configured task is started as the task it configures: `.timeout` and
+/// `.named` keep `start` knowing the value the task sends.
+impl<T: Startable> Startable for Configured<T> {
+    type Ready = T::Ready;
+}
+
 impl<T: Task> Task for Configured<T> {
     type Output = T::Output;
     type Body = T::Body;
@@ -560,5 +749,197 @@ impl<T: Task> Task for Configured<T> {
         }
         parts.shielded |= self.shielded;
         parts
+    }
+}
+
+/// The task returned by calling a `#[supervised(local)]` function, whose
+/// body need not be `Send` (it may hold an `Rc` across an `.await`): a
+/// [`LocalTask`], for [`Scope::spawn_local`](crate::Scope::spawn_local),
+/// not a [`Task`]. Its body receives its own scope, as any supervised
+/// function's does.
+///
+/// ```
+/// use std::rc::Rc;
+/// use taskward::{supervised, Root, Scope};
+///
+/// #[supervised(local)]
+/// async fn shared_count(scope: &Scope, n: usize) -> Result<String, std::io::Error> {
+///     let shared = Rc::new(n); // not `Send`
+///     tokio::task::yield_now().await; // held across an `.await`
+///     Ok(format!("{} counted {shared}", scope.path()))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let out = Root::new()
+///     .run_local(taskward::task(|scope: Scope| async move { scope.spawn_local(shared_count(3)).await }))
+///     .await
+///     .unwrap();
+/// assert_eq!(out, "task/shared_count#0 counted 3");
+/// # }
+/// ```
+#[must_use = "a task does nothing until it is spawned with `scope.spawn_local`"]
+pub struct LocalSupervised<R> {
+    name: &'static &'static str,
+    formatted: Option<Formatted>,
+    policy: Policy,
+    /// The body, made at the call; it takes its scope at its first poll.
+    body: Pin<Box<dyn Future<Output = R> + 'static>>,
+}
+
+impl<R> LocalSupervised<R> {
+    /// The task of a `#[supervised(local)]` call.
+    #[doc(hidden)]
+    pub fn new<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
+    where
+        R: TaskResult,
+        F: Future<Output = R> + 'static,
+    {
+        LocalSupervised {
+            name,
+            formatted: None,
+            policy,
+            body: Box::pin(body),
+        }
+    }
+
+    /// The task named by `format` (see [`Supervised::formatted`]).
+    #[doc(hidden)]
+    pub fn formatted<F: FnOnce() -> String + Send + 'static>(mut self, format: F) -> Self {
+        self.formatted = Some(Formatted::new(self.name, format));
+        self
+    }
+}
+
+impl<R> std::fmt::Debug for LocalSupervised<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSupervised")
+            .field("name", &self.name)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a local task wants to be started: its name and policy, its body,
+/// and whether the body takes its scope at its first poll.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct LocalParts<B> {
+    pub(crate) parts: Parts<()>,
+    pub(crate) body: B,
+    pub(crate) lazy: bool,
+}
+
+/// What [`Scope::spawn_local`](crate::Scope::spawn_local) runs on the
+/// thread's `LocalSet`: a future that need not be `Send`, whose output is
+/// `Result<T, E>` or `()`, or the call of a `#[supervised(local)]` function
+/// (a [`LocalSupervised`]).
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use taskward::{LocalTask, Root, Scope};
+///
+/// fn tally(log: Rc<RefCell<Vec<u32>>>) -> impl LocalTask<Output = usize> {
+///     async move {
+///         log.borrow_mut().push(1);
+///         tokio::task::yield_now().await;
+///         Ok::<_, std::io::Error>(log.borrow().len())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let len = Root::new()
+///     .run_local(taskward::task(|scope: Scope| async move {
+///         scope.spawn_local(tally(Rc::default())).await
+///     }))
+///     .await
+///     .unwrap();
+/// assert_eq!(len, 1);
+/// # }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task that `spawn_local` can run",
+    label = "not a `taskward::LocalTask`",
+    note = "a local task is a future whose output is `Result<T, E>` or `()`, or the call of a `#[supervised(local)]` fn"
+)]
+pub trait LocalTask: sealed::LocalSealed + Sized + 'static {
+    /// The value the task produces when it succeeds.
+    type Output: Send + 'static;
+
+    #[doc(hidden)]
+    type Body: Future<Output: TaskResult<Ok = Self::Output>> + 'static;
+
+    #[doc(hidden)]
+    fn into_local_parts(self) -> LocalParts<Self::Body>;
+}
+
+impl<F> sealed::LocalSealed for F where F: Future + 'static {}
+
+impl<F> LocalTask for F
+where
+    F: Future<Output: TaskResult> + 'static,
+{
+    type Output = <F::Output as TaskResult>::Ok;
+    type Body = F;
+
+    fn into_local_parts(self) -> LocalParts<F> {
+        LocalParts {
+            parts: Parts {
+                name: Name::Fixed(&"local"),
+                policy: Policy::FailFast,
+                timeout: None,
+                shielded: false,
+                start: Start::Made(()),
+            },
+            body: self,
+            lazy: false,
+        }
+    }
+}
+
+impl<R: TaskResult> sealed::Sealed for LocalSupervised<R> {}
+
+/// Never applies: a `LocalSupervised` holds a body that is not `Send`. It
+/// is here for the compiler's message only: with a second impl that could
+/// apply, `scope.spawn(local_task())` is reported as `Task` not implemented
+/// (whose message names `spawn_local`), not as the blanket impl's "not a
+/// future" and "not `Send`". (`#[diagnostic::do_not_recommend]` on the
+/// blanket impl would do the same, but would also hide which value of a
+/// plain future is not `Send`.)
+impl<R: TaskResult> Task for LocalSupervised<R>
+where
+    Self: Send,
+{
+    type Output = R::Ok;
+    type Body = BoxFuture<R>;
+
+    fn into_parts(self) -> Parts<BoxFuture<R>> {
+        unreachable!("a `LocalSupervised` is never `Send`")
+    }
+}
+
+impl<R: TaskResult> sealed::LocalSealed for LocalSupervised<R> {}
+
+impl<R: TaskResult> LocalTask for LocalSupervised<R> {
+    type Output = R::Ok;
+    type Body = Pin<Box<dyn Future<Output = R> + 'static>>;
+
+    fn into_local_parts(self) -> LocalParts<Self::Body> {
+        LocalParts {
+            parts: Parts {
+                name: match self.formatted {
+                    Some(formatted) => Name::Formatted(formatted),
+                    None => Name::Fixed(self.name),
+                },
+                policy: self.policy,
+                timeout: None,
+                shielded: false,
+                start: Start::Made(()),
+            },
+            body: self.body,
+            lazy: true,
+        }
     }
 }

@@ -71,10 +71,15 @@ impl Family {
                 .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
             // Only a map of names forgets: a short list would only pay
             // for the list of live children (a count of each, both ways).
+            // Formatted names are not counted (nor formatted under this
+            // lock).
             if let Names::Many(_) = self.names {
                 let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
-                self.names
-                    .forget_unused(live.iter().chain(std::iter::once(child)).map(|child| child.name()));
+                self.names.forget_unused(
+                    live.iter()
+                        .chain(std::iter::once(child))
+                        .filter_map(|child| child.counted_name()),
+                );
             }
         }
         self.children.push(Arc::downgrade(child));
@@ -177,13 +182,18 @@ impl Names {
         map.retain(|name, _| live.contains(&**name));
     }
 
-    /// The next index of `name`.
+    /// The next index of `name`; 0 for a formatted name, which is not
+    /// counted (nor formatted under the scope's lock, where this runs).
     pub(super) fn next(&mut self, name: &Name) -> u32 {
         // A new name is kept as it is: a constant is not copied.
         let key = || match name {
             Name::Fixed(name) => Cow::Borrowed(**name),
             Name::Given(name) => name.clone(),
+            Name::Formatted(_) => unreachable!("not counted"),
         };
+        if !name.is_counted() {
+            return 0;
+        }
         let text = name.as_str();
         match self {
             Names::Short(list) => {

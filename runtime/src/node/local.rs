@@ -20,8 +20,7 @@ use std::task::{Context, Poll};
 
 use super::membership::Admission;
 use crate::error::ErrorKind;
-use crate::policy::Policy;
-use crate::task::{Name, Parts, Start, TaskResult};
+use crate::task::{LocalParts, TaskResult};
 use crate::trace;
 
 use super::Node;
@@ -66,18 +65,14 @@ impl<F: Future> Future for InLocalSet<F> {
 
 impl Node {
     /// Starts the `!Send` future `body` as a child of this node on the
-    /// thread's `LocalSet`, or refuses with `NoRuntime` outside one.
-    pub(crate) fn spawn_local<B>(self: &Arc<Self>, body: B) -> crate::Child<<B::Output as TaskResult>::Ok>
+    /// thread's `LocalSet`, or refuses with `NoRuntime` outside one; `lazy`
+    /// when the body takes its scope at its first poll (a
+    /// `#[supervised(local)]` body).
+    pub(crate) fn spawn_local<B>(self: &Arc<Self>, local: LocalParts<B>) -> crate::Child<<B::Output as TaskResult>::Ok>
     where
         B: Future<Output: TaskResult> + 'static,
     {
-        let parts: Parts<()> = Parts {
-            name: Name::Fixed(&"local"),
-            policy: Policy::FailFast,
-            timeout: None,
-            shielded: false,
-            start: Start::Made(()),
-        };
+        let LocalParts { parts, body, lazy } = local;
         if IN_LOCAL_SET.with(Cell::get) == 0 {
             return self.refuse_with(
                 parts.name,
@@ -92,7 +87,7 @@ impl Node {
         };
         let node = Arc::clone(membership.node());
         trace::open_span(&node);
-        let task = tokio::task::spawn_local(InLocalSet::new(membership.drive(body, false)));
+        let task = tokio::task::spawn_local(InLocalSet::new(membership.drive(body, lazy)));
         crate::Child::new(node, Some(task))
     }
 }

@@ -23,7 +23,6 @@
 //! - `token`: lazy tokens, cancel, kill, abort;
 //! - `name`: names and paths.
 
-use std::borrow::Cow;
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -172,8 +171,9 @@ pub(super) struct Extra {
     pub(super) timeout: Option<Duration>,
     /// Set when the task was started with `Scope::start`.
     pub(super) ready: Option<Arc<ReadyLink>>,
-    /// A name given at run time (`Task::named`).
-    pub(super) name: Option<Cow<'static, str>>,
+    /// A name given at run time (`Task::named`) or formatted from the
+    /// task's arguments: never `Name::Fixed`.
+    pub(super) name: Option<Name>,
     /// Built on first use: most tasks never need their path.
     pub(super) path: OnceLock<Arc<str>>,
     /// The failure waiting for the task's `Child` handle (see
@@ -194,7 +194,7 @@ impl Extra {
         shared: Option<Arc<Shared>>,
         timeout: Option<Duration>,
         ready: Option<Arc<ReadyLink>>,
-        name: Option<Cow<'static, str>>,
+        name: Option<Name>,
     ) -> Self {
         let kept = OnceLock::new();
         if let Some(shared) = shared {
@@ -227,7 +227,7 @@ impl Node {
     ) -> Node {
         let (name, given) = match name {
             Name::Fixed(name) => (Some(name), None),
-            Name::Given(name) => (None, Some(name)),
+            other => (None, Some(other)),
         };
         let extra = OnceLock::new();
         if shared.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || trace::spans_wanted() {

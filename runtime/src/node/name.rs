@@ -1,5 +1,6 @@
 //! A task's name and path (`pipeline/worker#3`), built on first use.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::Node;
@@ -10,12 +11,33 @@ impl Node {
         self.index.load(Ordering::Relaxed)
     }
 
-    /// The task's name.
+    /// The task's name; a name formatted from the task's arguments is
+    /// formatted now, the first time (user code: never under a lock).
     pub(super) fn name(&self) -> &str {
-        match (self.name, self.extra.get().and_then(|extra| extra.name.as_deref())) {
+        match (self.name, self.extra.get().and_then(|extra| extra.name.as_ref())) {
             (Some(name), _) => name,
-            (None, Some(name)) => name,
+            (None, Some(name)) => name.as_str(),
             (None, None) => unreachable!("a name not fixed is kept in `Extra`"),
+        }
+    }
+
+    /// The task's name if it is counted among its siblings' (`name#index`),
+    /// found without formatting one.
+    pub(super) fn counted_name(&self) -> Option<&str> {
+        match (self.name, self.extra.get().and_then(|extra| extra.name.as_ref())) {
+            (Some(name), _) => Some(name),
+            (None, Some(name)) if name.is_counted() => Some(name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Appends the task's own part of its path: `name#index` below a
+    /// parent (the bare name when formatted from its arguments), the
+    /// name at the root.
+    fn push_label(&self, path: &mut String) {
+        path.push_str(self.name());
+        if self.parent.is_some() && self.counted_name().is_some() {
+            let _ = write!(path, "#{}", self.index());
         }
     }
 
@@ -32,7 +54,9 @@ impl Node {
                 None => return Arc::from(self.name()),
                 Some(parent) => {
                     if let Some(known) = parent.known_path() {
-                        return Arc::from(format!("{known}/{}#{}", self.name(), self.index()));
+                        let mut path = format!("{known}/");
+                        self.push_label(&mut path);
+                        return Arc::from(path);
                     }
                 }
             }
@@ -50,14 +74,10 @@ impl Node {
             }
             let mut path = String::from(known);
             for node in chain.into_iter().rev() {
-                match &node.parent {
-                    // The root is its bare name.
-                    None => path.push_str(node.name()),
-                    Some(_) => {
-                        use std::fmt::Write as _;
-                        let _ = write!(path, "/{}#{}", node.name(), node.index());
-                    }
+                if node.parent.is_some() {
+                    path.push('/');
                 }
+                node.push_label(&mut path);
             }
             Arc::from(path)
         })
@@ -79,9 +99,8 @@ impl Node {
 
     /// The task's own part of its path: `worker#3`, or the root's name.
     pub(crate) fn label(&self) -> String {
-        match &self.parent {
-            Some(_) => format!("{}#{}", self.name(), self.index()),
-            None => self.name().to_owned(),
-        }
+        let mut label = String::new();
+        self.push_label(&mut label);
+        label
     }
 }
