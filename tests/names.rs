@@ -5,8 +5,9 @@
 mod common;
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use common::{bounded, quiet_panics};
 use taskward::{Scope, Task, supervised};
@@ -171,35 +172,88 @@ async fn locking(locks: Locks, n: usize, fail: bool) -> Result<(), std::io::Erro
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_name_is_never_formatted_under_its_parents_lock() {
+#[test]
+fn a_name_is_never_formatted_under_its_parents_lock() {
     // The sweep of a scope's children list (under its lock, every few
     // spawns) forgets the counts of names no live child carries: it must
-    // not format the names, which are not counted. (A regression
-    // deadlocks: this test then hangs.)
-    let err = bounded(taskward::run(taskward::task(|scope: Scope| async move {
-        // More counted names than a short list holds, so that the sweep
-        // looks at the names of the live children.
-        for n in 0..24 {
-            scope
-                .spawn(async { Ok::<_, std::io::Error>(()) }.named(format!("plain-{n}")))
-                .await?;
-        }
-        let mut held = Vec::new();
-        for n in 0..64 {
-            let child = scope.spawn(locking(Locks(scope.clone()), n, false));
-            if n % 2 == 0 {
-                child.await?;
-            } else {
-                held.push(child);
+    // not format the names, which are not counted. A regression deadlocks.
+    let err = within_a_minute(|| {
+        taskward::run(taskward::task(|scope: Scope| async move {
+            // More counted names than a short list holds, so that the sweep
+            // looks at the names of the live children.
+            for n in 0..24 {
+                scope
+                    .spawn(async { Ok::<_, std::io::Error>(()) }.named(format!("plain-{n}")))
+                    .await?;
             }
-        }
-        for child in held {
-            child.await?;
-        }
-        scope.spawn(locking(Locks(scope.clone()), 99, true)).await
-    })))
-    .await
+            let mut held = Vec::new();
+            for n in 0..64 {
+                let child = scope.spawn(locking(Locks(scope.clone()), n, false));
+                if n % 2 == 0 {
+                    child.await?;
+                } else {
+                    held.push(child);
+                }
+            }
+            for child in held {
+                child.await?;
+            }
+            scope.spawn(locking(Locks(scope.clone()), 99, true)).await
+        }))
+    })
     .unwrap_err();
     assert_eq!(err.task(), "task/locks-99");
+}
+
+/// Runs the tree `tree` makes on a runtime and a thread of its own, and
+/// gives its result, failing the test after a minute instead: a deadlocked
+/// worker would hang the runtime's shutdown too.
+fn within_a_minute<T, F>(tree: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: Future<Output = T>,
+    T: Send + 'static,
+{
+    let (sent, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = sent.send(runtime.block_on(tree()));
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the tree did not finish: a deadlock")
+}
+
+/// Shows the length of the path of the task it is an argument of, once
+/// that task put its scope in the cell.
+#[derive(Clone)]
+struct OwnPath(Arc<OnceLock<Scope>>);
+
+impl fmt::Display for OwnPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.0.get().map(|scope| scope.path().to_owned()).unwrap_or_default();
+        write!(f, "at-{}", path.len())
+    }
+}
+
+#[supervised(name = "{own}")]
+async fn reads_its_own_path(scope: &Scope, own: OwnPath) -> Result<String, std::io::Error> {
+    let _ = own.0.set(scope.clone());
+    Ok(scope.path().to_owned())
+}
+
+#[test]
+fn a_name_whose_format_reads_its_own_path_gets_the_function_name() {
+    // Regression: a name's format that asked for its own task's path
+    // waited for itself (the path waits for the name) forever.
+    let path = within_a_minute(|| {
+        taskward::run(taskward::task(|scope: Scope| async move {
+            scope.spawn(reads_its_own_path(OwnPath(Arc::default()))).await
+        }))
+    })
+    .unwrap();
+    assert_eq!(path, "task/reads_its_own_path");
 }

@@ -48,6 +48,13 @@ impl Node {
     /// not overflow the stack. The ancestors' own paths are not built on
     /// the way, so a failure at the bottom of a deep chain costs one string.
     pub(crate) fn path(&self) -> &Arc<str> {
+        if let Some(path) = self.known_path() {
+            return path;
+        }
+        // A formatted name is formatted before the path's cell is taken: its
+        // format may ask for this task's path (it then gets the path with
+        // the function's name) and must not wait for the cell it is in.
+        let _ = self.name();
         self.extra().path.get_or_init(|| {
             // Most often the parent's path is known: one `format!`.
             match &self.parent {
