@@ -29,6 +29,7 @@ use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
+use crate::scope::Scope;
 use crate::sync::Ordering;
 use crate::task::{Parts, TaskResult};
 
@@ -79,6 +80,17 @@ impl Node {
             Admission::Queue | Admission::Reserved => None,
         };
         Some(Membership { node, wait })
+    }
+
+    /// Makes the body of `child`, just registered here, with `make`: a
+    /// `task(..)` closure, user code, run outside the lock. If it panics,
+    /// the child is unregistered again, so that this scope's join does not
+    /// wait for a task that never started.
+    pub(super) fn make_body<B>(&self, child: &Arc<Node>, make: impl FnOnce(Scope) -> B) -> B {
+        let unregister = Unregister { parent: self, child };
+        let body = make(Scope::from_node(Arc::clone(child)));
+        std::mem::forget(unregister);
+        body
     }
 
     /// Bookkeeping when `child` is gone; `unclaimed` is its failure if no
@@ -313,9 +325,9 @@ pub(crate) enum Admission {
 }
 
 /// Undoes the registration of a child whose body could not be made.
-pub(super) struct Unregister<'a> {
-    pub(super) parent: &'a Node,
-    pub(super) child: &'a Node,
+struct Unregister<'a> {
+    parent: &'a Node,
+    child: &'a Node,
 }
 
 impl Drop for Unregister<'_> {

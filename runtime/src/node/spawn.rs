@@ -12,14 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::ChildTask;
 use super::member::Post;
-use super::membership::{Admission, Membership, Unregister};
+use super::membership::{Admission, Membership};
 use super::state::Phase;
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
 use crate::group::Inbox;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
-use crate::scope::Scope;
 use crate::task::{Name, Start, Task, TaskResult};
 use crate::trace;
 
@@ -82,16 +81,7 @@ impl Node {
                 inbox: None,
             }),
             Start::WithScope(make) => {
-                // User code (a `task(...)` closure) runs here, outside the
-                // lock. If it panics, the child is unregistered again, so
-                // that the parent's join does not wait for a task that
-                // never started.
-                let unregister = Unregister {
-                    parent: self,
-                    child: &node,
-                };
-                let body = make(Scope::from_node(Arc::clone(&node)));
-                std::mem::forget(unregister);
+                let body = self.make_body(&node, make);
                 spawn_task(runtime, membership.drive(body, false))
             }
         };
@@ -243,17 +233,7 @@ impl Node {
                 drop(body.spawn(spawn));
                 return Ok(node);
             }
-            Start::WithScope(make) => {
-                // A `task(...)` closure runs here, outside the lock (see
-                // `spawn_in`).
-                let unregister = Unregister {
-                    parent: self,
-                    child: &node,
-                };
-                let body = make(Scope::from_node(Arc::clone(&node)));
-                std::mem::forget(unregister);
-                body
-            }
+            Start::WithScope(make) => self.make_body(&node, make),
         };
         let task = Post::new(membership.drive(body, false), Arc::clone(inbox));
         drop(spawn_task(runtime, task));

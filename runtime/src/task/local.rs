@@ -184,10 +184,7 @@ impl<R: TaskResult> LocalTask for LocalSupervised<R> {
     fn into_local_parts(self) -> LocalParts<Self::Body> {
         LocalParts {
             parts: Parts {
-                name: match self.formatted {
-                    Some(formatted) => Name::Formatted(formatted),
-                    None => Name::Fixed(self.name),
-                },
+                name: Name::of_call(self.name, self.formatted),
                 policy: self.policy,
                 timeout: None,
                 shielded: false,

@@ -416,10 +416,7 @@ impl<R: TaskResult, S: 'static> Task for Supervised<R, S> {
 
     fn into_parts(self) -> Parts<Self::Body> {
         Parts {
-            name: match self.formatted {
-                Some(formatted) => Name::Formatted(formatted),
-                None => Name::Fixed(self.name),
-            },
+            name: Name::of_call(self.name, self.formatted),
             policy: self.policy,
             timeout: None,
             shielded: false,

@@ -17,6 +17,12 @@ pub(crate) enum Name {
 }
 
 impl Name {
+    /// The name of a `#[supervised]` call: formatted from its arguments if
+    /// the attribute gave a format, else the function's name.
+    pub(crate) fn of_call(name: &'static &'static str, formatted: Option<Formatted>) -> Self {
+        formatted.map_or(Name::Fixed(name), Name::Formatted)
+    }
+
     /// The name's text; a formatted name is formatted now, the first time.
     pub(crate) fn as_str(&self) -> &str {
         match self {
