@@ -67,14 +67,22 @@ impl Family {
     pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) {
         let len = self.children.len();
         if len == self.children.capacity() && len >= 8 && members <= len / 2 {
-            self.children
-                .retain(|child| child.upgrade().is_some_and(|child| !child.is_released()));
             // Only a map of names forgets: a short list would only pay
-            // for the list of live children (a count of each, both ways).
-            // Formatted names are not counted (nor formatted under this
-            // lock).
-            if let Names::Many(_) = self.names {
-                let live: Vec<Arc<Node>> = self.children.iter().filter_map(Weak::upgrade).collect();
+            // for the list of live children (a count of each, both ways),
+            // which the sweep keeps as it goes. Formatted names are not
+            // counted (nor formatted under this lock).
+            let forgets = matches!(self.names, Names::Many(_));
+            let mut live = Vec::new();
+            self.children.retain(|child| match child.upgrade() {
+                Some(child) if !child.is_released() => {
+                    if forgets {
+                        live.push(child);
+                    }
+                    true
+                }
+                _ => false,
+            });
+            if forgets {
                 self.names.forget_unused(
                     live.iter()
                         .chain(std::iter::once(child))
