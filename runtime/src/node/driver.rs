@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::oneshot;
 
 use super::Node;
+use super::clock::SpawnClock;
 use super::handoff::{BodyEnd, Joined, Outcome};
 use super::state::{ABORT, DELIVERED, KILL, KILLED, LAZY, Stage};
 use crate::error::{Error, ErrorKind};
@@ -73,6 +74,7 @@ impl Node {
 
     /// Drops what `slow` holds, if the node has any: the watchdog holds
     /// the node.
+    #[inline]
     pub(super) fn drop_slow(&self) {
         if let Some(extra) = self.extra.get() {
             let slow = std::mem::take(&mut *extra.slow.lock().unwrap_or_else(PoisonError::into_inner));
@@ -206,12 +208,23 @@ where
     type Output = Option<Result<T, Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let _span = trace::enter(self.node());
+        self.poll_in_span(cx)
+    }
+}
+
+impl<B, T> Driver<B, T>
+where
+    B: Future<Output: TaskResult<Ok = T>>,
+    T: 'static,
+{
+    /// `poll`, within the task's span, entered by the caller.
+    fn poll_in_span(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         let mut held = self.project().held;
         let seen = held.node().alarm.load(Ordering::Acquire);
         if seen & ABORT != 0 {
             return Poll::Ready(None);
         }
-        let _span = trace::enter(held.node());
         loop {
             match held.node().stage() {
                 Stage::Queued => {
@@ -270,6 +283,7 @@ where
                         if let Some(link) = ready {
                             link.enter();
                         }
+                        SpawnClock::enter();
                         let polled = if node.step_has(LAZY) {
                             node.step_set(LAZY, false);
                             let outer = FIRST_POLL.replace(Some(Arc::clone(node)));
@@ -279,6 +293,7 @@ where
                         } else {
                             catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
                         };
+                        SpawnClock::leave();
                         if let Some(link) = ready {
                             link.leave(polled.as_ref().is_ok_and(Poll::is_pending));
                         }
@@ -307,7 +322,9 @@ where
                         Err(payload) => (Arc::clone(held.node()), Some(payload)),
                     };
                     let killed = matches!(outcome, Outcome::Killed) && drop_panic.is_none();
-                    node.step_set(KILLED, killed);
+                    if killed {
+                        node.step_set(KILLED, true);
+                    }
                     match node.end_body(outcome, drop_panic) {
                         BodyEnd::Closed {
                             value,
@@ -422,14 +439,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut this = self.project();
-        let Some(result) = std::task::ready!(this.driver.as_mut().poll(cx)) else {
+        // Entered once, for the poll and the delivery.
+        let _span = trace::enter(this.driver.node());
+        let Some(result) = std::task::ready!(this.driver.as_mut().poll_in_span(cx)) else {
             // Aborted: reported as the task is dropped, which tokio does
             // before it tells the handle.
             return Poll::Ready(None);
         };
         let node = &**this.driver.as_ref().get_ref().node();
         node.step_set(DELIVERED, true);
-        let _span = trace::enter(node);
         Poll::Ready(node.deliver(result))
     }
 }

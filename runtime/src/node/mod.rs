@@ -41,6 +41,7 @@ use crate::trace;
 use state::{HELD, Stage};
 
 mod blocking;
+mod clock;
 mod driver;
 mod family;
 mod handoff;
@@ -101,7 +102,7 @@ impl Shared {
     }
 
     /// Now, as an offset from the tree's start.
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
