@@ -860,3 +860,120 @@ async fn a_reason_whose_display_panics_leaves_the_cause_out_of_a_killed_tasks_me
         "task `task/task#0` was cancelled: still running when its grace period ended, so it was aborted"
     );
 }
+
+/// A grandchild's failure, made where the abort of its parent finds it.
+#[derive(Debug)]
+struct GrandchildFailed;
+
+impl std::fmt::Display for GrandchildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the grandchild failed")
+    }
+}
+
+impl std::error::Error for GrandchildFailed {}
+
+/// Where the failure of a grandchild waits when its parent is aborted.
+#[derive(Debug, Clone, Copy)]
+enum Waiting {
+    /// In the parent's `next_error` queue, its body still running.
+    ForNextError,
+    /// In the grandchild's handle, which the parent's body holds.
+    InAHeldHandle,
+    /// In the parent's join: its body returned, a sibling still runs.
+    InTheJoin,
+}
+
+/// A child (supervising) whose grandchild fails at once; the failure then
+/// waits as `waiting` says, and the child stays until it is aborted.
+fn child_with_a_waiting_failure(waiting: Waiting) -> impl Task<Output = ()> {
+    taskward::task(move |scope: Scope| async move {
+        let failing = scope.spawn(async { Err::<(), _>(GrandchildFailed) });
+        match waiting {
+            Waiting::ForNextError => drop(failing),
+            Waiting::InAHeldHandle => {
+                std::future::pending::<()>().await;
+                drop(failing);
+            }
+            Waiting::InTheJoin => {
+                drop(failing);
+                scope.spawn(std::future::pending::<()>());
+                return Ok(());
+            }
+        }
+        std::future::pending::<()>().await;
+        Ok::<_, Error>(())
+    })
+    .policy(Policy::Supervise)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_waiting_in_an_aborted_subtree_goes_to_the_owners_scope() {
+    // Regression: a failure already waiting in a subtree its owner aborted
+    // was dropped with the subtree (the chaos suite counted these as
+    // `lost_to_an_abort`); it now goes where a dropped handle's failure goes.
+    for waiting in [Waiting::ForNextError, Waiting::InAHeldHandle, Waiting::InTheJoin] {
+        let routed = bounded(taskward::run(
+            taskward::task(move |scope: Scope| async move {
+                let child = scope.spawn(child_with_a_waiting_failure(waiting));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                child.abort();
+                let err = child.await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Cancelled, "{waiting:?}: {err}");
+                assert!(err.related().is_empty(), "{waiting:?}: the failure is not the abort's");
+                let routed = scope.next_error().await;
+                assert!(scope.next_error().await.is_none(), "{waiting:?}: more than one failure");
+                Ok::<_, Error>(routed)
+            })
+            .policy(Policy::Supervise),
+        ))
+        .await
+        .unwrap();
+        let routed = routed.unwrap_or_else(|| panic!("{waiting:?}: the failure was lost"));
+        assert!(
+            routed.downcast_ref::<GrandchildFailed>().is_some(),
+            "{waiting:?}: {routed}"
+        );
+        assert!(routed.task().ends_with("/task#0"), "{waiting:?}: {}", routed.task());
+    }
+}
+
+/// Panics when it is dropped.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("control: a grandchild's local panicked as it was dropped");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_as_an_aborted_subtree_is_dropped_goes_to_the_owners_scope() {
+    // Regression: the panic of a drop in a task below the aborted child (whose
+    // parent was aborted too, so nobody could take its `Cancelled`) was
+    // dropped with it (found by the chaos suite).
+    common::quiet_panics("control: a grandchild's local");
+    let routed = bounded(taskward::run(
+        taskward::task(|scope: Scope| async move {
+            let child = scope.spawn(taskward::task(|scope: Scope| async move {
+                scope.spawn(async {
+                    let _local = PanicsOnDrop;
+                    std::future::pending::<()>().await;
+                });
+                std::future::pending::<()>().await;
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            child.abort();
+            assert_eq!(child.await.unwrap_err().kind(), ErrorKind::Cancelled);
+            let routed = scope.next_error().await;
+            assert!(scope.next_error().await.is_none(), "more than one failure");
+            Ok::<_, Error>(routed)
+        })
+        .policy(Policy::Supervise),
+    ))
+    .await
+    .unwrap();
+    let routed = routed.expect("the panic was lost");
+    assert_eq!(routed.kind(), ErrorKind::Panicked, "{routed}");
+    assert!(routed.to_string().contains("as it was dropped"), "{routed}");
+}

@@ -117,6 +117,13 @@ impl<T> Child<T> {
     /// finished keeps its result (a value, or its own failure, which is
     /// routed as usual). The scope still joins the aborted subtree.
     ///
+    /// Failures that happened inside the subtree are not the abort's: one
+    /// waiting there (a grandchild's `Err` not yet taken), or made while
+    /// the subtree goes away (a blocking closure that returns `Err`), goes
+    /// to this scope once the subtree is gone, as the failure of a dropped
+    /// handle does: to [`next_error`](crate::Scope::next_error), or into
+    /// the scope's result.
+    ///
     /// ```
     /// use taskward::{ErrorKind, Scope};
     ///

@@ -223,7 +223,8 @@ impl<T: Send + 'static> Group<T> {
     /// [`Child::abort`](crate::Child::abort) does: each still comes out of
     /// [`next`](Group::next), as [`ErrorKind::Cancelled`] (or with its
     /// result, if it had finished). The aborts never escalate and do not
-    /// cancel the scope.
+    /// cancel the scope; failures that happened inside a member's subtree
+    /// go to the scope, as for `Child::abort`.
     pub fn abort_all(&self) {
         for node in self.members.values() {
             node.abort_asked();

@@ -148,7 +148,7 @@ impl Blocking {
 
     /// Runs the closure on this thread with the child's token, and
     /// delivers its result.
-    fn run<F, R>(self, f: F) -> Option<R::Ok>
+    fn run<F, R>(mut self, f: F) -> Option<R::Ok>
     where
         F: FnOnce(CancellationToken) -> R,
         R: TaskResult,
@@ -175,8 +175,22 @@ impl Blocking {
             drop(waker);
             let alarm = node.alarm.load(Ordering::Acquire);
             if alarm & ABORT != 0 {
-                // Its parent's future is gone: torn down as any child is.
-                drop_quietly(outcome);
+                // Its parent's future is gone: torn down as any child is,
+                // with the closure's failure if it had one.
+                let failure = match outcome {
+                    Outcome::Returned(out) => match out.into_task_result() {
+                        Ok(value) => {
+                            drop_quietly(value);
+                            None
+                        }
+                        Err(err) => Some(Error::failed(|| Arc::clone(node.path()), err)),
+                    },
+                    Outcome::Panicked(payload) => Some(Error::panicked(Arc::clone(node.path()), payload)),
+                    Outcome::Killed => None,
+                };
+                if let Some(node) = self.node.take() {
+                    node.tear_down_with(failure);
+                }
                 return None;
             }
             if alarm & KILL != 0 {

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use super::Node;
 use super::driver::drop_quietly;
 use super::family::{State, Waiters, wake_all};
-use super::state::{ABORTED, CANCELLED, DROPPED, HELD, Phase, STORED, TAKEN, TIMED_OUT};
+use super::state::{ABORTED, CANCELLED, DROPPED, HANDED_UP, HELD, Phase, STORED, TAKEN, TIMED_OUT};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::sync::Ordering;
@@ -363,7 +363,7 @@ impl Node {
         let (waiters, unreported) = loop {
             let mut state = node.lock();
             if node.phase(&state) == Phase::Closed
-                && !node.has(&state, ABORTED)
+                && (!node.has(&state, ABORTED) || node.has(&state, HANDED_UP))
                 && let Some(parent) = &node.parent
             {
                 drop(state);
@@ -391,9 +391,13 @@ impl Node {
                 state.family().failures.push(err);
                 report.map_or(Unreported::Nothing, Unreported::Escalated)
             }
-            // The scope was torn down: its own future was dropped, and the
-            // failures of its aborted children have nowhere to go.
-            Phase::Closed if self.has(state, ABORTED) => Unreported::Nothing,
+            // The scope was torn down (aborted, or its future dropped): the
+            // failure waits with it until it hands them all to its parent,
+            // once the last of its children is gone (see `hand_up`).
+            Phase::Closed if self.has(state, ABORTED) => {
+                state.family().failures.push(err);
+                Unreported::Nothing
+            }
             // A `Child` handle outlived the whole tree and was dropped
             // unawaited while holding a failure: the result is already out,
             // so the failure is reported the only way left.

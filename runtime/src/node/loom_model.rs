@@ -3,7 +3,8 @@
 //! handle in the node, the routing to the parent), `next_error`, the end
 //! of a body and the join, and the teardown of an aborted subtree (the
 //! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`), and the
-//! owner's abort of a child (`Child::abort`) racing its completion; and a
+//! owner's abort of a child (`Child::abort`) racing its completion or a
+//! failure in its subtree; and a
 //! group's `Inbox`, its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
@@ -366,6 +367,50 @@ fn an_abort_racing_completion_with_the_handle_kept_reports_only_to_it() {
 #[test]
 fn an_abort_racing_completion_with_the_handle_dropped_never_escalates() {
     abort_races_completion(false);
+}
+
+/// The owner aborts a child while the child's own child (a grandchild)
+/// fails: the grandchild's failure reaches the child first (waiting in its
+/// `next_error` queue) or after the child was aborted (kept there), or the
+/// abort drops the grandchild before it fails. Whichever wins, a failure
+/// the grandchild returned reaches the owner's scope exactly once (handed
+/// up by the aborted child, see `hand_up`), and the abort itself reports
+/// nothing.
+#[test]
+fn a_failure_in_a_subtree_racing_its_abort_reaches_the_owner_once() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let returned = Arc::new(AtomicBool::new(false));
+        let result = block_on(run(&root, {
+            let (root, threads, returned) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&returned));
+            async move {
+                let inner = Arc::clone(&threads);
+                let child = spawn(&root, Policy::Supervise, &threads, move |node| async move {
+                    let grandchild = spawn(&node, Policy::FailFast, &inner, move |_| async move {
+                        thread::yield_now();
+                        returned.store(true, Ordering::SeqCst);
+                        failure()
+                    });
+                    drop(grandchild);
+                    std::future::pending::<Result<(), Error>>().await
+                })
+                .unwrap();
+                child.abort();
+                drop(child);
+                Ok::<_, Error>(())
+            }
+        }));
+        join(&threads);
+        match result {
+            Ok(()) => assert!(!returned.load(Ordering::SeqCst), "the grandchild's failure was lost"),
+            Err(err) => {
+                assert!(returned.load(Ordering::SeqCst), "the abort escalated: {err}");
+                assert_eq!((err.kind(), count(&err)), (crate::ErrorKind::Failed, 1), "{err}");
+            }
+        }
+        assert_eq!(root.members(), 0);
+    });
 }
 
 /// A group's inbox (`group.rs`): two members post while the group takes,

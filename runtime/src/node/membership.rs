@@ -21,10 +21,10 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::blocking::Blocking;
-use super::driver::{ChildTask, drop_quietly};
+use super::driver::ChildTask;
 use super::family::{Waiters, wake_all};
-use super::state::{ABORTED, CANCELLED, KILL, LIMITED, Phase, RELEASED, SHIELDED};
-use super::{Node, Shared};
+use super::state::{ABORTED, CANCELLED, HANDED_UP, KILL, LIMITED, Phase, RELEASED, SHIELDED};
+use super::{Node, Shared, State};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::policy::Policy;
@@ -118,9 +118,8 @@ impl Node {
                     if before & LIMITED != 0 {
                         state.family().limit.leave(child.key());
                     }
-                    let family = state.family();
                     match last {
-                        true => (family.waiters.take(), family.release.take()),
+                        true => (state.family().waiters.take(), node.take_release(&mut state)),
                         false => (Waiters::default(), None),
                     }
                 }
@@ -133,13 +132,12 @@ impl Node {
                     if before & LIMITED != 0 {
                         state.family().limit.leave(child.key());
                     }
-                    let family = state.family();
                     let release = if before & !LIMITED == 1 {
-                        family.release.take()
+                        node.take_release(&mut state)
                     } else {
                         None
                     };
-                    let waiters = family.waiters.take();
+                    let waiters = state.family().waiters.take();
                     drop(state);
                     unreported.report(node);
                     (waiters, release)
@@ -147,9 +145,9 @@ impl Node {
             };
             wake_all(waiters);
             match (release, &node.parent) {
-                (Some(Abandoned { unclaimed: failure }), Some(parent)) => {
+                (Some(release), Some(parent)) => {
                     child = node;
-                    unclaimed = failure;
+                    unclaimed = release.into_failure();
                     node = parent;
                 }
                 _ => return,
@@ -220,18 +218,29 @@ impl Node {
     /// gone: the children are aborted, `Cancelled` is reported, and the
     /// parent is released once the last child is gone.
     ///
-    /// The failure is only made if someone can take it: the handle, or a
+    /// The `Cancelled` is only made if someone can take it: the handle, or a
     /// parent that is not torn down itself. In an aborted tree nobody can,
     /// and making the path of every task of a deep chain would take memory
     /// quadratic in its depth.
     /// `panic` is the panic of the body's drop, if it panicked: reported
-    /// instead of `Cancelled`.
+    /// instead of `Cancelled`, and never dropped (in an aborted tree it is
+    /// handed up, see `hand_up`).
     ///
     /// An abort the owner asked for (`Child::abort`) reports nothing here:
     /// its `Cancelled` is the handle's to make when it is awaited, and goes
     /// nowhere if the handle is dropped, so it never escalates (nor, since
-    /// `deliver` is not reached, cancels a fail-fast owner).
+    /// `deliver` is not reached, cancels a fail-fast owner). The failures
+    /// that were waiting in its subtree are not the abort's: they go to its
+    /// parent once the subtree is gone (see `hand_up`).
     pub(super) fn tear_down(&self, panic: Option<Box<dyn Any + Send>>) {
+        self.tear_down_with(panic.map(|payload| Error::panicked(Arc::clone(self.path()), payload)));
+    }
+
+    /// `tear_down`, with the task's own failure if it had one (a panic as
+    /// its body was dropped, a blocking closure's `Err`): reported instead
+    /// of `Cancelled`. In an aborted subtree it is handed up with the rest
+    /// (see `hand_up`).
+    pub(super) fn tear_down_with(&self, failure: Option<Error>) {
         self.drop_slow();
         self.abort();
         let asked = self.is_abort_asked();
@@ -240,7 +249,7 @@ impl Node {
                 .parent
                 .as_ref()
                 .is_some_and(|parent| !parent.has(&parent.lock(), ABORTED));
-        let unclaimed = match (readable, panic) {
+        let unclaimed = match (readable, failure) {
             (_, None) if asked => None,
             (true, None) => {
                 let err = Error::with_kind(
@@ -250,11 +259,8 @@ impl Node {
                 );
                 self.offer_failure(err)
             }
-            (true, Some(payload)) => self.offer_failure(Error::panicked(Arc::clone(self.path()), payload)),
-            (false, panic) => {
-                drop_quietly(panic);
-                None
-            }
+            (true, Some(err)) => self.offer_failure(err),
+            (false, failure) => failure,
         };
         self.abandon(unclaimed);
     }
@@ -265,14 +271,55 @@ impl Node {
         let Some(parent) = &self.parent else {
             return;
         };
-        {
+        let release = {
             let mut state = self.lock();
             if self.members() > 0 {
                 state.family().release = Some(Abandoned { unclaimed });
                 return;
             }
+            self.hand_up(&mut state, unclaimed)
+        };
+        parent.child_done(self, release.into_failure());
+    }
+
+    /// The release an aborted node left for its last child to make (see
+    /// `abandon`), now that it is gone, with the failures it holds.
+    fn take_release(&self, state: &mut State) -> Option<HandedUp> {
+        let Abandoned { unclaimed } = state.family_if_any()?.release.take()?;
+        Some(self.hand_up(state, unclaimed))
+    }
+
+    /// The last step of an aborted node, under its lock: what it hands its
+    /// parent. The failures that were waiting in it (for `next_error` or
+    /// its join) and those its subtree sent it since are not the abort's
+    /// to drop: they go with its own (`unclaimed`, in its `related()`), or
+    /// as one failure if it has none. From now on a failure routed to it
+    /// goes on up (see `route`).
+    fn hand_up(&self, state: &mut State, unclaimed: Option<Error>) -> HandedUp {
+        self.mark(state, HANDED_UP);
+        let waiting = match state.family_if_any() {
+            Some(family) => family.pending.drain(..).chain(family.failures.drain(..)).collect(),
+            None => Vec::new(),
+        };
+        HandedUp { unclaimed, waiting }
+    }
+}
+
+/// What an aborted node hands its parent (see `Node::hand_up`).
+pub(super) struct HandedUp {
+    unclaimed: Option<Error>,
+    waiting: Vec<Error>,
+}
+
+impl HandedUp {
+    /// The one failure the parent is given, made outside every lock.
+    pub(super) fn into_failure(self) -> Option<Error> {
+        let mut waiting = self.waiting.into_iter();
+        match (self.unclaimed, waiting.next()) {
+            (unclaimed, None) => unclaimed,
+            (Some(own), Some(first)) => Some(own.with_related(std::iter::once(first).chain(waiting))),
+            (None, Some(first)) => Some(first.with_related(waiting)),
         }
-        parent.child_done(self, unclaimed);
     }
 }
 

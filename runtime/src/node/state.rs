@@ -5,7 +5,7 @@
 //! |----------|----------------------------------------|-----------------------------------------|
 //! | `alarm`  | `KILL`, `ABORT`, `RELEASED`, `ASKED`   | anyone (`kill`, `abort`, `child_done`, `Child::abort`); read at every poll |
 //! | `handle` | `HELD`, `STORED`, `DROPPED`, `TAKEN`   | the task (`STORED`) and its `Child` (`DROPPED`, `TAKEN`) |
-//! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED` | anyone, under the node's lock only |
+//! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`, `HANDED_UP` | anyone, under the node's lock only |
 //! | `step`   | `Stage`, `LAZY`, `KILLED`, `DELIVERED` | the task itself only (its polls and drops) |
 //!
 //! The two lifecycles differ in who may look: `Phase` is what the *scope*
@@ -63,6 +63,9 @@ pub(super) const TIMED_OUT: u8 = 16;
 /// `Node::flags`: the task's token is not a child of its parent's
 /// (`Task::shielded`). Set when the node is made, never changed.
 pub(super) const SHIELDED: u8 = 32;
+/// `Node::flags`: an aborted node has handed its failures to its parent
+/// (`hand_up`): a failure routed to it now goes on up.
+pub(super) const HANDED_UP: u8 = 64;
 
 /// `Node::flags`, low bits: the scope's lifecycle, what a spawn, a routed
 /// failure or `next_error` meets. Moved forward only, under the node's
