@@ -179,6 +179,7 @@ where
     /// Runs `body` as the task of `node`, after waiting for a slot if
     /// `wait` is given; `lazy` if the body takes its scope at its first
     /// poll.
+    #[inline]
     pub(crate) fn new(node: Arc<Node>, body: B, lazy: bool, wait: Option<oneshot::Receiver<()>>) -> Self {
         let stage = match wait {
             Some(wait) => {

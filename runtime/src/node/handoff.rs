@@ -36,6 +36,18 @@ impl Node {
         let killed = was_killed && drop_panic.is_none();
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
+                // The common case: a value, from a task that never had a
+                // child; nothing to keep, escalate or wake.
+                Ok(value) if drop_panic.is_none() => match self.close_leaf() {
+                    Some(timed_out) => {
+                        return BodyEnd::Closed {
+                            value: Some(value),
+                            error: None,
+                            timed_out,
+                        };
+                    }
+                    None => (Some(value), None),
+                },
                 Ok(value) => (Some(value), None),
                 Err(err) => (None, Some(Error::failed(|| Arc::clone(self.path()), err))),
             },
@@ -131,6 +143,29 @@ impl Node {
             // Kept in the family (see above).
             None => BodyEnd::Joining,
         }
+    }
+
+    /// `end_body` for a body that returned a value: if the task never had
+    /// a child, it is closed now, and its deadline's passing is given back;
+    /// `None` (and nothing done) if it has children to join.
+    #[inline]
+    fn close_leaf(&self) -> Option<bool> {
+        let timed_out = {
+            let mut state = self.lock();
+            if state.family_ref().is_some() {
+                return None;
+            }
+            self.set_phase(&mut state, Phase::Closed);
+            self.has(&state, TIMED_OUT)
+        };
+        // A token made from now on is made cancelled (see `make_token`).
+        if let Some(token) = self.token.get() {
+            token.cancel();
+        }
+        if let Some(link) = self.ready_link() {
+            link.body_ended();
+        }
+        Some(timed_out)
     }
 
     /// The join: ready with the task's failures (and its deadline, if it

@@ -217,6 +217,7 @@ impl Extra {
 }
 
 impl Node {
+    #[inline]
     pub(super) fn new(
         parent: Option<Arc<Node>>,
         shared: Option<Arc<Shared>>,
