@@ -154,8 +154,20 @@ fn human(seconds: f64) -> String {
     }
 }
 
+/// Whether `filter` (texts separated by commas, any of which may match;
+/// one ending in `$` must end the name) selects `variant`:
+/// `--filter spawn_join/100000/raw,spawn_join/100000/taskward` runs the
+/// baseline beside taskward's variants only, and `.../tracker$` leaves out
+/// `tracker-dropped`, as an A/B of two builds needs when one of them has
+/// variants the other lacks.
 fn selected(case: &Case, variant: &cases::Variant, filter: Option<&str>) -> bool {
-    filter.is_none_or(|f| format!("{}/{}", case.name(), variant.id).contains(f))
+    let name = format!("{}/{}", case.name(), variant.id);
+    filter.is_none_or(|f| {
+        f.split(',').any(|part| match part.strip_suffix('$') {
+            Some(end) => name.ends_with(end),
+            None => name.contains(part),
+        })
+    })
 }
 
 /// Runs every selected variant of `case` for `rounds` interleaved rounds.
