@@ -217,7 +217,9 @@ impl Extra {
 }
 
 impl Node {
-    #[inline]
+    // Always inlined into `register`, its hot caller: the node is then
+    // written into its `Arc` once, not made on the stack and copied.
+    #[inline(always)]
     pub(super) fn new(
         parent: Option<Arc<Node>>,
         shared: Option<Arc<Shared>>,
