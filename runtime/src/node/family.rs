@@ -193,6 +193,15 @@ impl Names {
     /// The next index of `name`; 0 for a formatted name, which is not
     /// counted (nor formatted under the scope's lock, where this runs).
     pub(super) fn next(&mut self, name: &Name) -> u32 {
+        // The common case, a loop spawning one function: the first name
+        // known, the same constant.
+        if let (Name::Fixed(fixed), Names::Short(list)) = (name, &mut *self)
+            && let Some((Cow::Borrowed(known), count)) = list.first_mut()
+            && std::ptr::eq(*known, **fixed)
+        {
+            *count += 1;
+            return *count - 1;
+        }
         // A new name is kept as it is: a constant is not copied.
         let key = || match name {
             Name::Fixed(name) => Cow::Borrowed(**name),
