@@ -289,7 +289,7 @@ pub(crate) fn snapshot(root: &Arc<Node>) -> TaskTree {
             let children: Vec<(Arc<Node>, bool)> = match state.family_ref() {
                 None => Vec::new(),
                 Some(family) => family
-                    .live_children()
+                    .upgraded_children()
                     .map(|child| {
                         let queued = family.limit.is_waiting(child.key());
                         (child, queued)
@@ -305,6 +305,9 @@ pub(crate) fn snapshot(root: &Arc<Node>) -> TaskTree {
             };
             (task_state, children)
         };
+        // The released children are dropped here, after the lock (see
+        // `Family::push_child`).
+        children.retain(|(child, _)| !child.is_released());
         let age = now.saturating_duration_since(tree_epoch + node.started());
         // The first task's path is built (once); the others' are built by
         // the snapshot when asked for.

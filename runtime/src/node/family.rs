@@ -64,41 +64,50 @@ impl Family {
     /// at least half of them are dead (`members` counts the live ones): the
     /// list stays within about twice the children alive, at a constant cost
     /// per spawn.
-    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) {
+    ///
+    /// Gives back the nodes the sweep looked at, for the caller to drop once
+    /// the lock is released: the last reference to a node that has just
+    /// finished may be one of them, and dropping a node runs user code (the
+    /// arguments a formatted name keeps).
+    #[must_use = "the nodes the sweep looked at are dropped once the lock is released"]
+    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> Vec<Arc<Node>> {
         let len = self.children.len();
+        let mut looked_at = Vec::new();
         if len == self.children.capacity() && len >= 8 && members <= len / 2 {
-            // Only a map of names forgets: a short list would only pay
-            // for the list of live children (a count of each, both ways),
-            // which the sweep keeps as it goes. Formatted names are not
-            // counted (nor formatted under this lock).
-            let forgets = matches!(self.names, Names::Many(_));
-            let mut live = Vec::new();
+            // The live ones first, the dead ones after: only a map of names
+            // forgets, by the names of the live ones. Formatted names are
+            // not counted (nor formatted under this lock).
+            let mut dead = Vec::new();
             self.children.retain(|child| match child.upgrade() {
                 Some(child) if !child.is_released() => {
-                    if forgets {
-                        live.push(child);
-                    }
+                    looked_at.push(child);
                     true
                 }
-                _ => false,
+                Some(child) => {
+                    dead.push(child);
+                    false
+                }
+                None => false,
             });
-            if forgets {
+            if matches!(self.names, Names::Many(_)) {
                 self.names.forget_unused(
-                    live.iter()
+                    looked_at
+                        .iter()
                         .chain(std::iter::once(child))
                         .filter_map(|child| child.counted_name()),
                 );
             }
+            looked_at.append(&mut dead);
         }
         self.children.push(Arc::downgrade(child));
+        looked_at
     }
 
-    /// The children not yet released.
-    pub(crate) fn live_children(&self) -> impl Iterator<Item = Arc<Node>> {
-        self.children
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|child| !child.is_released())
+    /// The children whose node is still there, released or not, for the
+    /// caller to drop once the lock is released (see `push_child`); those
+    /// not released yet are the live ones (`Node::is_released`).
+    pub(crate) fn upgraded_children(&self) -> impl Iterator<Item = Arc<Node>> {
+        self.children.iter().filter_map(Weak::upgrade)
     }
 
     pub(super) fn new(waker: Waker) -> Self {
@@ -300,12 +309,15 @@ pub(super) fn wake_all(waiters: Waiters) {
 }
 
 impl Node {
-    /// The children, listed under the lock.
+    /// The children not yet released, listed under the lock; the released
+    /// ones are dropped after it (see `Family::push_child`).
     pub(super) fn children(&self) -> Vec<Arc<Node>> {
-        match self.lock().family_ref() {
-            Some(family) => family.live_children().collect(),
+        let mut children: Vec<Arc<Node>> = match self.lock().family_ref() {
+            Some(family) => family.upgraded_children().collect(),
             None => Vec::new(),
-        }
+        };
+        children.retain(|child| !child.is_released());
+        children
     }
 
     /// How many children are members: registered and not yet released.
@@ -315,7 +327,8 @@ impl Node {
         (self.members.load(Ordering::Acquire) & !LIMITED) as usize
     }
 
-    pub(super) fn is_released(&self) -> bool {
+    /// Whether the child is gone for its parent (`child_done`).
+    pub(crate) fn is_released(&self) -> bool {
         self.alarm.load(Ordering::Acquire) & RELEASED != 0
     }
 
@@ -369,5 +382,59 @@ mod tests {
         // Taken: nothing is woken twice.
         wake_all(waiters.take());
         assert_eq!(a.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// Regression: the sweep of a full children list upgraded each entry
+    /// under the parent's lock and dropped it there, so a node whose other
+    /// references went meanwhile was dropped under the lock, running user
+    /// code (the arguments of a formatted name). It now hands every node it
+    /// upgraded back to the caller, which drops them after the lock.
+    #[test]
+    fn the_sweep_hands_back_every_node_it_upgraded() {
+        use super::super::state::RELEASED;
+        use super::super::{Name, Node, Shared};
+        use crate::Policy;
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let shared = Arc::new(Shared::new(runtime.handle().clone(), None));
+        let root = Node::root(
+            shared,
+            Name::Fixed(&"root"),
+            Policy::FailFast,
+            tokio_util::sync::CancellationToken::new(),
+            None,
+        );
+        let child = || {
+            let node = Node::new(
+                Some(Arc::clone(&root)),
+                None,
+                0,
+                Name::Fixed(&"child"),
+                Policy::FailFast,
+                None,
+                None,
+            );
+            Arc::new(node)
+        };
+        let mut family = super::Family::new(Waker::noop().clone());
+        let children: Vec<Arc<Node>> = (0..8).map(|_| child()).collect();
+        for node in &children {
+            assert!(
+                family.push_child(node, 1).is_empty(),
+                "no sweep before the list is full"
+            );
+        }
+        // Six of the eight are gone for their parent, still referenced
+        // (their handles, say): the next spawn sweeps them out.
+        for node in &children[2..] {
+            node.alarm.fetch_or(RELEASED, Ordering::AcqRel);
+        }
+        let looked_at = family.push_child(&child(), 3);
+        assert_eq!(looked_at.len(), 8, "every node upgraded is handed back");
+        for node in &children {
+            assert_eq!(Arc::strong_count(node), 2, "a node was dropped under the lock");
+        }
+        drop(looked_at);
+        assert_eq!(family.children.len(), 3, "the released ones are swept out");
     }
 }

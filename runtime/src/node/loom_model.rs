@@ -207,7 +207,7 @@ fn a_result_comes_after_the_whole_subtree_and_a_deep_failure_escalates_once() {
         assert!(
             root.lock()
                 .family_ref()
-                .is_none_or(|family| family.live_children().next().is_none())
+                .is_none_or(|family| family.upgraded_children().all(|child| child.is_released()))
         );
         join(&threads);
     });
@@ -296,7 +296,9 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
         join(&threads);
         {
             let state = root.lock();
-            let children = state.family_ref().map_or(0, |family| family.live_children().count());
+            let children = state.family_ref().map_or(0, |family| {
+                family.upgraded_children().filter(|child| !child.is_released()).count()
+            });
             assert_eq!((root.members(), children), (0, 0));
         }
         drop(root);

@@ -73,12 +73,14 @@ impl Node {
         // A child spawned into a killed subtree is killed too (see `kill`).
         node.alarm
             .store(self.alarm.load(Ordering::Acquire) & KILL, Ordering::Relaxed);
-        family.push_child(&node, ((before & !LIMITED) + 1) as usize);
+        let looked_at = family.push_child(&node, ((before & !LIMITED) + 1) as usize);
         // Without a limit no slot is counted; a reserved child holds one.
         let wait = match admission {
             Admission::Queue if limited => family.limit.admit(node.key()),
             Admission::Queue | Admission::Reserved => None,
         };
+        drop(state);
+        drop(looked_at);
         Some(Membership { node, wait })
     }
 
