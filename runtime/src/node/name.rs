@@ -179,22 +179,23 @@ fn joined(parent: &str, name: &str, index: Option<u32>) -> Arc<str> {
     Arc::from(path)
 }
 
-/// Appends `index` in decimal, without `fmt`.
-fn push_index(path: &mut String, mut index: u32) {
-    let mut digits = [0_u8; 10];
-    let mut start = digits.len();
+/// Appends `index` in decimal, without `fmt`: from its highest digit
+/// down, each pushed as an ASCII `char`.
+fn push_index(path: &mut String, index: u32) {
+    let mut unit = 1;
+    while index / unit >= 10 {
+        unit *= 10;
+    }
     loop {
-        start -= 1;
         // A digit, 0 to 9: the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
-        let digit = (index % 10) as u8;
-        digits[start] = b'0' + digit;
-        index /= 10;
-        if index == 0 {
-            break;
+        let digit = (index / unit % 10) as u8;
+        path.push(char::from(b'0' + digit));
+        if unit == 1 {
+            return;
         }
+        unit /= 10;
     }
-    path.extend(digits[start..].iter().copied().map(char::from));
 }
 
 #[cfg(all(test, not(loom)))]
