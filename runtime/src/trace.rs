@@ -78,17 +78,17 @@ fn quietly(send: impl FnOnce()) {
     }
 }
 
-/// The task's own body returned `Err` or panicked.
-pub(crate) fn body_failed(node: &Node, err: &Error) {
+/// The task's own body returned `Err` or panicked; `passed_on` when its
+/// `Err` is a child's failure passed on with `?`, reported where it began.
+pub(crate) fn body_failed(err: &Error, passed_on: bool) {
     #[cfg(feature = "tracing")]
-    if node.is_origin_of(err) {
-        quietly(|| tracing::warn!(error = %err, "task failed"));
-    } else {
-        // A child's failure passed on with `?`: it was reported where it began.
+    if passed_on {
         quietly(|| tracing::debug!(error = %err, "task passed on a failure"));
+    } else {
+        quietly(|| tracing::warn!(error = %err, "task failed"));
     }
     #[cfg(not(feature = "tracing"))]
-    let _ = (node, err);
+    let _ = (err, passed_on);
 }
 
 /// The task's body was dropped where it stood: it was still running when

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
@@ -53,9 +54,20 @@ pub struct Recorder {
     spans: Mutex<Vec<Span>>,
     entered: Mutex<Vec<u64>>,
     events: Mutex<Vec<Recorded>>,
+    /// The most verbose level taken, if not every level.
+    max: Option<Level>,
 }
 
 impl Recorder {
+    /// A recorder that takes spans and events up to `max` only (`WARN`:
+    /// warnings and errors), and says so to tracing's global level.
+    pub fn up_to(max: Level) -> Self {
+        Recorder {
+            max: Some(max),
+            ..Recorder::default()
+        }
+    }
+
     /// Every span created so far, in order of creation.
     pub fn spans(&self) -> Vec<Span> {
         lock(&self.spans).clone()
@@ -85,8 +97,12 @@ impl Visit for Fields {
 }
 
 impl Subscriber for Recorder {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.max.is_none_or(|max| *metadata.level() <= max)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.max.map_or(LevelFilter::TRACE, LevelFilter::from_level))
     }
 
     fn new_span(&self, span: &Attributes<'_>) -> Id {

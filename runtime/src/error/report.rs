@@ -11,11 +11,11 @@ impl fmt::Display for Error {
     /// is the full report: the cause chain, then the related failures as an
     /// indented list.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &*self.inner;
-        write!(f, "task `{}` {}", inner.task, inner.kind.verb())?;
-        if let Some(cause) = &inner.cause {
+        let what = self.inner.what();
+        write!(f, "task `{}` {}", what.task, what.kind.verb())?;
+        if let Some(cause) = &what.cause {
             write!(f, ": {cause}")?;
-        } else if let Some(message) = &inner.message {
+        } else if let Some(message) = &what.message {
             write!(f, ": {message}")?;
         }
         if f.alternate() {
@@ -87,12 +87,13 @@ thread_local! {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
+        let what = inner.what();
         let mut s = f.debug_struct("Error");
-        s.field("kind", &inner.kind).field("task", &&*inner.task);
-        if let Some(cause) = &inner.cause {
+        s.field("kind", &what.kind).field("task", &&*what.task);
+        if let Some(cause) = &what.cause {
             s.field("cause", cause);
         }
-        if let Some(message) = &inner.message {
+        if let Some(message) = &what.message {
             s.field("message", message);
         }
         if !inner.related.is_empty() {

@@ -34,6 +34,9 @@ impl Node {
     ) -> BodyEnd<R::Ok> {
         let was_killed = matches!(outcome, Outcome::Killed);
         let killed = was_killed && drop_panic.is_none();
+        // Whether the body's failure is another task's, passed on with `?`
+        // (reported where it began), rather than one made here.
+        let mut passed_on = false;
         let (value, body_error) = match outcome {
             Outcome::Returned(out) => match out.into_task_result() {
                 // The common case: a value, from a task that never had a
@@ -49,16 +52,19 @@ impl Node {
                     None => (Some(value), None),
                 },
                 Ok(value) => (Some(value), None),
-                Err(err) => (None, Some(Error::failed(|| Arc::clone(self.path()), err))),
+                Err(err) => {
+                    passed_on = err.downcast_ref::<Error>().is_some_and(|err| !self.is_origin_of(err));
+                    (None, Some(Error::failed(|| self.failure_path(), err)))
+                }
             },
-            Outcome::Panicked(payload) => (None, Some(Error::panicked(Arc::clone(self.path()), payload))),
+            Outcome::Panicked(payload) => (None, Some(Error::panicked(self.failure_path(), payload))),
             // A task killed after its own deadline reports `TimedOut` then.
             Outcome::Killed if self.has(&self.lock(), TIMED_OUT) => (None, None),
             Outcome::Killed => (
                 None,
                 Some(Error::with_kind(
                     ErrorKind::Cancelled,
-                    Arc::clone(self.path()),
+                    self.failure_path(),
                     self.with_cause("still running when its grace period ended, so it was aborted"),
                 )),
             ),
@@ -66,12 +72,13 @@ impl Node {
         let (value, body_error) = match drop_panic {
             None => (value, body_error),
             Some(payload) => {
-                let panicked = Error::panicked(Arc::clone(self.path()), payload);
+                let panicked = Error::panicked(self.failure_path(), payload);
                 match body_error {
                     // A kill's `Cancelled` says less than the panic.
                     Some(err) if !was_killed => (None, Some(err.with_related([panicked]))),
                     _ => {
                         drop_quietly(value);
+                        passed_on = false;
                         (None, Some(panicked))
                     }
                 }
@@ -80,7 +87,7 @@ impl Node {
         if killed {
             trace::aborted(self);
         } else if let Some(err) = &body_error {
-            trace::body_failed(self, err);
+            trace::body_failed(err, passed_on);
         }
 
         let failed = value.is_none();
@@ -287,7 +294,14 @@ impl Node {
     /// the lock) only if `STORED` was set. So the failure goes to exactly
     /// one of them, and a handle dropped with no failure waiting takes no
     /// lock.
+    ///
+    /// A handle already gone never comes back (the bits are only ever
+    /// set): its failure goes to the parent without a place made for it
+    /// (the task's `Extra`, most often not made otherwise).
     pub(super) fn offer_failure(&self, err: Error) -> Option<Error> {
+        if self.handle.load(Ordering::Acquire) != HELD {
+            return Some(err);
+        }
         let mut failure = self.extra().failure.lock().unwrap_or_else(PoisonError::into_inner);
         *failure = Some(err);
         match self
