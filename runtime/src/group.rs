@@ -1,22 +1,37 @@
 //! `Group`: children of a scope whose results come out in completion order.
 //!
 //! Each member is a child registered as any other (`Node::spawn_member`),
-//! whose task posts its value to the group's `Inbox` (see `node/member.rs`)
-//! instead of keeping it for a `Child`. The group takes a member's failure
-//! through its node as a `Child` does (`take_failure`), and gives back what
-//! it did not take when it is dropped (`release_failure`); dropping it
-//! closes the inbox, never detaches the children from their scope.
+//! whose task posts its node and its value to the group's `Inbox` (see
+//! `node/member.rs`) instead of keeping the value for a `Child`. The group
+//! takes a member's failure through its node as a `Child` does
+//! (`take_failure`), and gives back what it did not take when it is dropped
+//! (`release_failure`); dropping it closes the inbox, never detaches the
+//! children from their scope.
+//!
+//! The group keeps its members in the order they were spawned, with their
+//! tokio tasks' handles: a post brings its node, so `next` looks nothing
+//! up, and a member handed out stays in the list (its node's handle
+//! `TAKEN`) until a sweep drops it with its task's handle. So the task's
+//! memory is freed by the owner, which allocated it, as with a `JoinSet`
+//! or a `Child`: freed by the worker that ran it, it made that worker take
+//! the glibc arena's lock the owner's spawns take.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+use tokio::task::JoinHandle;
 
 use crate::error::{Error, ErrorKind};
 use crate::node::{Node, drop_quietly};
 use crate::sync::{Mutex, MutexGuard};
 use crate::task::Task;
+
+/// A sweep of the members comes when at least this many, and half of the
+/// list, have been handed out: each member is looked at a bounded number
+/// of times, and a group that hands out as it spawns keeps a short list.
+const SWEEP_MIN: usize = 32;
 
 /// Children of a scope whose results come out in the order they finish
 /// (tokio's `JoinSet`, with structured ownership), from
@@ -60,16 +75,42 @@ use crate::task::Task;
 /// ```
 pub struct Group<T: 'static> {
     scope: Arc<Node>,
-    /// Where the members post their values, in the order they finish.
+    /// Where the members post their nodes and values, in the order they
+    /// finish.
     inbox: Arc<Inbox<T>>,
-    /// The members not yet handed out by `next`, by their node's key: to
-    /// find the node of a post, to abort them, and to give back their
-    /// failures when the group is dropped.
-    members: HashMap<usize, Arc<Node>, BuildHasherDefault<KeyHasher>>,
+    /// Posts taken out of the inbox all at once, not handed out yet (the
+    /// owner takes the inbox's lock once per batch, not once per post).
+    taken: VecDeque<Posted<T>>,
+    /// Every member in the order it was spawned, until a sweep drops those
+    /// handed out: to abort them, to give back their failures when the
+    /// group is dropped, and to free their tasks here.
+    members: Vec<Member<T>>,
+    /// How many members have not come out of `next` yet.
+    pending: usize,
     /// An aborted member whose post was taken while its subtree was still
     /// going away (one level at a time after it): it comes out of `next`
     /// once all of it is gone, as an aborted `Child`'s result does.
     draining: Option<Arc<Node>>,
+}
+
+/// A member's post: its node, with its value (`None` when it failed or
+/// was aborted).
+type Posted<T> = (Arc<Node>, Option<T>);
+
+/// A member, kept by its group until a sweep after it was handed out.
+pub(crate) struct Member<T> {
+    pub(crate) node: Arc<Node>,
+    /// Its tokio task's handle (none for a refused spawn), only to be
+    /// dropped here (see the module).
+    #[expect(dead_code, reason = "never read: kept to be dropped by the group's owner")]
+    pub(crate) task: Option<JoinHandle<Option<T>>>,
+}
+
+impl<T> Member<T> {
+    /// Whether `next` has handed it out: its node's handle was taken.
+    fn is_out(&self) -> bool {
+        !self.node.is_held()
+    }
 }
 
 /// Where the members of a group post their values (see `node/member.rs`).
@@ -78,9 +119,8 @@ pub(crate) struct Inbox<T> {
 }
 
 struct Posts<T> {
-    /// Each finished member's key, with its value (`None` when it failed
-    /// or was aborted), in the order they finished.
-    done: VecDeque<(usize, Option<T>)>,
+    /// Each finished member's post, in the order they finished.
+    done: VecDeque<Posted<T>>,
     /// The waker of a `next` waiting for a post.
     waker: Option<Waker>,
     /// The group was dropped: a value posted now is dropped.
@@ -103,8 +143,8 @@ impl<T> Inbox<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The member of `key` has finished, with `value` if it succeeded.
-    pub(crate) fn post(&self, key: usize, value: Option<T>) {
+    /// The member of `node` has finished, with `value` if it succeeded.
+    pub(crate) fn post(&self, node: Arc<Node>, value: Option<T>) {
         let mut posts = self.lock();
         if posts.closed {
             drop(posts);
@@ -112,7 +152,7 @@ impl<T> Inbox<T> {
             drop_quietly(value);
             return;
         }
-        posts.done.push_back((key, value));
+        posts.done.push_back((node, value));
         let waker = posts.waker.take();
         drop(posts);
         if let Some(waker) = waker {
@@ -120,13 +160,17 @@ impl<T> Inbox<T> {
         }
     }
 
-    /// The first post not taken yet, or `Pending` until a post wakes the
+    /// Every post not taken yet, swapped into `taken` (empty: its
+    /// capacity goes back to the inbox, so that neither queue grows again
+    /// once both are large enough), or `Pending` until a post wakes the
     /// task of `cx` (its waker is kept under the lock a post takes, so
     /// that wake-up is never missed).
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<(usize, Option<T>)> {
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, taken: &mut VecDeque<Posted<T>>) -> Poll<()> {
+        debug_assert!(taken.is_empty(), "the posts taken before are handed out first");
         let mut posts = self.lock();
-        if let Some(post) = posts.done.pop_front() {
-            return Poll::Ready(post);
+        if !posts.done.is_empty() {
+            std::mem::swap(&mut posts.done, taken);
+            return Poll::Ready(());
         }
         match &mut posts.waker {
             Some(known) if known.will_wake(cx.waker()) => {}
@@ -148,39 +192,14 @@ impl<T> Inbox<T> {
     }
 }
 
-/// Hashes a member's key, the address of its node: distinct, and a
-/// multiple of 8, so it is spread over the bits by one multiplication
-/// instead of SipHash.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(self.0 ^ u64::from(byte));
-        }
-    }
-
-    fn write_usize(&mut self, key: usize) {
-        self.write_u64(key as u64);
-    }
-
-    fn write_u64(&mut self, key: u64) {
-        let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = mixed ^ (mixed >> 29);
-    }
-}
-
 impl<T: Send + 'static> Group<T> {
     pub(crate) fn new(scope: Arc<Node>) -> Self {
         Group {
             scope,
             inbox: Arc::new(Inbox::new()),
-            members: HashMap::default(),
+            taken: VecDeque::new(),
+            members: Vec::new(),
+            pending: 0,
             draining: None,
         }
     }
@@ -191,8 +210,9 @@ impl<T: Send + 'static> Group<T> {
     /// after the scope has finished comes out as
     /// [`ErrorKind::ScopeClosed`].
     pub fn spawn<U: Task<Output = T>>(&mut self, task: U) {
-        let (Ok(node) | Err(node)) = self.scope.spawn_member(task, &self.inbox);
-        self.members.insert(node.key(), node);
+        let member = self.scope.spawn_member(task, &self.inbox);
+        self.members.push(member);
+        self.pending += 1;
     }
 
     /// The result of the next member to finish (it and its children), in
@@ -210,7 +230,7 @@ impl<T: Send + 'static> Group<T> {
     /// How many members have not come out of [`next`](Group::next) yet.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.members.len() + usize::from(self.draining.is_some())
+        self.pending
     }
 
     /// Whether every member has come out of [`next`](Group::next).
@@ -226,29 +246,46 @@ impl<T: Send + 'static> Group<T> {
     /// cancel the scope; failures that happened inside a member's subtree
     /// go to the scope, as for `Child::abort`.
     pub fn abort_all(&self) {
-        for node in self.members.values() {
-            node.abort_asked();
+        for member in self.members.iter().filter(|member| !member.is_out()) {
+            member.node.abort_asked();
         }
     }
 
     fn poll_next_member(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        let result = std::task::ready!(self.poll_next_post(cx));
+        if result.is_some() {
+            self.pending -= 1;
+            if self.members.len() >= SWEEP_MIN + 2 * self.pending {
+                self.members.retain(|member| !member.is_out());
+            }
+        }
+        Poll::Ready(result)
+    }
+
+    /// The next member handed out (its node's handle `TAKEN`), by its
+    /// post.
+    fn poll_next_post(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         if let Some(node) = &self.draining {
             std::task::ready!(node.poll_idle(cx));
             let node = self.draining.take();
             return Poll::Ready(node.map(|node| Err(Self::aborted(&node, node.take_failure()))));
         }
-        // Every post is of a member kept here until it is handed out.
-        if self.members.is_empty() {
+        // Every member not handed out posts once.
+        if self.pending == 0 {
             return Poll::Ready(None);
         }
-        let (key, value) = std::task::ready!(self.inbox.poll_take(cx));
-        let Some(node) = self.members.remove(&key) else {
-            unreachable!("a member is kept until its post is handed out")
+        if self.taken.is_empty() {
+            std::task::ready!(self.inbox.poll_take(cx, &mut self.taken));
+        }
+        let Some((node, value)) = self.taken.pop_front() else {
+            unreachable!("the inbox gives at least one post when it is ready")
         };
         if value.is_none() && node.is_abort_asked() && node.poll_idle(cx).is_pending() {
             self.draining = Some(node);
             return Poll::Pending;
         }
+        // Taken for a value too: it marks the member handed out. Once the
+        // task has ended with a value, no failure can come.
         let failure = node.take_failure();
         Poll::Ready(Some(value.ok_or_else(|| Self::aborted(&node, failure))))
     }
@@ -279,14 +316,23 @@ impl<T: Send + 'static> futures_core::Stream for Group<T> {
     }
 }
 
+/// The group never pins a value: it only moves them out of the inbox.
+impl<T: 'static> Unpin for Group<T> {}
+
 impl<T: 'static> Drop for Group<T> {
     /// The members go on as children of the scope: their values, from now
     /// on, are dropped as they come, and a failure the group holds goes to
     /// the scope (see `Child`'s drop).
     fn drop(&mut self) {
         self.inbox.close();
-        for node in self.members.drain().map(|(_, node)| node).chain(self.draining.take()) {
-            if let (Some(err), Some(parent)) = (node.release_failure(), node.parent()) {
+        drop_quietly(std::mem::take(&mut self.taken));
+        // The draining member is in the list too, not handed out yet.
+        self.draining = None;
+        for member in std::mem::take(&mut self.members) {
+            if member.is_out() {
+                continue;
+            }
+            if let (Some(err), Some(parent)) = (member.node.release_failure(), member.node.parent()) {
                 parent.route(err);
             }
         }
@@ -297,7 +343,66 @@ impl<T: 'static> std::fmt::Debug for Group<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
             .field("scope", &self.scope.path())
-            .field("len", &self.members.len())
+            .field("len", &self.pending)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use super::SWEEP_MIN;
+    use crate::{ErrorKind, Scope};
+
+    /// Regression: the members handed out are swept from the group's list;
+    /// without the sweep a group that hands out as it spawns kept every
+    /// member it ever had (its node and its task) until it was dropped.
+    #[tokio::test]
+    async fn a_group_handing_out_as_it_spawns_keeps_a_short_list() {
+        crate::run(crate::task(|scope: Scope| async move {
+            let mut group = scope.group::<usize>();
+            for i in 0..10 * SWEEP_MIN {
+                group.spawn(async move { Ok::<_, Infallible>(i) });
+                assert_eq!(group.next().await.transpose()?, Some(i));
+                assert!(group.members.len() < SWEEP_MIN, "{} members kept", group.members.len());
+            }
+            Ok::<_, crate::Error>(())
+        }))
+        .await
+        .unwrap();
+    }
+
+    /// A sweep keeps the members not handed out: `abort_all` after many
+    /// sweeps still reaches one that sleeps for a day (swept out, it would
+    /// not come out of `next` within the minute, and the test would fail).
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_keeps_the_members_not_handed_out() {
+        crate::run(crate::task(|scope: Scope| async move {
+            let mut group = scope.group::<usize>();
+            group.spawn(async {
+                tokio::time::sleep(Duration::from_secs(86_400)).await;
+                Ok::<_, Infallible>(0)
+            });
+            for i in 0..4 * SWEEP_MIN {
+                group.spawn(async move { Ok::<_, Infallible>(i) });
+            }
+            for _ in 0..4 * SWEEP_MIN {
+                group.next().await.transpose()?;
+            }
+            assert!(group.members.len() < 4 * SWEEP_MIN, "no sweep happened");
+            assert_eq!(group.len(), 1);
+            group.abort_all();
+            let last = tokio::time::timeout(Duration::from_secs(60), group.next()).await;
+            let Ok(Some(Err(err))) = last else {
+                panic!("the member never handed out was lost by a sweep: {last:?}");
+            };
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            assert!(group.next().await.is_none());
+            Ok::<_, crate::Error>(())
+        }))
+        .await
+        .unwrap();
     }
 }

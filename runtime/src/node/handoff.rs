@@ -314,7 +314,7 @@ impl Node {
     }
 
     /// Whether a `Child` handle is still there to take a failure.
-    pub(super) fn is_held(&self) -> bool {
+    pub(crate) fn is_held(&self) -> bool {
         self.handle.load(Ordering::Acquire) & (DROPPED | TAKEN) == 0
     }
 

@@ -22,6 +22,7 @@
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p taskward-runtime --lib
 //! --release loom_model` (see CONTRIBUTING.md).
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -424,24 +425,29 @@ fn a_groups_inbox_loses_no_post_nor_wake_up_and_keeps_nothing_once_closed() {
     ::loom::model(|| {
         let inbox = Arc::new(Inbox::<Arc<()>>::new());
         let value = Arc::new(());
-        let post = |key: usize| {
-            let (inbox, value) = (Arc::clone(&inbox), Arc::clone(&value));
-            thread::spawn(move || inbox.post(key, Some(value)))
+        let nodes = [(); 3].map(|()| root(Policy::FailFast));
+        let post = |member: usize| {
+            let (inbox, node, value) = (Arc::clone(&inbox), Arc::clone(&nodes[member]), Arc::clone(&value));
+            thread::spawn(move || inbox.post(node, Some(value)))
         };
-        let members = [post(1), post(2)];
-        let mut keys: Vec<usize> = (0..2)
-            .map(|_| {
-                let (key, value) = block_on(poll_fn(|cx| inbox.poll_take(cx)));
+        let members = [post(0), post(1)];
+        let mut keys = Vec::new();
+        let mut taken = VecDeque::new();
+        while keys.len() < 2 {
+            block_on(poll_fn(|cx| inbox.poll_take(cx, &mut taken)));
+            for (node, value) in taken.drain(..) {
                 assert!(value.is_some());
-                key
-            })
-            .collect();
+                keys.push(node.key());
+            }
+        }
         keys.sort_unstable();
-        assert_eq!(keys, [1, 2]);
+        let mut expected = [nodes[0].key(), nodes[1].key()];
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
         for member in members {
             member.join().unwrap();
         }
-        let late = post(3);
+        let late = post(2);
         inbox.close();
         late.join().unwrap();
         assert_eq!(Arc::strong_count(&value), 1, "a value outlived the group's drop");

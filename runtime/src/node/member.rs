@@ -29,18 +29,18 @@ pin_project_lite::pin_project! {
 }
 
 impl<B, T> Slot<B, T> {
-    /// Drops the member's task where it stands, then posts `value` under
-    /// the member's key: an aborted task reports its failure to its node
+    /// Drops the member's task where it stands, then posts `value` with
+    /// the member's node: an aborted task reports its failure to its node
     /// as it is dropped (see `ChildTask`), so that the group finds it there
     /// when it takes the post, as a `JoinSet` hands out a task's output
     /// only once its future is dropped. Once only.
     fn post(self: Pin<&mut Self>, value: Option<T>) {
-        let key = match self.as_ref().get_ref() {
-            Slot::Running { task, .. } => task.node().key(),
+        let node = match self.as_ref().get_ref() {
+            Slot::Running { task, .. } => Arc::clone(task.node()),
             Slot::Posted => return,
         };
         if let SlotOwned::Running { inbox, .. } = self.project_replace(Slot::Posted) {
-            inbox.post(key, value);
+            inbox.post(node, value);
         }
     }
 }

@@ -16,7 +16,7 @@ use super::membership::{Admission, Membership};
 use super::state::Phase;
 use super::{Node, Shared};
 use crate::error::{Error, ErrorKind};
-use crate::group::Inbox;
+use crate::group::{Inbox, Member};
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::task::{Name, Start, Task, TaskResult};
@@ -204,20 +204,17 @@ where
 impl Node {
     /// Starts `task` as a member of a `Group` of this scope: a child as
     /// `spawn` starts it, whose value is posted to the group's `inbox`
-    /// (see `member.rs`). Gives its node; `Err` with the node of a refused
-    /// spawn (its `ScopeClosed` failure waits in it), posted already.
-    pub(crate) fn spawn_member<T: Task>(
-        self: &Arc<Self>,
-        task: T,
-        inbox: &Arc<Inbox<T::Output>>,
-    ) -> Result<Arc<Node>, Arc<Node>> {
+    /// (see `member.rs`). Gives its node and its task's handle; a refused
+    /// spawn gives the node of its `ScopeClosed` failure, posted already,
+    /// and no handle.
+    pub(crate) fn spawn_member<T: Task>(self: &Arc<Self>, task: T, inbox: &Arc<Inbox<T::Output>>) -> Member<T::Output> {
         let parts = task.into_parts();
         let shared = self.shared();
         let runtime = &shared.runtime;
         let Some(membership) = self.register(shared, &parts, Admission::Queue, None) else {
-            let refused = self.refused(parts.name);
-            inbox.post(refused.key(), None);
-            return Err(refused);
+            let node = self.refused(parts.name);
+            inbox.post(Arc::clone(&node), None);
+            return Member { node, task: None };
         };
         let node = Arc::clone(membership.node());
         trace::open_span(&node);
@@ -230,13 +227,13 @@ impl Node {
                     runtime,
                     inbox: Some(&inbox),
                 };
-                drop(body.spawn(spawn));
-                return Ok(node);
+                let task = body.spawn(spawn);
+                return Member { node, task: Some(task) };
             }
             Start::WithScope(make) => self.make_body(&node, make),
         };
         let task = Post::new(membership.drive(body, false), Arc::clone(inbox));
-        drop(spawn_task(runtime, task));
-        Ok(node)
+        let task = spawn_task(runtime, task);
+        Member { node, task: Some(task) }
     }
 }
