@@ -357,6 +357,7 @@ impl Node {
 
     /// Where the task's tracing span is kept, if spans may be wanted.
     #[cfg(feature = "tracing")]
+    #[inline]
     pub(crate) fn span_cell(&self) -> Option<&OnceLock<tracing::Span>> {
         self.extra.get().map(|extra| &extra.span)
     }
