@@ -100,9 +100,35 @@ pub struct Error {
 }
 
 /// Everything an `Error` holds: the failure, and the failures related to it.
+///
+/// One block of at most 104 bytes (see the test `an_error_fits_in_a_fast_bin`):
+/// what most failures do not have (related failures, a message, a panic's
+/// value) is boxed apart.
 struct Inner {
     failure: Failure,
-    related: Vec<Error>,
+    related: Related,
+}
+
+/// The failures related to an error: most often none, and then no block.
+#[derive(Default)]
+#[allow(clippy::box_collection, reason = "one word in the error's block, where a `Vec` takes three")]
+struct Related(Option<Box<Vec<Error>>>);
+
+impl Related {
+    fn as_slice(&self) -> &[Error] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn extend(&mut self, rest: impl IntoIterator<Item = Error>) {
+        let mut rest = rest.into_iter().peekable();
+        if rest.peek().is_some() {
+            self.0.get_or_insert_with(Box::default).extend(rest);
+        }
+    }
+
+    fn take(&mut self) -> Vec<Error> {
+        self.0.take().map(|related| *related).unwrap_or_default()
+    }
 }
 
 /// The failure an `Error` reports: its own, or, for an error extended while
@@ -119,14 +145,31 @@ enum Failure {
 /// What failed, where, and why.
 struct What {
     kind: ErrorKind,
-    task: Arc<str>,
+    task: Place,
     cause: Option<BoxError>,
-    message: Option<String>,
-    payload: Option<Arc<Payload>>,
+    /// A panic's message and value, or what happened to a task the runtime
+    /// stopped.
+    said: Option<Box<Said>>,
     /// When the failure was made, among all failures of the process: a
     /// scope's failures are ordered by it, so that its error is the first
     /// in time, whatever order they reached it in.
     order: u64,
+}
+
+/// What a failure that is not a body's `Err` says.
+struct Said {
+    message: String,
+    payload: Option<Arc<Payload>>,
+}
+
+impl What {
+    fn message(&self) -> Option<&str> {
+        self.said.as_ref().map(|said| said.message.as_str())
+    }
+
+    fn payload(&self) -> Option<&Arc<Payload>> {
+        self.said.as_ref()?.payload.as_ref()
+    }
 }
 
 impl Inner {
@@ -150,24 +193,17 @@ impl Inner {
 static FAILURES: AtomicU64 = AtomicU64::new(0);
 
 impl Error {
-    fn new(
-        kind: ErrorKind,
-        task: Arc<str>,
-        cause: Option<BoxError>,
-        message: Option<String>,
-        payload: Option<Arc<Payload>>,
-    ) -> Self {
+    fn new(kind: ErrorKind, task: Place, cause: Option<BoxError>, said: Option<Box<Said>>) -> Self {
         Error {
             inner: Arc::new(Inner {
                 failure: Failure::Own(What {
                     kind,
                     task,
                     cause,
-                    message,
-                    payload,
+                    said,
                     order: FAILURES.fetch_add(1, Ordering::Relaxed),
                 }),
-                related: Vec::new(),
+                related: Related::default(),
             }),
         }
     }
@@ -179,16 +215,16 @@ impl Error {
     /// `task` gives the path of the task, built only if the failure began
     /// there: each task of a chain 100,000 deep passing its child's failure
     /// on would otherwise build its own path, work quadratic in the depth.
-    pub(crate) fn failed(task: impl FnOnce() -> Arc<str>, cause: BoxError) -> Self {
+    pub(crate) fn failed<P: Into<Place>>(task: impl FnOnce() -> P, cause: BoxError) -> Self {
         match cause.downcast::<Error>() {
             Ok(err) => *err,
-            Err(cause) => Error::new(ErrorKind::Failed, task(), Some(cause), None, None),
+            Err(cause) => Error::new(ErrorKind::Failed, task().into(), Some(cause), None),
         }
     }
 
     /// The body of `task` panicked with `payload`, which is kept for
     /// [`panic_value`](Error::panic_value) and [`into_panic`](Error::into_panic).
-    pub(crate) fn panicked(task: Arc<str>, payload: Box<dyn Any + Send>) -> Self {
+    pub(crate) fn panicked(task: impl Into<Place>, payload: Box<dyn Any + Send>) -> Self {
         let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -196,12 +232,18 @@ impl Error {
         } else {
             "non-string panic payload".to_owned()
         };
-        let payload = Arc::new(Payload::new(payload));
-        Error::new(ErrorKind::Panicked, task, None, Some(message), Some(payload))
+        let payload = Some(Arc::new(Payload::new(payload)));
+        Error::new(
+            ErrorKind::Panicked,
+            task.into(),
+            None,
+            Some(Box::new(Said { message, payload })),
+        )
     }
 
-    pub(crate) fn with_kind(kind: ErrorKind, task: Arc<str>, message: impl Into<String>) -> Self {
-        Error::new(kind, task, None, Some(message.into()), None)
+    pub(crate) fn with_kind(kind: ErrorKind, task: impl Into<Place>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::new(kind, task.into(), None, Some(Box::new(Said { message, payload: None })))
     }
 
     /// What happened, without the path: `failed: disk full`. The cause's
@@ -210,7 +252,7 @@ impl Error {
     pub(crate) fn what(&self) -> String {
         let what = self.inner.what();
         let verb = what.kind.verb();
-        let said = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&what.cause, &what.message) {
+        let said = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&what.cause, what.message()) {
             (Some(cause), _) => format!("{verb}: {cause}"),
             (None, Some(message)) => format!("{verb}: {message}"),
             (None, None) => verb.to_owned(),
@@ -242,7 +284,11 @@ impl Error {
         Error {
             inner: Arc::new(Inner {
                 failure: Failure::Of(shared),
-                related: self.inner.related.iter().cloned().chain(rest).collect(),
+                related: {
+                    let mut related = Related::default();
+                    related.extend(self.inner.related.as_slice().iter().cloned().chain(rest));
+                    related
+                },
             }),
         }
     }
@@ -296,25 +342,37 @@ impl Error {
     /// ```
     #[must_use]
     pub fn task(&self) -> &str {
+        self.origin().inner.what().task.as_str()
+    }
+
+    /// The innermost taskward `Error` of the chain of causes: where the
+    /// failure started (see [`task`](Error::task)).
+    fn origin(&self) -> &Error {
         let mut origin = self;
         while let Some(inner) = links(origin.cause()).find_map(|link| link.downcast_ref::<Error>()) {
             origin = inner;
         }
-        &origin.inner.what().task
+        origin
+    }
+
+    /// Whether the failure started at the task whose path is `path` (the
+    /// same allocation), found without joining a path.
+    pub(crate) fn is_made_at(&self, path: &Arc<str>) -> bool {
+        self.origin().inner.what().task.is(path)
     }
 
     /// Other failures of the same scope that came after this one (for
     /// example siblings that failed while the scope was being cancelled).
     #[must_use]
     pub fn related(&self) -> &[Error] {
-        &self.inner.related
+        self.inner.related.as_slice()
     }
 
     /// For a panic, the panic message; for the runtime's own errors, what
     /// happened. `None` for a body's `Err`, whose cause is in `source()`.
     #[must_use]
     pub fn message(&self) -> Option<&str> {
-        self.inner.what().message.as_deref()
+        self.inner.what().message()
     }
 
     /// Whether this failure (not its related ones) is a caught panic.
@@ -354,7 +412,7 @@ impl Error {
     /// ```
     #[must_use]
     pub fn panic_value<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.inner.what().payload.as_deref()?.downcast_ref()
+        self.inner.what().payload()?.downcast_ref()
     }
 
     /// Takes the value a task panicked with out of `self`, to look at it by
@@ -387,7 +445,7 @@ impl Error {
     pub fn into_panic(mut self) -> Result<Box<dyn Any + Send>, Self> {
         let taken = Arc::get_mut(&mut self.inner)
             .and_then(Inner::what_mut)
-            .and_then(|what| what.payload.as_mut())
+            .and_then(|what| what.said.as_mut()?.payload.as_mut())
             .and_then(Arc::get_mut)
             .and_then(Payload::take);
         taken.ok_or(self)
@@ -542,16 +600,16 @@ impl Drop for Error {
     /// the last clone.
     fn drop(&mut self) {
         // Most errors have none: no need to ask whether a clone shares it.
-        if self.inner.related.is_empty() {
+        if self.inner.related.0.is_none() {
             return;
         }
         let Some(inner) = Arc::get_mut(&mut self.inner) else {
             return;
         };
-        let mut nested = std::mem::take(&mut inner.related);
+        let mut nested = inner.related.take();
         while let Some(mut err) = nested.pop() {
             if let Some(inner) = Arc::get_mut(&mut err.inner) {
-                nested.append(&mut inner.related);
+                nested.append(&mut inner.related.take());
             }
         }
     }
@@ -569,9 +627,11 @@ impl StdError for Error {
 #[cfg(any(feature = "anyhow", feature = "eyre"))]
 pub(crate) mod foreign;
 mod payload;
+mod place;
 mod report;
 
 use payload::Payload;
+pub(crate) use place::Place;
 #[cfg(test)]
 use report::{DEBUG_DEPTH, REPORT_DEPTH};
 

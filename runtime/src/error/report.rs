@@ -12,10 +12,10 @@ impl fmt::Display for Error {
     /// indented list.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = self.inner.what();
-        write!(f, "task `{}` {}", what.task, what.kind.verb())?;
+        write!(f, "task `{}` {}", what.task.as_str(), what.kind.verb())?;
         if let Some(cause) = &what.cause {
             write!(f, ": {cause}")?;
-        } else if let Some(message) = &what.message {
+        } else if let Some(message) = what.message() {
             write!(f, ": {message}")?;
         }
         if f.alternate() {
@@ -49,7 +49,7 @@ impl Error {
                         write!(f, "\n{:indent$}caused by: {cause}", "")?;
                         source = cause.source();
                     }
-                    let related = &err.inner.related;
+                    let related = err.inner.related.as_slice();
                     if !related.is_empty() {
                         let count = related.len();
                         let plural = if count == 1 { "" } else { "s" };
@@ -89,23 +89,24 @@ impl fmt::Debug for Error {
         let inner = &*self.inner;
         let what = inner.what();
         let mut s = f.debug_struct("Error");
-        s.field("kind", &what.kind).field("task", &&*what.task);
+        s.field("kind", &what.kind).field("task", &what.task.as_str());
         if let Some(cause) = &what.cause {
             s.field("cause", cause);
         }
-        if let Some(message) = &what.message {
-            s.field("message", message);
+        if let Some(message) = what.message() {
+            s.field("message", &message);
         }
-        if !inner.related.is_empty() {
+        let related = inner.related.as_slice();
+        if !related.is_empty() {
             // `Debug` nests like the failures, a few stack frames a level:
             // past `DEBUG_DEPTH` levels it only counts them (`{:#}` shows all).
             let nested = Nested::enter();
             if nested.0 < DEBUG_DEPTH {
-                s.field("related", &inner.related);
+                s.field("related", &related);
             } else {
                 s.field(
                     "related",
-                    &format_args!("[{} more, nested too deep to show]", inner.related.len()),
+                    &format_args!("[{} more, nested too deep to show]", related.len()),
                 );
             }
         }

@@ -54,17 +54,17 @@ impl Node {
                 Ok(value) => (Some(value), None),
                 Err(err) => {
                     passed_on = err.downcast_ref::<Error>().is_some_and(|err| !self.is_origin_of(err));
-                    (None, Some(Error::failed(|| self.failure_path(), err)))
+                    (None, Some(Error::failed(|| self.failure_place(), err)))
                 }
             },
-            Outcome::Panicked(payload) => (None, Some(Error::panicked(self.failure_path(), payload))),
+            Outcome::Panicked(payload) => (None, Some(Error::panicked(self.failure_place(), payload))),
             // A task killed after its own deadline reports `TimedOut` then.
             Outcome::Killed if self.has(&self.lock(), TIMED_OUT) => (None, None),
             Outcome::Killed => (
                 None,
                 Some(Error::with_kind(
                     ErrorKind::Cancelled,
-                    self.failure_path(),
+                    self.failure_place(),
                     self.with_cause("still running when its grace period ended, so it was aborted"),
                 )),
             ),
@@ -72,7 +72,7 @@ impl Node {
         let (value, body_error) = match drop_panic {
             None => (value, body_error),
             Some(payload) => {
-                let panicked = Error::panicked(self.failure_path(), payload);
+                let panicked = Error::panicked(self.failure_place(), payload);
                 match body_error {
                     // A kill's `Cancelled` says less than the panic.
                     Some(err) if !was_killed => (None, Some(err.with_related([panicked]))),

@@ -60,6 +60,7 @@ pub(crate) use driver::{Driver, Slow, drop_quietly, first_poll_scope};
 pub(crate) use family::State;
 pub(crate) use local::InLocalSet;
 pub(crate) use membership::Admission;
+pub(crate) use name::joined_path;
 pub(crate) use spawn::Spawn;
 pub(crate) use state::Phase;
 
@@ -356,6 +357,7 @@ impl Node {
 
     /// Where the task's tracing span is kept, if spans may be wanted.
     #[cfg(feature = "tracing")]
+    #[inline]
     pub(crate) fn span_cell(&self) -> Option<&OnceLock<tracing::Span>> {
         self.extra.get().map(|extra| &extra.span)
     }

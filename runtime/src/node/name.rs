@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::Node;
+use crate::error::Place;
 use crate::sync::Ordering;
 
 impl Node {
@@ -62,17 +63,18 @@ impl Node {
         self.extra().path.get_or_init(|| self.build_path())
     }
 
-    /// The path of a failure made at this task: the kept one if the task
-    /// has its `Extra` (made at the spawn for a task with a run-time name, a
-    /// span or a deadline), else one built for the failure alone, from its
-    /// parent's path, which is kept (one for all the failing children).
-    /// A task that failed seldom asks for its path again: keeping it would
-    /// make an `Extra` for every failing child (about a fifth of a failure's
-    /// cost when thousands of children fail under `next_error`).
-    pub(crate) fn failure_path(&self) -> Arc<str> {
-        match (self.extra.get(), &self.parent) {
-            (None, Some(parent)) => joined(parent.path(), self.name(), self.counted_index()),
-            _ => Arc::clone(self.path()),
+    /// Where a failure made at this task was made: the kept path if the
+    /// task has its `Extra` (made at the spawn for a task with a run-time
+    /// name, a span or a deadline), else its parent's path, which is kept
+    /// (one for all the failing children), and its own label, joined only
+    /// if the failure's path is read (see `Place`). A task that failed
+    /// seldom asks for its path again: keeping it would make an `Extra` for
+    /// every failing child (about a fifth of a failure's cost when
+    /// thousands of children fail under `next_error`).
+    pub(crate) fn failure_place(&self) -> Place {
+        match (self.extra.get(), &self.parent, self.name) {
+            (None, Some(parent), Some(name)) => Place::below(Arc::clone(parent.path()), name, self.counted_index()),
+            _ => Place::from(Arc::clone(self.path())),
         }
     }
 
@@ -120,11 +122,10 @@ impl Node {
     }
 
     /// Whether `err` was made at this task, by its scope (a `race` of no
-    /// tasks), found without building the path: such a failure holds the
+    /// tasks), found without building a path: such a failure holds the
     /// path this task keeps.
     pub(super) fn is_origin_of(&self, err: &crate::Error) -> bool {
-        self.known_path()
-            .is_some_and(|path| std::ptr::eq(path.as_ptr(), err.task().as_ptr()))
+        self.known_path().is_some_and(|path| err.is_made_at(path))
     }
 
     /// The task's own part of its path: `worker#3`, or the root's name.
@@ -152,15 +153,7 @@ thread_local! {
 /// instructions for a path of 15 bytes), where a `String` is written
 /// `str` by `str`.
 fn joined(parent: &str, name: &str, index: Option<u32>) -> Arc<str> {
-    let write = |path: &mut String| {
-        path.push_str(parent);
-        path.push('/');
-        path.push_str(name);
-        if let Some(index) = index {
-            path.push('#');
-            push_index(path, index);
-        }
-    };
+    let write = |path: &mut String| write_joined(path, parent, name, index);
     if parent.len() + name.len() + 12 <= SCRATCH_LEN {
         // Not reached from within (nothing here runs user code); `None`
         // only while the thread's locals are being destroyed.
@@ -177,6 +170,27 @@ fn joined(parent: &str, name: &str, index: Option<u32>) -> Arc<str> {
     let mut path = String::new();
     write(&mut path);
     Arc::from(path)
+}
+
+/// `parent/name#index` (`parent/name` without an index) in a block of its
+/// own, of its length, for a failure's path read (see `Place`).
+pub(crate) fn joined_path(parent: &str, name: &str, index: Option<u32>) -> Box<str> {
+    let digits = |index: u32| index.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let len = parent.len() + 1 + name.len() + index.map_or(0, |index| 1 + digits(index));
+    let mut path = String::with_capacity(len);
+    write_joined(&mut path, parent, name, index);
+    debug_assert_eq!(path.len(), len, "the length of `{path}` was counted wrong");
+    path.into_boxed_str()
+}
+
+fn write_joined(path: &mut String, parent: &str, name: &str, index: Option<u32>) {
+    path.push_str(parent);
+    path.push('/');
+    path.push_str(name);
+    if let Some(index) = index {
+        path.push('#');
+        push_index(path, index);
+    }
 }
 
 /// Appends `index` in decimal, without `fmt`: from its highest digit
@@ -200,7 +214,7 @@ fn push_index(path: &mut String, index: u32) {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{SCRATCH_LEN, joined};
+    use super::{SCRATCH_LEN, joined, joined_path};
 
     #[test]
     fn a_joined_path_writes_the_index_in_decimal() {
@@ -208,6 +222,26 @@ mod tests {
             assert_eq!(&*joined("root", "worker", Some(index)), format!("root/worker#{digits}"));
         }
         assert_eq!(&*joined("root", "fetch https://a.b", None), "root/fetch https://a.b");
+    }
+
+    // A failure's path, joined when read, takes a block of its length
+    // exactly (counted before it is written; checked in debug builds).
+    #[test]
+    fn a_failures_path_is_joined_in_a_block_of_its_length() {
+        for (index, digits) in [
+            (0, "0"),
+            (9, "9"),
+            (10, "10"),
+            (99, "99"),
+            (100, "100"),
+            (u32::MAX, "4294967295"),
+        ] {
+            assert_eq!(
+                &*joined_path("root", "worker", Some(index)),
+                format!("root/worker#{digits}")
+            );
+        }
+        assert_eq!(&*joined_path("a/b", "c", None), "a/b/c");
     }
 
     // A path too long for the thread's scratch string is built all the
