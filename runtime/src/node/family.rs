@@ -60,6 +60,11 @@ pub(crate) struct Family {
 }
 
 impl Family {
+    /// The room the children list is made with, at the first child: a
+    /// scope of up to eight children allocates it once (32 bytes more
+    /// than a list of four for a scope of one child).
+    const FIRST_CHILDREN: usize = 8;
+
     /// Adds a child, first sweeping the dead entries out of a full list if
     /// at least half of them are dead (`members` counts the live ones): the
     /// list stays within about twice the children alive, at a constant cost
@@ -73,7 +78,11 @@ impl Family {
     pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> Vec<Arc<Node>> {
         let len = self.children.len();
         let mut looked_at = Vec::new();
-        if len == self.children.capacity() && len >= 8 && members <= len / 2 {
+        if len == 0 && self.children.capacity() == 0 {
+            // Room for the first few at once: a list grown from empty one
+            // child at a time is reallocated at the 1st, 5th and 9th.
+            self.children.reserve_exact(Self::FIRST_CHILDREN);
+        } else if len == self.children.capacity() && len >= 8 && members <= len / 2 {
             // The live ones first, the dead ones after: only a map of names
             // forgets, by the names of the live ones. Formatted names are
             // not counted (nor formatted under this lock).
@@ -170,15 +179,23 @@ impl Waiters {
 
 /// Counts per name. Most scopes spawn children of one or two names: a
 /// short list compared by address, then by text, is cheaper than hashing;
-/// past `SHORT` names it becomes a map.
+/// past `SHORT` names it becomes a map. The first name is kept apart from
+/// the list: a scope spawning one function allocates nothing for its
+/// names, and its spawns count with one comparison of addresses.
 pub(super) enum Names {
-    Short(Vec<(Cow<'static, str>, u32)>),
+    Short {
+        first: Option<(Cow<'static, str>, u32)>,
+        others: Vec<(Cow<'static, str>, u32)>,
+    },
     Many(HashMap<Cow<'static, str>, u32>),
 }
 
 impl Default for Names {
     fn default() -> Self {
-        Names::Short(Vec::new())
+        Names::Short {
+            first: None,
+            others: Vec::new(),
+        }
     }
 }
 
@@ -201,16 +218,28 @@ impl Names {
 
     /// The next index of `name`; 0 for a formatted name, which is not
     /// counted (nor formatted under the scope's lock, where this runs).
+    #[inline]
     pub(super) fn next(&mut self, name: &Name) -> u32 {
         // The common case, a loop spawning one function: the first name
         // known, the same constant.
-        if let (Name::Fixed(fixed), Names::Short(list)) = (name, &mut *self)
-            && let Some((Cow::Borrowed(known), count)) = list.first_mut()
+        if let (
+            Name::Fixed(fixed),
+            Names::Short {
+                first: Some((Cow::Borrowed(known), count)),
+                ..
+            },
+        ) = (name, &mut *self)
             && std::ptr::eq(*known, **fixed)
         {
             *count += 1;
             return *count - 1;
         }
+        self.next_looked_up(name)
+    }
+
+    /// `next`, for any name but the first one's constant.
+    #[inline(never)]
+    fn next_looked_up(&mut self, name: &Name) -> u32 {
         // A new name is kept as it is: a constant is not copied.
         let key = || match name {
             Name::Fixed(name) => Cow::Borrowed(**name),
@@ -222,17 +251,25 @@ impl Names {
         }
         let text = name.as_str();
         match self {
-            Names::Short(list) => {
+            Names::Short { first, others } => {
                 let same = |known: &str| std::ptr::eq(known, text) || known == text;
-                if let Some((_, count)) = list.iter_mut().find(|(known, _)| same(known)) {
+                let Some((known, count)) = first else {
+                    *first = Some((key(), 1));
+                    return 0;
+                };
+                if same(known) {
                     *count += 1;
                     return *count - 1;
                 }
-                if list.len() < Self::SHORT {
-                    list.push((key(), 1));
+                if let Some((_, count)) = others.iter_mut().find(|(known, _)| same(known)) {
+                    *count += 1;
+                    return *count - 1;
+                }
+                if others.len() + 1 < Self::SHORT {
+                    others.push((key(), 1));
                     return 0;
                 }
-                let mut map: HashMap<_, _> = list.drain(..).collect();
+                let mut map: HashMap<_, _> = first.take().into_iter().chain(others.drain(..)).collect();
                 map.insert(key(), 1);
                 *self = Names::Many(map);
                 0
@@ -382,6 +419,46 @@ mod tests {
         // Taken: nothing is woken twice.
         wake_all(waiters.take());
         assert_eq!(a.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// Each name counts from 0, whether it is the first name (kept apart
+    /// from the list), one of the list, a constant or a text with the same
+    /// letters as a constant, and after the list became a map.
+    #[test]
+    fn every_name_counts_its_own_siblings() {
+        use std::borrow::Cow;
+
+        use super::super::Name;
+        use super::Names;
+
+        static WORKER: &str = "worker";
+        let worker = || Name::Fixed(&WORKER);
+        let given = |text: &str| Name::Given(Cow::Owned(text.to_owned()));
+        let mut names = Names::default();
+        let counted: Vec<u32> = [
+            worker(),
+            worker(),
+            given("worker"),
+            given("other"),
+            worker(),
+            given("other"),
+        ]
+        .iter()
+        .map(|name| names.next(name))
+        .collect();
+        assert_eq!(counted, [0, 1, 2, 0, 3, 1]);
+        assert!(matches!(names, Names::Short { .. }));
+        // Sixteen names in all stay in the list; the seventeenth makes it a
+        // map, which keeps every count.
+        for i in 0..14 {
+            assert_eq!(names.next(&given(&format!("job-{i}"))), 0);
+        }
+        assert!(matches!(names, Names::Short { .. }));
+        assert_eq!(names.next(&given("job-14")), 0);
+        assert!(matches!(names, Names::Many(_)));
+        assert_eq!(names.next(&worker()), 4);
+        assert_eq!(names.next(&given("other")), 2);
+        assert_eq!(names.next(&given("job-3")), 1);
     }
 
     /// Regression: the sweep of a full children list upgraded each entry
