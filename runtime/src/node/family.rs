@@ -287,15 +287,16 @@ impl Names {
 }
 
 impl State {
+    #[inline]
     pub(super) fn new() -> Self {
         State::Leaf(Waker::noop().clone())
     }
 
     /// The children's bookkeeping, made if this is the first use.
+    #[inline]
     pub(crate) fn family(&mut self) -> &mut Family {
-        if let State::Leaf(waker) = self {
-            let waker = std::mem::replace(waker, Waker::noop().clone());
-            *self = State::Parent(Box::new(Family::new(waker)));
+        if let State::Leaf(_) = self {
+            self.make_family();
         }
         match self {
             State::Parent(family) => family,
@@ -303,7 +304,17 @@ impl State {
         }
     }
 
+    /// Makes the children's bookkeeping, once per parent.
+    #[cold]
+    fn make_family(&mut self) {
+        if let State::Leaf(waker) = self {
+            let waker = std::mem::replace(waker, Waker::noop().clone());
+            *self = State::Parent(Box::new(Family::new(waker)));
+        }
+    }
+
     /// The children's bookkeeping, if any.
+    #[inline]
     pub(super) fn family_if_any(&mut self) -> Option<&mut Family> {
         match self {
             State::Parent(family) => Some(family),
@@ -312,6 +323,7 @@ impl State {
     }
 
     /// The children's bookkeeping, if any.
+    #[inline]
     pub(crate) fn family_ref(&self) -> Option<&Family> {
         match self {
             State::Parent(family) => Some(family),
@@ -320,6 +332,7 @@ impl State {
     }
 
     /// The waker of the task's last pending poll (a no-op waker before).
+    #[inline]
     pub(super) fn waker(&mut self) -> &mut Waker {
         match self {
             State::Leaf(waker) => waker,
@@ -360,11 +373,13 @@ impl Node {
     /// How many children are members: registered and not yet released.
     /// More than are running: a child in line for a slot is one, and so is
     /// an aborted child until its own last descendant is gone.
+    #[inline]
     pub(crate) fn members(&self) -> usize {
         (self.members.load(Ordering::Acquire) & !LIMITED) as usize
     }
 
     /// Whether the child is gone for its parent (`child_done`).
+    #[inline]
     pub(crate) fn is_released(&self) -> bool {
         self.alarm.load(Ordering::Acquire) & RELEASED != 0
     }
