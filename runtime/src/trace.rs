@@ -17,6 +17,7 @@ use crate::node::Node;
 /// `debug` spans is installed. Only then does a node make room for one (its
 /// `Extra`): a span kept in the task's future would make every tokio task
 /// larger, wanted or not.
+#[inline]
 pub(crate) fn spans_wanted() -> bool {
     #[cfg(feature = "tracing")]
     return tracing::level_enabled!(tracing::Level::DEBUG);
@@ -26,6 +27,7 @@ pub(crate) fn spans_wanted() -> bool {
 
 /// Makes the task's span (`task` with a `path` field), once its path is
 /// known. The path is only built when a subscriber is interested in it.
+#[inline]
 pub(crate) fn open_span(node: &Node) {
     #[cfg(feature = "tracing")]
     if let Some(cell) = node.span_cell() {

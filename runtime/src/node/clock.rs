@@ -19,6 +19,7 @@ std::thread_local! {
 impl Shared {
     /// The start of a task spawned now: `now`, read once per poll of the
     /// spawning body (see `SpawnClock`).
+    #[inline]
     pub(super) fn spawn_time(&self) -> u64 {
         let polls = POLLS.get();
         if polls & SpawnClock::DEPTH == 0 {
@@ -65,12 +66,14 @@ impl SpawnClock {
     const DEPTH: u64 = (1 << Self::DEPTH_BITS) - 1;
 
     /// A body's poll begins: the spawns it makes share one reading.
+    #[inline]
     pub(super) fn enter() {
         POLLS.set(POLLS.get().wrapping_add((1 << Self::DEPTH_BITS) + 1));
     }
 
     /// The body's poll has ended (returned or panicked): the next spawn on
     /// this thread reads the clock again.
+    #[inline]
     pub(super) fn leave() {
         POLLS.set(POLLS.get().wrapping_add((1 << Self::DEPTH_BITS) - 1));
     }

@@ -62,6 +62,7 @@ impl Node {
 
     /// The task's future is done: its stage says so, and what `slow` held
     /// is dropped.
+    #[inline]
     pub(super) fn done(&self) {
         self.set_stage(Stage::Done);
         self.drop_slow();

@@ -279,12 +279,14 @@ impl Node {
         std::ptr::from_ref(self).addr()
     }
 
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs while the lock is held, so a poisoned lock can
         // only come from a bug in `node`; its data is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[inline]
     pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
         self.parent.as_ref()
     }
@@ -294,6 +296,7 @@ impl Node {
         Duration::from_nanos(self.started)
     }
 
+    #[inline]
     pub(crate) fn policy(&self) -> Policy {
         self.policy
     }
@@ -304,6 +307,7 @@ impl Node {
     /// any depth: a chain of tasks 100,000 deep walked up to its root at
     /// every spawn, time quadratic in its depth. A shallow tree (most are)
     /// keeps it at its root only, and its spawns touch no shared count.
+    #[inline]
     pub(crate) fn shared(&self) -> &Shared {
         let mut node = self;
         for _ in 0..SHARED_HOPS {
@@ -325,6 +329,7 @@ impl Node {
     }
 
     /// What the tree shares, if this node holds it.
+    #[inline]
     fn kept_shared(&self) -> Option<&Arc<Shared>> {
         self.extra.get()?.shared.get()
     }
@@ -346,11 +351,13 @@ impl Node {
         self.extra().shared.get_or_init(|| shared)
     }
 
+    #[inline]
     pub(crate) fn ready_link(&self) -> Option<&Arc<ReadyLink>> {
         self.extra.get()?.ready.as_ref()
     }
 
     /// The task's deadline, if it has one.
+    #[inline]
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.extra.get()?.timeout
     }

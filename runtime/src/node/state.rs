@@ -108,6 +108,7 @@ pub(super) const DELIVERED: u8 = 32;
 
 impl Node {
     /// The task's phase. Under the node's lock (`_locked`).
+    #[inline]
     pub(crate) fn phase(&self, _locked: &State) -> Phase {
         match self.flags.load(Ordering::Relaxed) & PHASE {
             0 => Phase::Body,
@@ -117,21 +118,25 @@ impl Node {
     }
 
     /// Moves the task to `phase`. Under the node's lock (`_locked`).
+    #[inline]
     pub(super) fn set_phase(&self, _locked: &mut State, phase: Phase) {
         let flags = self.flags.load(Ordering::Relaxed);
         self.flags.store((flags & !PHASE) | phase as u8, Ordering::Relaxed);
     }
 
     /// Whether `flag` is set. Under the node's lock (`_locked`).
+    #[inline]
     pub(super) fn has(&self, _locked: &State, flag: u8) -> bool {
         self.flags.load(Ordering::Relaxed) & flag != 0
     }
 
     /// Sets `flag`. Under the node's lock (`_locked`).
+    #[inline]
     pub(super) fn mark(&self, _locked: &mut State, flag: u8) {
         self.flags.fetch_or(flag, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(super) fn stage(&self) -> Stage {
         match self.step.load(Ordering::Relaxed) & STAGE {
             0 => Stage::Queued,
@@ -142,15 +147,18 @@ impl Node {
         }
     }
 
+    #[inline]
     pub(super) fn set_stage(&self, stage: Stage) {
         let step = self.step.load(Ordering::Relaxed);
         self.step.store((step & !STAGE) | stage as u8, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(super) fn step_has(&self, bit: u8) -> bool {
         self.step.load(Ordering::Relaxed) & bit != 0
     }
 
+    #[inline]
     pub(super) fn step_set(&self, bit: u8, on: bool) {
         let step = self.step.load(Ordering::Relaxed);
         self.step
