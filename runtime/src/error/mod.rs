@@ -111,7 +111,10 @@ struct Inner {
 
 /// The failures related to an error: most often none, and then no block.
 #[derive(Default)]
-#[allow(clippy::box_collection, reason = "one word in the error's block, where a `Vec` takes three")]
+#[allow(
+    clippy::box_collection,
+    reason = "one word in the error's block, where a `Vec` takes three"
+)]
 struct Related(Option<Box<Vec<Error>>>);
 
 impl Related {
