@@ -177,17 +177,7 @@ impl Blocking {
             if alarm & ABORT != 0 {
                 // Its parent's future is gone: torn down as any child is,
                 // with the closure's failure if it had one.
-                let failure = match outcome {
-                    Outcome::Returned(out) => match out.into_task_result() {
-                        Ok(value) => {
-                            drop_quietly(value);
-                            None
-                        }
-                        Err(err) => Some(Error::failed(|| Arc::clone(node.path()), err)),
-                    },
-                    Outcome::Panicked(payload) => Some(Error::panicked(Arc::clone(node.path()), payload)),
-                    Outcome::Killed => None,
-                };
+                let failure = own_failure(&node, outcome);
                 if let Some(node) = self.node.take() {
                     node.tear_down_with(failure);
                 }
@@ -236,18 +226,29 @@ impl<R> Outcome<R> {
 /// ended: `Cancelled`, saying so, with the closure's own failure, if it
 /// had one, in `related()`.
 fn overran<R: TaskResult>(node: &Node, outcome: Outcome<R>) -> Error {
-    let path = || Arc::clone(node.path());
-    let own = match outcome {
-        Outcome::Returned(out) => out.into_task_result().err().map(|err| Error::failed(path, err)),
-        Outcome::Panicked(payload) => Some(Error::panicked(path(), payload)),
-        Outcome::Killed => None,
-    };
+    let own = own_failure(node, outcome);
     Error::with_kind(
         ErrorKind::Cancelled,
-        path(),
+        Arc::clone(node.path()),
         "ran past its grace period: a blocking closure cannot be aborted, so it was waited for until it returned",
     )
     .with_related(own)
+}
+
+/// The closure's own failure, if it had one: its `Err`, or its panic. A
+/// value it returned is dropped quietly (its `Drop` is user code).
+fn own_failure<R: TaskResult>(node: &Node, outcome: Outcome<R>) -> Option<Error> {
+    match outcome {
+        Outcome::Returned(out) => match out.into_task_result() {
+            Ok(value) => {
+                drop_quietly(value);
+                None
+            }
+            Err(err) => Some(Error::failed(|| Arc::clone(node.path()), err)),
+        },
+        Outcome::Panicked(payload) => Some(Error::panicked(Arc::clone(node.path()), payload)),
+        Outcome::Killed => None,
+    }
 }
 
 /// Keeps in the node, while the closure runs, a waker that warns when the
