@@ -11,6 +11,8 @@
 //!   cancellation: live heap bytes per child (a counting allocator), then
 //!   the time from the cancel to the end of the join, beside raw tokio tasks
 //!   that each wait on a child token and are joined through their handles.
+//!   Raw and taskward alternate over `WIDE_ROUNDS` rounds, as the chains
+//!   do; the ratio is the median of the rounds' ratios.
 //!
 //! ```sh
 //! cargo bench -p taskward-benches --bench scale            # print
@@ -42,6 +44,9 @@ const ROUNDS: usize = 5;
 const DEPTHS: [u32; 3] = [1_000, 10_000, 100_000];
 
 const WIDE: usize = 1_000_000;
+
+/// Rounds of the wide tree: each starts 2,000,000 tasks in all.
+const WIDE_ROUNDS: usize = 3;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -122,6 +127,41 @@ fn chains(rounds: usize) -> Vec<(u32, f64, f64, f64)> {
             (depth, median(&raw), median(&ours), median(&ratios))
         })
         .collect()
+}
+
+/// The wide tree's figures: medians over `WIDE_ROUNDS` rounds.
+struct Wide {
+    raw_bytes: f64,
+    raw_seconds: f64,
+    our_bytes: f64,
+    our_seconds: f64,
+    /// The median of the rounds' ratios of cancel-and-join times.
+    ratio: f64,
+}
+
+/// Raw and taskward alternating, which goes first changing each round.
+fn wide(runtime: &tokio::runtime::Runtime) -> Wide {
+    let (mut raw, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..WIDE_ROUNDS {
+        let (r, o) = if round % 2 == 0 {
+            let r = wide_raw(runtime);
+            (r, wide_taskward(runtime))
+        } else {
+            let o = wide_taskward(runtime);
+            (wide_raw(runtime), o)
+        };
+        ratios.push(o.1 / r.1);
+        raw.push(r);
+        ours.push(o);
+    }
+    let pick = |of: &[(f64, f64)], at: fn(&(f64, f64)) -> f64| median(&of.iter().map(at).collect::<Vec<_>>());
+    Wide {
+        raw_bytes: pick(&raw, |r| r.0),
+        raw_seconds: pick(&raw, |r| r.1),
+        our_bytes: pick(&ours, |o| o.0),
+        our_seconds: pick(&ours, |o| o.1),
+        ratio: median(&ratios),
+    }
 }
 
 /// Live heap bytes now (the whole process).
@@ -216,22 +256,23 @@ fn main() {
         );
         previous = Some(ours);
     }
-    let runtime = runtime();
-    let (raw_bytes, raw_cancel) = wide_raw(&runtime);
-    let (our_bytes, our_cancel) = wide_taskward(&runtime);
+    let wide = wide(&runtime());
     let _ = writeln!(
         out,
-        "\n| {WIDE} idle children | bytes per child | cancel and join |\n|---|---:|---:|"
+        "\n| {WIDE} idle children, median of {WIDE_ROUNDS} rounds | bytes per child | cancel and join | ratio |\n|---|---:|---:|---:|"
     );
     let _ = writeln!(
         out,
-        "| raw tokio tasks on child tokens | {raw_bytes:.0} B | {} |",
-        human(raw_cancel)
+        "| raw tokio tasks on child tokens | {:.0} B | {} | |",
+        wide.raw_bytes,
+        human(wide.raw_seconds)
     );
     let _ = writeln!(
         out,
-        "| taskward `task(..)` children waiting on their token | {our_bytes:.0} B | {} |",
-        human(our_cancel)
+        "| taskward `task(..)` children waiting on their token | {:.0} B | {} | {:.2}x |",
+        wide.our_bytes,
+        human(wide.our_seconds),
+        wide.ratio
     );
     print!("{out}");
     if args.write {
