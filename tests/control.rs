@@ -4,10 +4,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{DropFlag, bounded, flag};
+use common::{DropFlag, bounded, bounded_for, flag};
 use taskward::{CancelCause, Error, ErrorKind, Policy, Scope, Task};
 
 /// A child that never looks at its token, with a grandchild that does not
@@ -394,6 +394,77 @@ async fn a_shielded_child_is_still_aborted_when_the_roots_grace_period_ends() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(err.task(), "task/task#0");
+    assert!(gone.load(Ordering::SeqCst));
+}
+
+/// A child polled `POLLS` times before it waits for good, ignoring every
+/// token; counts its polls, and sets `gone` when its future is dropped.
+///
+/// Regression guard: a child keeps its waker under its lock at its first
+/// pending poll only (`keep_driver_waker`). An abort or a kill that comes
+/// after its later polls must still find that waker and wake it.
+fn polled_often(polls: Arc<AtomicUsize>, gone: Arc<AtomicBool>) -> impl Task<Output = ()> {
+    async move {
+        let _guard = DropFlag(gone);
+        for _ in 0..POLLS {
+            polls.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+const POLLS: usize = 20;
+
+/// Real time: a hang fails the test after this.
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_reaches_a_child_after_many_pending_polls() {
+    let (polls, gone) = (Arc::new(AtomicUsize::new(0)), flag());
+    let owner = taskward::task({
+        let (polls, gone) = (Arc::clone(&polls), gone.clone());
+        |scope: Scope| async move {
+            let child = scope.spawn(polled_often(Arc::clone(&polls), gone));
+            while polls.load(Ordering::SeqCst) < POLLS {
+                tokio::task::yield_now().await;
+            }
+            child.abort();
+            let err = child.await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            Ok::<_, Error>(())
+        }
+    });
+    let result = bounded_for(LIMIT, taskward::run(owner)).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(gone.load(Ordering::SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_period_kill_reaches_children_after_many_pending_polls() {
+    let (polls, gone) = (Arc::new(AtomicUsize::new(0)), flag());
+    let root = taskward::Root::new().grace(Duration::from_millis(20));
+    let token = root.token();
+    // A parent polled often too, that ignores its token as its child does.
+    let parent = {
+        let (polls, gone) = (Arc::clone(&polls), gone.clone());
+        taskward::task(move |scope: Scope| async move {
+            scope.spawn(polled_often(Arc::clone(&polls), gone));
+            while polls.load(Ordering::SeqCst) < POLLS {
+                tokio::task::yield_now().await;
+            }
+            std::future::pending::<()>().await;
+        })
+    };
+    let tree = taskward::task(move |scope: Scope| async move {
+        scope.spawn(parent);
+        for _ in 0..POLLS {
+            tokio::task::yield_now().await;
+        }
+        token.cancel();
+    });
+    let err = bounded_for(LIMIT, root.run(tree)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert!(gone.load(Ordering::SeqCst));
 }
 

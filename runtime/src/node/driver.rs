@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::Node;
 use super::clock::SpawnClock;
 use super::handoff::{BodyEnd, Joined, Outcome};
-use super::state::{ABORT, DELIVERED, KILL, KILLED, LAZY, Stage};
+use super::state::{ABORT, DELIVERED, KILL, KILLED, LAZY, Stage, WAKER_KEPT};
 use crate::error::{Error, ErrorKind};
 use crate::scope::Scope;
 use crate::sync::{MutexGuard, Ordering};
@@ -57,6 +57,23 @@ impl Node {
         // an earlier poll), so this poll wakes itself.
         if self.alarm.load(Ordering::Acquire) != seen {
             waker.wake_by_ref();
+        }
+    }
+
+    /// `keep_waker` for the `Driver` of a child, whose waker is its tokio
+    /// task's at every poll: once kept, it stays until `raise` takes it,
+    /// which sets `KILL` or `ABORT` first. So while neither was seen, a
+    /// poll after the first needs no lock. A root's `Driver` is polled by
+    /// whatever awaits it, with any waker: it keeps the waker every time.
+    #[inline]
+    fn keep_driver_waker(&self, waker: &Waker, seen: u8) {
+        let child = self.parent.is_some();
+        if child && seen & (KILL | ABORT) == 0 && self.step_has(WAKER_KEPT) {
+            return;
+        }
+        self.keep_waker(waker, seen);
+        if child {
+            self.step_set(WAKER_KEPT, true);
         }
     }
 
@@ -376,7 +393,7 @@ where
                 slow.watchdog = None;
             }
         }
-        node.keep_waker(cx.waker(), seen);
+        node.keep_driver_waker(cx.waker(), seen);
         Poll::Pending
     }
 }

@@ -3,8 +3,9 @@
 //! handle in the node, the routing to the parent), `next_error`, the end
 //! of a body and the join, and the teardown of an aborted subtree (the
 //! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`), and the
-//! owner's abort of a child (`Child::abort`) racing its completion or a
-//! failure in its subtree; and a
+//! owner's abort of a child (`Child::abort`) racing its completion, a
+//! failure in its subtree, or the polls of a child whose waker is kept
+//! once; and a
 //! group's `Inbox`, its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
@@ -412,6 +413,45 @@ fn a_failure_in_a_subtree_racing_its_abort_reaches_the_owner_once() {
                 assert_eq!((err.kind(), count(&err)), (crate::ErrorKind::Failed, 1), "{err}");
             }
         }
+        assert_eq!(root.members(), 0);
+    });
+}
+
+/// The owner aborts a child whose body is pending at three polls in a row
+/// (it wakes itself after the first two, then waits for good). The child
+/// keeps its waker under its lock at its first pending poll only
+/// (`keep_driver_waker`); the abort, at any point of those polls, still
+/// wakes it (`block_on` would never return otherwise), and reports
+/// nothing.
+#[test]
+fn an_abort_wakes_a_child_whose_waker_was_kept_at_an_earlier_poll() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let result = block_on(run(&root, {
+            let (root, threads) = (Arc::clone(&root), Arc::clone(&threads));
+            async move {
+                let child = spawn(&root, Policy::Supervise, &threads, move |_| {
+                    let mut polls = 0;
+                    poll_fn(move |cx| {
+                        polls += 1;
+                        if polls < 3 {
+                            cx.waker().wake_by_ref();
+                        }
+                        Poll::<Result<(), Error>>::Pending
+                    })
+                })
+                .unwrap();
+                thread::yield_now();
+                child.abort();
+                drop(child);
+                Ok::<_, Error>(())
+            }
+        }));
+        join(&threads);
+        // The root's join waited for the aborted child to end: an abort
+        // that did not wake it would have left both blocked.
+        assert!(result.is_ok(), "an abort escalated: {result:?}");
         assert_eq!(root.members(), 0);
     });
 }

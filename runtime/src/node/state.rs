@@ -6,7 +6,7 @@
 //! | `alarm`  | `KILL`, `ABORT`, `RELEASED`, `ASKED`   | anyone (`kill`, `abort`, `child_done`, `Child::abort`); read at every poll |
 //! | `handle` | `HELD`, `STORED`, `DROPPED`, `TAKEN`   | the task (`STORED`) and its `Child` (`DROPPED`, `TAKEN`) |
 //! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`, `HANDED_UP` | anyone, under the node's lock only |
-//! | `step`   | `Stage`, `LAZY`, `KILLED`, `DELIVERED` | the task itself only (its polls and drops) |
+//! | `step`   | `Stage`, `LAZY`, `KILLED`, `DELIVERED`, `WAKER_KEPT` | the task itself only (its polls and drops) |
 //!
 //! The two lifecycles differ in who may look: `Phase` is what the *scope*
 //! is doing (taking spawns, joining, closed), read by spawns and joins from
@@ -105,6 +105,9 @@ pub(super) const LAZY: u8 = 8;
 pub(super) const KILLED: u8 = 16;
 /// `Node::step`: the child's result was delivered (see `ChildTask`).
 pub(super) const DELIVERED: u8 = 32;
+/// `Node::step`: the waker of the child's tokio task is kept (see
+/// `Node::keep_task_waker`).
+pub(super) const WAKER_KEPT: u8 = 64;
 
 impl Node {
     /// The task's phase. Under the node's lock (`_locked`).
