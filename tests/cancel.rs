@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use taskward::{CancellationToken, Error, Scope, supervised};
+use taskward::{CancellationToken, Error, Scope, Task, supervised};
 
 #[supervised]
 async fn wait_for_cancel(token: CancellationToken, stopped: Arc<AtomicUsize>) {
@@ -111,6 +111,39 @@ async fn token_parameter_is_the_scope_token() {
         Ok(token.is_cancelled())
     }
     assert!(taskward::run(same()).await.unwrap());
+}
+
+// A task that ends after its parent's token was cancelled does not cancel
+// its own again (its token, a child of the parent's, is cancelled already).
+// A shielded task's token is no child of its parent's: it must still be
+// cancelled as the task ends. Skipping it for a cancelled parent left the
+// token of a finished shielded task uncancelled.
+#[tokio::test(start_paused = true)]
+async fn a_shielded_child_ending_after_its_parent_was_cancelled_cancels_its_token() {
+    let (token_tx, token_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    taskward::run(taskward::task(|scope: Scope| async move {
+        let child = scope.spawn(
+            taskward::task(move |scope: Scope| async move {
+                let _ = token_tx.send(scope.token().clone());
+                go_rx.await.expect("the parent sends go");
+                Ok::<_, Error>(())
+            })
+            .shielded(),
+        );
+        let token = token_rx.await.expect("the child sends its token");
+        scope.cancel();
+        assert!(!token.is_cancelled(), "a shielded token is no child of its parent's");
+        go_tx.send(()).expect("the child waits for go");
+        child.await?;
+        assert!(
+            token.is_cancelled(),
+            "a finished task's token is cancelled, shielded or not"
+        );
+        Ok::<_, Error>(())
+    }))
+    .await
+    .unwrap();
 }
 
 // The runtime makes a task's token on first use. These pin what a token made

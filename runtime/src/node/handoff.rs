@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use super::Node;
 use super::driver::drop_quietly;
 use super::family::{State, Waiters, wake_all};
-use super::state::{ABORTED, CANCELLED, DROPPED, HANDED_UP, HELD, Phase, STORED, TAKEN, TIMED_OUT};
+use super::state::{ABORTED, CANCELLED, DROPPED, HANDED_UP, HELD, Phase, SHIELDED, STORED, TAKEN, TIMED_OUT};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
 use crate::sync::Ordering;
@@ -99,12 +99,14 @@ impl Node {
         }
         let (mut value, mut body_error) = (value, body_error);
         let mut escalated: Vec<Error> = Vec::new();
+        let shielded;
         let (waiters, closed) = {
             let mut state = self.lock();
             // A task that failed has no use for the work of its children.
             if failed {
                 self.mark(&mut state, CANCELLED);
             }
+            shielded = self.has(&state, SHIELDED);
             let timed_out = self.has(&state, TIMED_OUT);
             let phase = match state.family_ref() {
                 // Nothing was ever spawned here: the join is over already.
@@ -132,10 +134,8 @@ impl Node {
         for err in &escalated {
             trace::escalated(self, err);
         }
-        if (failed || closed.is_some())
-            && let Some(token) = self.token.get()
-        {
-            token.cancel();
+        if failed || closed.is_some() {
+            self.close_token(shielded);
         }
         if let Some(link) = self.ready_link() {
             link.body_ended();
@@ -157,18 +157,15 @@ impl Node {
     /// `None` (and nothing done) if it has children to join.
     #[inline]
     fn close_leaf(&self) -> Option<bool> {
-        let timed_out = {
+        let (timed_out, shielded) = {
             let mut state = self.lock();
             if state.family_ref().is_some() {
                 return None;
             }
             self.set_phase(&mut state, Phase::Closed);
-            self.has(&state, TIMED_OUT)
+            (self.has(&state, TIMED_OUT), self.has(&state, SHIELDED))
         };
-        // A token made from now on is made cancelled (see `make_token`).
-        if let Some(token) = self.token.get() {
-            token.cancel();
-        }
+        self.close_token(shielded);
         if let Some(link) = self.ready_link() {
             link.body_ended();
         }
@@ -182,6 +179,7 @@ impl Node {
     /// spawn through a clone of the scope kept outside the tree comes
     /// before (and is joined) or after (and is refused).
     pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Joined> {
+        let shielded;
         let (failures, cancelled_by, timed_out, value) = {
             let mut state = self.lock();
             if self.members() > 0 {
@@ -190,6 +188,7 @@ impl Node {
             }
             self.set_phase(&mut state, Phase::Closed);
             let timed_out = self.has(&state, TIMED_OUT);
+            shielded = self.has(&state, SHIELDED);
             match state.family_if_any() {
                 Some(family) => (
                     std::mem::take(&mut family.failures),
@@ -200,10 +199,7 @@ impl Node {
                 None => (Vec::new(), None, timed_out, None),
             }
         };
-        // A token made from now on is made cancelled (see `make_token`).
-        if let Some(token) = self.token.get() {
-            token.cancel();
-        }
+        self.close_token(shielded);
         Poll::Ready(Joined {
             failures,
             cancelled_by,

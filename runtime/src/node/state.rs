@@ -3,7 +3,7 @@
 //!
 //! | byte     | bits                                   | written by                              |
 //! |----------|----------------------------------------|-----------------------------------------|
-//! | `alarm`  | `KILL`, `ABORT`, `RELEASED`, `ASKED`   | anyone (`kill`, `abort`, `child_done`, `Child::abort`); read at every poll |
+//! | `alarm`  | `KILL`, `ABORT`, `RELEASED`, `ASKED`, `TOKEN_CANCELLED` | anyone (`kill`, `abort`, `child_done`, `Child::abort`, `cancel`); read at every poll |
 //! | `handle` | `HELD`, `STORED`, `DROPPED`, `TAKEN`   | the task (`STORED`) and its `Child` (`DROPPED`, `TAKEN`) |
 //! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`, `HANDED_UP` | anyone, under the node's lock only |
 //! | `step`   | `Stage`, `LAZY`, `KILLED`, `DELIVERED`, `WAKER_KEPT` | the task itself only (its polls and drops) |
@@ -31,6 +31,12 @@ pub(super) const RELEASED: u8 = 4;
 /// (`Child::abort`), so the `Cancelled` it causes is the owner's to see,
 /// never escalated, and does not cancel the owner's scope.
 pub(super) const ASKED: u8 = 8;
+/// `Node::alarm`: the task's token is cancelled, and so is every token made
+/// from it (its children's, unless shielded): set once a `cancel` of it has
+/// returned (tokio-util cancels the whole subtree under the token's lock
+/// before that). A task that closes after it need not cancel its own token
+/// again, which takes that token's lock (see `Node::close_token`).
+pub(super) const TOKEN_CANCELLED: u8 = 16;
 
 /// `Node::handle`: the `Child` handle is there, and no failure was offered
 /// yet.
