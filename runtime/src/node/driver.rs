@@ -78,8 +78,9 @@ impl Node {
     }
 
     /// The task's future is done: its stage says so, and what `slow` held
-    /// is dropped.
-    #[inline]
+    /// is dropped. Always inlined: once at the end of every task, where
+    /// the call was 18 instructions for two stores and a look at `extra`.
+    #[inline(always)]
     pub(super) fn done(&self) {
         self.set_stage(Stage::Done);
         self.drop_slow();
@@ -95,9 +96,17 @@ impl Node {
     #[inline]
     pub(super) fn drop_slow(&self) {
         if let Some(extra) = self.extra.get() {
-            let slow = std::mem::take(&mut *extra.slow.lock().unwrap_or_else(PoisonError::into_inner));
-            drop(slow);
+            extra.drop_slow();
         }
+    }
+}
+
+impl super::Extra {
+    /// `Node::drop_slow` for a node with an `Extra`, out of line.
+    #[inline(never)]
+    fn drop_slow(&self) {
+        let slow = std::mem::take(&mut *self.slow.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(slow);
     }
 }
 
