@@ -5,7 +5,8 @@
 //! `Driver`'s and `ChildTask`'s drops, `abandon`, `release`), and the
 //! owner's abort of a child (`Child::abort`) racing its completion, a
 //! failure in its subtree, or the polls of a child whose waker is kept
-//! once; and a
+//! once; the end of a child racing its parent's cancel
+//! (`TOKEN_CANCELLED`); and a
 //! group's `Inbox`, its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
@@ -85,11 +86,25 @@ fn spawn<B>(
 where
     B: Future<Output: TaskResult> + Send + 'static,
 {
+    spawn_as(parent, policy, false, threads, make)
+}
+
+/// `spawn`, of a shielded child (`Task::shielded`) if `shielded`.
+fn spawn_as<B>(
+    parent: &Arc<Node>,
+    policy: Policy,
+    shielded: bool,
+    threads: &Threads,
+    make: impl FnOnce(Arc<Node>) -> B,
+) -> Option<Child<<B::Output as TaskResult>::Ok>>
+where
+    B: Future<Output: TaskResult> + Send + 'static,
+{
     let parts: Parts<()> = Parts {
         name: Name::Fixed(&"child"),
         policy,
         timeout: None,
-        shielded: false,
+        shielded,
         start: Start::Made(()),
     };
     let membership = parent.register(parent.shared(), &parts, Admission::Queue, None)?;
@@ -240,6 +255,45 @@ fn a_spawn_racing_the_end_of_its_scope_is_joined_or_refused() {
         let accepted = outsider.join().unwrap();
         assert!(!accepted || ran_before_the_end, "a child was accepted and not joined");
         assert_eq!(root.phase(&root.lock()), Phase::Closed);
+        join(&threads);
+    });
+}
+
+/// A child ends while another thread cancels its parent. It skips the
+/// cancel of its own token only once its parent's cancel has returned
+/// (`TOKEN_CANCELLED`), which cancelled every token made from the
+/// parent's; a shielded child's token is not one of them. Whichever comes
+/// first, each child's token is cancelled as soon as the child has ended,
+/// before the parent's cancel is known to be over and before the parent
+/// closes (which would cancel the non-shielded one).
+#[test]
+fn a_child_ending_while_its_parent_is_cancelled_has_its_token_cancelled() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let tokens = Arc::new(StdMutex::new(Vec::new()));
+        for shielded in [false, true] {
+            let tokens = Arc::clone(&tokens);
+            spawn_as(&root, Policy::Supervise, shielded, &threads, move |node| {
+                tokens.lock().unwrap().push(node.token().clone());
+                async { Ok::<_, Error>(()) }
+            })
+            .expect("the scope is open");
+        }
+        let canceller = {
+            let root = Arc::clone(&root);
+            thread::spawn(move || root.cancel())
+        };
+        let scope = Arc::clone(&root);
+        block_on(run(&root, async move {
+            scope.wait_idle().await;
+            for token in tokens.lock().unwrap().iter() {
+                assert!(token.is_cancelled(), "a finished task's token is cancelled");
+            }
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+        canceller.join().unwrap();
         join(&threads);
     });
 }
