@@ -13,7 +13,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = self.inner.what();
         write!(f, "task `{}` {}", what.task.as_str(), what.kind.verb())?;
-        if let Some(cause) = &what.cause {
+        if let Some(cause) = what.cause() {
             write!(f, ": {cause}")?;
         } else if let Some(message) = what.message() {
             write!(f, ": {message}")?;
@@ -90,8 +90,8 @@ impl fmt::Debug for Error {
         let what = inner.what();
         let mut s = f.debug_struct("Error");
         s.field("kind", &what.kind).field("task", &what.task.as_str());
-        if let Some(cause) = &what.cause {
-            s.field("cause", cause);
+        if let Some(cause) = what.cause() {
+            s.field("cause", &cause);
         }
         if let Some(message) = what.message() {
             s.field("message", &message);

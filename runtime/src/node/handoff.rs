@@ -38,7 +38,7 @@ impl Node {
         // (reported where it began), rather than one made here.
         let mut passed_on = false;
         let (value, body_error) = match outcome {
-            Outcome::Returned(out) => match out.into_task_result() {
+            Outcome::Returned(out) => match crate::task::split(out) {
                 // The common case: a value, from a task that never had a
                 // child; nothing to keep, escalate or wake.
                 Ok(value) if drop_panic.is_none() => match self.close_leaf() {
@@ -53,7 +53,7 @@ impl Node {
                 },
                 Ok(value) => (Some(value), None),
                 Err(err) => {
-                    passed_on = err.downcast_ref::<Error>().is_some_and(|err| !self.is_origin_of(err));
+                    passed_on = err.as_failure().is_some_and(|err| !self.is_origin_of(err));
                     (None, Some(Error::failed(|| self.failure_place(), err)))
                 }
             },

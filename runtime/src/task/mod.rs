@@ -1,5 +1,6 @@
 //! Lazy units of work: what `Scope::spawn` and `run` accept.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::error::BoxError;
+use crate::error::{BodyError, BoxError, Error};
 use crate::node::Spawn;
 use crate::policy::Policy;
 use crate::ready::{Ready, Startable};
@@ -72,6 +73,34 @@ where
     fn into_task_result(self) -> Result<T, BoxError> {
         self.map_err(into_box_error)
     }
+}
+
+/// Splits a body's return value as `into_task_result` does, without boxing
+/// an error that needs no box: a `std::io::Error` (the error of most tokio
+/// programs; a box is one block more per failure, freed on whichever
+/// worker drops the error) or a taskward `Error` passed on with `?`
+/// (boxed, only to be unboxed again by `Error::failed`). The type is
+/// recognised at run time, through `Any`, as in `into_box_error`; for any
+/// other type the test is decided when compiling.
+pub(crate) fn split<R: TaskResult>(out: R) -> Result<R::Ok, BodyError> {
+    let mut slot = Some(out);
+    let any: &mut dyn Any = &mut slot;
+    if let Some(result) = any
+        .downcast_mut::<Option<Result<R::Ok, std::io::Error>>>()
+        .and_then(Option::take)
+    {
+        return result.map_err(BodyError::Io);
+    }
+    if let Some(result) = any
+        .downcast_mut::<Option<Result<R::Ok, Error>>>()
+        .and_then(Option::take)
+    {
+        return result.map_err(BodyError::Failure);
+    }
+    let Some(out) = slot else {
+        unreachable!("the slot is only emptied when its result is returned")
+    };
+    out.into_task_result().map_err(BodyError::Boxed)
 }
 
 /// Boxes a body's error. With the `anyhow` and `eyre` features, their reports
@@ -525,5 +554,28 @@ impl<T: Task> Task for Configured<T> {
         }
         parts.shielded |= self.shielded;
         parts
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use std::sync::Arc;
+
+    #[test]
+    fn split_keeps_an_io_error_and_a_taskward_error_unboxed() {
+        let io = split(Err::<(), _>(std::io::Error::other("disk full")));
+        assert!(matches!(io, Err(BodyError::Io(err)) if err.to_string() == "disk full"));
+
+        let failure = Error::with_kind(ErrorKind::Cancelled, Arc::from("a/b"), "aborted");
+        let passed_on = split(Err::<(), _>(failure));
+        assert!(matches!(passed_on, Err(BodyError::Failure(err)) if err.task() == "a/b"));
+
+        let other = split(Err::<(), _>("no disk"));
+        assert!(matches!(other, Err(BodyError::Boxed(err)) if err.to_string() == "no disk"));
+
+        assert!(matches!(split(Ok::<_, std::io::Error>(7)), Ok(7)));
+        assert!(matches!(split(()), Ok(())));
     }
 }
