@@ -209,8 +209,8 @@ impl Node {
     }
 
     /// `result` for a task that never had a child (`BodyEnd::Closed`): no
-    /// failures of others to fold in, so its common case, a value, makes
-    /// and drops no list of them.
+    /// failures of others to fold in, so its common cases, a value or its
+    /// own failure, make and drop no list of them.
     #[inline]
     pub(super) fn own_result<T>(
         &self,
@@ -223,6 +223,10 @@ impl Node {
             (Some(value), None) if !timed_out => {
                 trace::finished(self, None);
                 Ok(value)
+            }
+            (None, Some(own)) if !timed_out => {
+                trace::finished(self, Some(&own));
+                Err(own)
             }
             (value, own) => self.result(value, own, Vec::new(), None, timed_out, killed),
         }
