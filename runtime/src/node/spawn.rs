@@ -128,9 +128,11 @@ impl Node {
 pub(crate) struct Spawn<'a> {
     membership: Membership,
     runtime: &'a Handle,
-    /// The `Inbox` of the `Group` the child is a member of, if it is one:
-    /// its value goes there (typed by the body, which only `lazy` knows).
-    inbox: Option<&'a Arc<dyn Any + Send + Sync>>,
+    /// The `Arc` of the `Inbox` of the `Group` the child is a member of, if
+    /// it is one: its value goes there (typed by the body, which only
+    /// `lazy` knows). Borrowed: the member clones it once, when its type is
+    /// known.
+    inbox: Option<&'a (dyn Any + Send + Sync)>,
 }
 
 impl Spawn<'_> {
@@ -152,14 +154,14 @@ impl Spawn<'_> {
 fn spawn_lazy_member<B>(
     runtime: &Handle,
     task: ChildTask<B, <B::Output as TaskResult>::Ok>,
-    inbox: &Arc<dyn Any + Send + Sync>,
+    inbox: &(dyn Any + Send + Sync),
 ) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
 where
     B: Future<Output: TaskResult> + Send + 'static,
 {
-    match Arc::downcast::<Inbox<<B::Output as TaskResult>::Ok>>(Arc::clone(inbox)) {
-        Ok(inbox) => spawn_task(runtime, Post::new(task, inbox)),
-        Err(_) => unreachable!("a group's inbox takes its members' values"),
+    match inbox.downcast_ref::<Arc<Inbox<<B::Output as TaskResult>::Ok>>>() {
+        Some(inbox) => spawn_task(runtime, Post::new(task, Arc::clone(inbox))),
+        None => unreachable!("a group's inbox takes its members' values"),
     }
 }
 
@@ -221,11 +223,10 @@ impl Node {
         let body = match parts.start {
             Start::Made(body) => body,
             Start::Lazy(body) => {
-                let inbox: Arc<dyn Any + Send + Sync> = Arc::clone(inbox) as _;
                 let spawn = Spawn {
                     membership,
                     runtime,
-                    inbox: Some(&inbox),
+                    inbox: Some(inbox),
                 };
                 let task = body.spawn(spawn);
                 return Member { node, task: Some(task) };
