@@ -1,17 +1,22 @@
 //! `Group`: children of a scope whose results come out in completion order.
 //!
 //! Each member is a child registered as any other (`Node::spawn_member`),
-//! whose task posts its node and its value to the group's `Inbox` (see
-//! `node/member.rs`) instead of keeping the value for a `Child`. The group
-//! takes a member's failure through its node as a `Child` does
-//! (`take_failure`), and gives back what it did not take when it is dropped
-//! (`release_failure`); dropping it closes the inbox, never detaches the
-//! children from their scope.
+//! whose task posts its value, or its node if it has none, to the group's
+//! `Inbox` (see `node/member.rs`) instead of keeping the value for a
+//! `Child`. The group takes a member's failure through its node as a
+//! `Child` does (`take_failure`), and gives back what it did not take when
+//! it is dropped (`release_failure`); dropping it closes the inbox, never
+//! detaches the children from their scope.
+//!
+//! A member that posts a value marks its node's handle `TAKEN` itself
+//! first, where its node is in the cache (no failure can follow a value):
+//! the group hands the value out without touching the node.
 //!
 //! The group keeps its members in the order they were spawned, with their
 //! tokio tasks' handles: a post brings its node, so `next` looks nothing
-//! up, and a member handed out stays in the list (its node's handle
-//! `TAKEN`) until a sweep drops it with its task's handle. So the task's
+//! up, and a member handed out (or that posted a value: its node's handle
+//! `TAKEN`) stays in the list until a sweep drops it with its task's
+//! handle. So the task's
 //! memory is freed by the owner, which allocated it, as with a `JoinSet`
 //! or a `Child`: freed by the worker that ran it, it made that worker take
 //! the glibc arena's lock the owner's spawns take.
@@ -75,7 +80,7 @@ const SWEEP_MIN: usize = 32;
 /// ```
 pub struct Group<T: 'static> {
     scope: Arc<Node>,
-    /// Where the members post their nodes and values, in the order they
+    /// Where the members post their values (or nodes), in the order they
     /// finish.
     inbox: Arc<Inbox<T>>,
     /// Posts taken out of the inbox all at once, not handed out yet (the
@@ -93,9 +98,9 @@ pub struct Group<T: 'static> {
     draining: Option<Arc<Node>>,
 }
 
-/// A member's post: its node, with its value (`None` when it failed or
-/// was aborted).
-type Posted<T> = (Arc<Node>, Option<T>);
+/// A member's post: its value, or its node when it failed or was aborted
+/// (the group takes the failure there).
+type Posted<T> = Result<T, Arc<Node>>;
 
 /// A member, kept by its group until a sweep after it was handed out.
 pub(crate) struct Member<T> {
@@ -107,7 +112,8 @@ pub(crate) struct Member<T> {
 }
 
 impl<T> Member<T> {
-    /// Whether `next` has handed it out: its node's handle was taken.
+    /// Whether `next` has handed it out, or it posted a value: its node's
+    /// handle was taken.
     fn is_out(&self) -> bool {
         !self.node.is_held()
     }
@@ -143,16 +149,17 @@ impl<T> Inbox<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The member of `node` has finished, with `value` if it succeeded.
-    pub(crate) fn post(&self, node: Arc<Node>, value: Option<T>) {
+    /// A member has finished: `post` is its value, or its node if it has
+    /// none.
+    pub(crate) fn post(&self, post: Posted<T>) {
         let mut posts = self.lock();
         if posts.closed {
             drop(posts);
-            // Its `Drop` is user code: never under the lock.
-            drop_quietly(value);
+            // A value's `Drop` is user code: never under the lock.
+            drop_quietly(post);
             return;
         }
-        posts.done.push_back((node, value));
+        posts.done.push_back(post);
         let waker = posts.waker.take();
         drop(posts);
         if let Some(waker) = waker {
@@ -277,17 +284,18 @@ impl<T: Send + 'static> Group<T> {
         if self.taken.is_empty() {
             std::task::ready!(self.inbox.poll_take(cx, &mut self.taken));
         }
-        let Some((node, value)) = self.taken.pop_front() else {
-            unreachable!("the inbox gives at least one post when it is ready")
+        let node = match self.taken.pop_front() {
+            // The member marked its node handed out as it posted.
+            Some(Ok(value)) => return Poll::Ready(Some(Ok(value))),
+            Some(Err(node)) => node,
+            None => unreachable!("the inbox gives at least one post when it is ready"),
         };
-        if value.is_none() && node.is_abort_asked() && node.poll_idle(cx).is_pending() {
+        if node.is_abort_asked() && node.poll_idle(cx).is_pending() {
             self.draining = Some(node);
             return Poll::Pending;
         }
-        // Taken for a value too: it marks the member handed out. Once the
-        // task has ended with a value, no failure can come.
         let failure = node.take_failure();
-        Poll::Ready(Some(value.ok_or_else(|| Self::aborted(&node, failure))))
+        Poll::Ready(Some(Err(Self::aborted(&node, failure))))
     }
 
     /// The error of a member that posted no value: its own failure, or the
@@ -353,8 +361,8 @@ mod tests {
     use std::convert::Infallible;
     use std::time::Duration;
 
-    use super::SWEEP_MIN;
-    use crate::{ErrorKind, Scope};
+    use super::{Member, SWEEP_MIN};
+    use crate::{ErrorKind, Policy, Scope, Task};
 
     /// Regression: the members handed out are swept from the group's list;
     /// without the sweep a group that hands out as it spawns kept every
@@ -370,6 +378,42 @@ mod tests {
             }
             Ok::<_, crate::Error>(())
         }))
+        .await
+        .unwrap();
+    }
+
+    /// A member that posts a value marks its node handed out itself, so
+    /// that `next` hands the value out without touching the node; one that
+    /// fails does not (the group takes its failure there). `abort_all` then
+    /// leaves the first alone and its value still comes out, and the
+    /// failure comes out once, as the member's.
+    #[tokio::test]
+    async fn a_member_that_posts_a_value_marks_itself_handed_out() {
+        crate::run(
+            crate::task(|scope: Scope| async move {
+                let mut group = scope.group::<usize>();
+                group.spawn(async { Ok::<_, Infallible>(7) });
+                group.spawn(async { Err::<usize, _>(std::io::Error::other("no")) });
+                while group.inbox.lock().done.len() < 2 {
+                    tokio::task::yield_now().await;
+                }
+                let out: Vec<bool> = group.members.iter().map(Member::is_out).collect();
+                assert_eq!(
+                    out,
+                    [true, false],
+                    "which members are marked handed out once both posted"
+                );
+                group.abort_all();
+                assert_eq!(group.next().await.transpose()?, Some(7));
+                let Some(Err(err)) = group.next().await else {
+                    panic!("the failed member's failure did not come out of `next`");
+                };
+                assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
+                assert!(group.next().await.is_none());
+                Ok::<_, crate::Error>(())
+            })
+            .policy(Policy::Supervise),
+        )
         .await
         .unwrap();
     }

@@ -29,18 +29,29 @@ pin_project_lite::pin_project! {
 }
 
 impl<B, T> Slot<B, T> {
-    /// Drops the member's task where it stands, then posts `value` with
-    /// the member's node: an aborted task reports its failure to its node
-    /// as it is dropped (see `ChildTask`), so that the group finds it there
-    /// when it takes the post, as a `JoinSet` hands out a task's output
-    /// only once its future is dropped. Once only.
+    /// Drops the member's task where it stands, then posts `value`, or the
+    /// member's node if it has none: an aborted task reports its failure to
+    /// its node as it is dropped (see `ChildTask`), so that the group finds
+    /// it there when it takes the post, as a `JoinSet` hands out a task's
+    /// output only once its future is dropped. Once only.
+    ///
+    /// With a value, the member marks its node handed out (`TAKEN`) itself,
+    /// here where the node is in this worker's cache: the task has ended
+    /// with a value, so no failure can come, and the group's owner then
+    /// hands the value out without touching the node (a locked write to a
+    /// line this worker wrote last, and the drop of an `Arc` clone).
     fn post(self: Pin<&mut Self>, value: Option<T>) {
-        let node = match self.as_ref().get_ref() {
-            Slot::Running { task, .. } => Arc::clone(task.node()),
-            Slot::Posted => return,
+        let post = match (self.as_ref().get_ref(), value) {
+            (Slot::Posted, _) => return,
+            (Slot::Running { task, .. }, Some(value)) => {
+                let failure = task.node().take_failure();
+                debug_assert!(failure.is_none(), "a task that ended with a value has no failure");
+                Ok(value)
+            }
+            (Slot::Running { task, .. }, None) => Err(Arc::clone(task.node())),
         };
         if let SlotOwned::Running { inbox, .. } = self.project_replace(Slot::Posted) {
-            inbox.post(node, value);
+            inbox.post(post);
         }
     }
 }

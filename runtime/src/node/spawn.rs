@@ -215,7 +215,7 @@ impl Node {
         let runtime = &shared.runtime;
         let Some(membership) = self.register(shared, &parts, Admission::Queue, None) else {
             let node = self.refused(parts.name);
-            inbox.post(Arc::clone(&node), None);
+            inbox.post(Err(Arc::clone(&node)));
             return Member { node, task: None };
         };
         let node = Arc::clone(membership.node());
