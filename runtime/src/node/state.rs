@@ -112,7 +112,7 @@ pub(super) const KILLED: u8 = 16;
 /// `Node::step`: the child's result was delivered (see `ChildTask`).
 pub(super) const DELIVERED: u8 = 32;
 /// `Node::step`: the waker of the child's tokio task is kept (see
-/// `Node::keep_task_waker`).
+/// `Node::keep_driver_waker`).
 pub(super) const WAKER_KEPT: u8 = 64;
 
 impl Node {
