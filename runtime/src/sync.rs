@@ -11,3 +11,18 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 pub(crate) use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 #[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Where loom may switch threads in a step made of code it does not see:
+/// tokio-util's `CancellationToken` uses std's mutex, so without this
+/// point a token's `cancel` and the store after it would look like one
+/// step to the model, which then could not tell their order.
+#[cfg(all(test, loom))]
+#[inline]
+pub(crate) fn switch_point() {
+    loom::thread::yield_now();
+}
+
+/// Nothing outside the loom model (see the loom version).
+#[cfg(not(all(test, loom)))]
+#[inline(always)]
+pub(crate) fn switch_point() {}

@@ -97,6 +97,9 @@ impl Node {
     /// after it (see `close_token`).
     pub(super) fn cancel_token(&self, token: &CancellationToken) {
         token.cancel();
+        // The model must see the two steps apart: with the bit set first,
+        // a child could skip its own cancel in between.
+        crate::sync::switch_point();
         self.alarm.fetch_or(TOKEN_CANCELLED, Ordering::Release);
     }
 
