@@ -44,8 +44,16 @@ impl<B, T> Slot<B, T> {
         let post = match (self.as_ref().get_ref(), value) {
             (Slot::Posted, _) => return,
             (Slot::Running { task, .. }, Some(value)) => {
-                let failure = task.node().take_failure();
-                debug_assert!(failure.is_none(), "a task that ended with a value has no failure");
+                let node = task.node();
+                if let Some(failure) = node.take_failure() {
+                    // Cannot happen: a value comes only from a task whose
+                    // result was `Ok`, which offers no failure. Were it to,
+                    // the failure goes where a dropped handle's goes.
+                    debug_assert!(false, "a task that ended with a value has no failure");
+                    if let Some(parent) = node.parent() {
+                        parent.route(failure);
+                    }
+                }
                 Ok(value)
             }
             (Slot::Running { task, .. }, None) => Err(Arc::clone(task.node())),
