@@ -16,10 +16,9 @@
 //! tokio tasks' handles: a post brings its node, so `next` looks nothing
 //! up, and a member handed out (or that posted a value: its node's handle
 //! `TAKEN`) stays in the list until a sweep drops it with its task's
-//! handle. So the task's
-//! memory is freed by the owner, which allocated it, as with a `JoinSet`
-//! or a `Child`: freed by the worker that ran it, it made that worker take
-//! the glibc arena's lock the owner's spawns take.
+//! handle. So the task's memory is freed by the owner, which allocated it,
+//! as with a `JoinSet` or a `Child`: freed by the worker that ran it, it
+//! made that worker take the glibc arena's lock the owner's spawns take.
 
 use std::collections::VecDeque;
 use std::pin::Pin;

@@ -583,17 +583,10 @@ impl Error {
                 Ok(found) => return Ok(found),
                 Err(cause) => Why::Boxed(cause),
             },
-            Why::Io(cause) => {
-                let mut slot = Some(cause);
-                let any: &mut dyn Any = &mut slot;
-                if let Some(found) = any.downcast_mut::<Option<E>>().and_then(Option::take) {
-                    return Ok(found);
-                }
-                let Some(cause) = slot else {
-                    unreachable!("the slot is only emptied when the cause is returned")
-                };
-                Why::Io(cause)
-            }
+            Why::Io(cause) => match cast::<_, E>(cause) {
+                Ok(found) => return Ok(found),
+                Err(cause) => Why::Io(cause),
+            },
             other => other,
         };
         what.why = kept;
@@ -606,6 +599,20 @@ impl Error {
             .what()
             .cause()
             .map(|cause| cause as &(dyn StdError + 'static))
+    }
+}
+
+/// `value` moved out as a `U` if it is one, or given back: `downcast`
+/// for a value that is not boxed (its type is checked through `Any`).
+pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    let any: &mut dyn Any = &mut slot;
+    if let Some(found) = any.downcast_mut::<Option<U>>().and_then(Option::take) {
+        return Ok(found);
+    }
+    match slot {
+        Some(value) => Err(value),
+        None => unreachable!("the slot is only emptied when its value is returned"),
     }
 }
 

@@ -1,6 +1,5 @@
 //! Lazy units of work: what `Scope::spawn` and `run` accept.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::error::{BodyError, BoxError, Error};
+use crate::error::{BodyError, BoxError, Error, cast};
 use crate::node::Spawn;
 use crate::policy::Policy;
 use crate::ready::{Ready, Startable};
@@ -83,22 +82,13 @@ where
 /// recognised at run time, through `Any`, as in `into_box_error`; for any
 /// other type the test is decided when compiling.
 pub(crate) fn split<R: TaskResult>(out: R) -> Result<R::Ok, BodyError> {
-    let mut slot = Some(out);
-    let any: &mut dyn Any = &mut slot;
-    if let Some(result) = any
-        .downcast_mut::<Option<Result<R::Ok, std::io::Error>>>()
-        .and_then(Option::take)
-    {
-        return result.map_err(BodyError::Io);
-    }
-    if let Some(result) = any
-        .downcast_mut::<Option<Result<R::Ok, Error>>>()
-        .and_then(Option::take)
-    {
-        return result.map_err(BodyError::Failure);
-    }
-    let Some(out) = slot else {
-        unreachable!("the slot is only emptied when its result is returned")
+    let out = match cast::<_, Result<R::Ok, std::io::Error>>(out) {
+        Ok(result) => return result.map_err(BodyError::Io),
+        Err(out) => out,
+    };
+    let out = match cast::<_, Result<R::Ok, Error>>(out) {
+        Ok(result) => return result.map_err(BodyError::Failure),
+        Err(out) => out,
     };
     out.into_task_result().map_err(BodyError::Boxed)
 }
@@ -108,27 +98,16 @@ pub(crate) fn split<R: TaskResult>(out: R) -> Result<R::Ok, BodyError> {
 /// wrap from `downcast_ref`). A report is recognised by its type at run
 /// time, through `Any`: `E` is `'static`.
 fn into_box_error<E: Into<BoxError> + 'static>(err: E) -> BoxError {
-    #[cfg(any(feature = "anyhow", feature = "eyre"))]
-    {
-        use crate::error::foreign;
-        use std::any::Any;
-
-        let mut slot = Some(err);
-        let any: &mut dyn Any = &mut slot;
-        #[cfg(feature = "anyhow")]
-        if let Some(report) = any.downcast_mut::<Option<anyhow::Error>>().and_then(Option::take) {
-            return Box::new(foreign::Anyhow(report));
-        }
-        #[cfg(feature = "eyre")]
-        if let Some(report) = any.downcast_mut::<Option<eyre::Report>>().and_then(Option::take) {
-            return Box::new(foreign::Eyre(report));
-        }
-        let Some(err) = slot else {
-            unreachable!("the slot is only emptied when a report is returned")
-        };
-        err.into()
-    }
-    #[cfg(not(any(feature = "anyhow", feature = "eyre")))]
+    #[cfg(feature = "anyhow")]
+    let err = match cast::<_, anyhow::Error>(err) {
+        Ok(report) => return Box::new(crate::error::foreign::Anyhow(report)),
+        Err(err) => err,
+    };
+    #[cfg(feature = "eyre")]
+    let err = match cast::<_, eyre::Report>(err) {
+        Ok(report) => return Box::new(crate::error::foreign::Eyre(report)),
+        Err(err) => err,
+    };
     err.into()
 }
 
