@@ -122,6 +122,11 @@ pub(crate) fn cases() -> Vec<Case> {
                     run: |n| Box::pin(taskward_spawn_join_block(n)),
                 },
                 Variant {
+                    id: "raw-dropped",
+                    name: "raw tokio::spawn, handles dropped (a count and a Notify)",
+                    run: |n| Box::pin(raw_spawn_dropped(n)),
+                },
+                Variant {
                     id: "tracker-dropped",
                     name: "TaskTracker + child token, handles dropped",
                     run: |n| Box::pin(tracker_spawn_dropped(n)),
@@ -270,6 +275,34 @@ async fn tracker_spawn_join(n: usize) -> Duration {
         black_box(handle.await.expect("a trivial task panicked"));
     }
     tracker.wait().await;
+    start.elapsed()
+}
+
+/// Raw tasks whose handles are dropped at once: the last one to finish
+/// wakes the spawner. What tokio alone pays for not keeping the handles
+/// (each task's memory is freed by the worker that ran it).
+async fn raw_spawn_dropped(n: usize) -> Duration {
+    struct Left {
+        count: AtomicUsize,
+        done: tokio::sync::Notify,
+    }
+    let start = Instant::now();
+    let left = Arc::new(Left {
+        count: AtomicUsize::new(n + 1),
+        done: tokio::sync::Notify::new(),
+    });
+    for i in 0..n {
+        let left = Arc::clone(&left);
+        tokio::spawn(async move {
+            black_box(i);
+            if left.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                left.done.notify_one();
+            }
+        });
+    }
+    if left.count.fetch_sub(1, Ordering::AcqRel) != 1 {
+        left.done.notified().await;
+    }
     start.elapsed()
 }
 

@@ -211,6 +211,11 @@ impl<T> Drop for Child<T> {
         if let (Some(err), Some(parent)) = (self.node.release_failure(), self.node.parent()) {
             parent.route(err);
         }
+        if let (Some(task), Some(parent)) = (self.task.take(), self.node.parent())
+            && !task.is_finished()
+        {
+            parent.keep_task(task.abort_handle());
+        }
     }
 }
 

@@ -9,6 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
+use tokio::task::AbortHandle;
+
 use super::Node;
 use super::membership::Abandoned;
 use super::state::{LIMITED, RELEASED};
@@ -57,6 +59,9 @@ pub(crate) struct Family {
     pub(super) value: Option<Box<dyn Any + Send>>,
     /// Which children may run now, and which wait for a slot.
     pub(crate) limit: Limit,
+    /// The tokio tasks of children whose handle was dropped before they
+    /// finished (see `Node::keep_task`).
+    pub(super) kept: Vec<AbortHandle>,
 }
 
 impl Family {
@@ -109,8 +114,25 @@ impl Family {
             }
             looked_at.append(&mut dead);
         }
+        make_room(&mut self.children);
         self.children.push(Arc::downgrade(child));
         looked_at
+    }
+
+    /// Keeps `task`, sweeping the finished ones out of a full list if at
+    /// least half of the children are gone (`members` counts the live
+    /// ones), as `push_child` does; gives back those swept, to be dropped
+    /// once the lock is released.
+    #[must_use = "the tasks swept out are dropped once the lock is released"]
+    pub(super) fn keep_task(&mut self, task: AbortHandle, members: usize) -> Vec<AbortHandle> {
+        let len = self.kept.len();
+        let mut swept = Vec::new();
+        if len == self.kept.capacity() && len >= 16 && members <= len / 2 {
+            swept = self.kept.extract_if(.., |task| task.is_finished()).collect();
+        }
+        make_room(&mut self.kept);
+        self.kept.push(task);
+        swept
     }
 
     /// The children whose node is still there, released or not, for the
@@ -133,6 +155,7 @@ impl Family {
             release: None,
             value: None,
             limit: Limit::default(),
+            kept: Vec::new(),
         }
     }
 
@@ -146,6 +169,16 @@ impl Family {
     /// Wakes `waker` at the next change (once).
     pub(super) fn wait(&mut self, waker: &Waker) {
         self.waiters.add(waker);
+    }
+}
+
+/// Room in `list` for one more entry: a full list grows by half, where a
+/// `Vec` would double. The lists of a `Family` hold one entry per child (a
+/// wide scope's idle children each pay for theirs), so they grow by less,
+/// for at most half again the room they use rather than twice.
+fn make_room<T>(list: &mut Vec<T>) {
+    if list.len() == list.capacity() {
+        list.reserve_exact((list.len() / 2).max(4));
     }
 }
 
@@ -530,5 +563,56 @@ mod tests {
         }
         drop(looked_at);
         assert_eq!(family.children.len(), 3, "the released ones are swept out");
+    }
+    /// The `Scope` of `run`'s root, given out of its body, and the number
+    /// of child tasks its family keeps for their dropped handles.
+    fn kept(scope: &crate::Scope) -> usize {
+        scope.node().lock().family_ref().map_or(0, |family| family.kept.len())
+    }
+
+    /// A child whose handle is dropped before it finished leaves its tokio
+    /// task with its parent, which frees it when it joins (see
+    /// `Node::keep_task`); one dropped after it finished is freed at once.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_handle_leaves_its_task_with_the_parent_until_the_join() {
+        let scope = crate::run(crate::task(|scope: crate::Scope| async move {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            drop(scope.spawn(async move { rx.await.map_err(std::io::Error::other) }));
+            assert_eq!(kept(&scope), 1, "the running child's task is kept");
+            tx.send(()).unwrap();
+            let done = scope.spawn(async { Ok::<_, std::io::Error>(()) });
+            while !done.is_finished() {
+                tokio::task::yield_now().await;
+            }
+            drop(done);
+            assert_eq!(kept(&scope), 1, "a finished child's task is not kept");
+            Ok::<_, crate::Error>(scope.clone())
+        }))
+        .await
+        .unwrap();
+        assert_eq!(kept(&scope), 0, "the join frees the kept tasks");
+    }
+
+    /// A parent that spawns for long, dropping the handles, keeps a short
+    /// list: the tasks of finished children are swept out of a full one.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_parent_spawning_for_long_keeps_a_short_list_of_tasks() {
+        crate::run(crate::task(|scope: crate::Scope| async move {
+            let mut most = 0;
+            for i in 0..10_000 {
+                // On one thread, a child runs only once the parent yields:
+                // each handle is dropped before its child finished.
+                drop(scope.spawn(async { Ok::<_, std::io::Error>(()) }));
+                most = most.max(kept(&scope));
+                if i % 10 == 9 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            assert!(most >= 10, "the tasks were never kept ({most})");
+            assert!(most <= 64, "{most} tasks kept for 10 running children");
+            Ok::<_, crate::Error>(())
+        }))
+        .await
+        .unwrap();
     }
 }

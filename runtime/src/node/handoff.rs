@@ -7,6 +7,8 @@ use std::future::poll_fn;
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 
+use tokio::task::AbortHandle;
+
 use super::Node;
 use super::driver::drop_quietly;
 use super::family::{State, Waiters, wake_all};
@@ -180,6 +182,7 @@ impl Node {
     /// before (and is joined) or after (and is refused).
     pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Joined> {
         let shielded;
+        let kept;
         let (failures, cancelled_by, timed_out, value) = {
             let mut state = self.lock();
             if self.members() > 0 {
@@ -189,6 +192,7 @@ impl Node {
             self.set_phase(&mut state, Phase::Closed);
             let timed_out = self.has(&state, TIMED_OUT);
             shielded = self.has(&state, SHIELDED);
+            kept = state.family_if_any().map(|family| std::mem::take(&mut family.kept));
             match state.family_if_any() {
                 Some(family) => (
                     std::mem::take(&mut family.failures),
@@ -199,6 +203,9 @@ impl Node {
                 None => (Vec::new(), None, timed_out, None),
             }
         };
+        // The tokio tasks of children whose handle was dropped are freed
+        // here, by the worker that joins (see `keep_task`).
+        drop(kept);
         self.close_token(shielded);
         Poll::Ready(Joined {
             failures,
@@ -332,6 +339,25 @@ impl Node {
     /// one already waiting is given back, to be routed there.
     pub(crate) fn release_failure(&self) -> Option<Error> {
         self.leave_handle(DROPPED)
+    }
+
+    /// Keeps the tokio task of a child whose handle was dropped before it
+    /// finished until the child is joined, so that its memory is freed by
+    /// the worker that joins (the one that made it, most often) rather than
+    /// by the one that ran it: glibc's free of a block made by another
+    /// thread takes that thread's arena lock, which the spawning thread
+    /// takes at each spawn. A scope already closed drops it at once.
+    pub(crate) fn keep_task(&self, task: AbortHandle) {
+        let mut state = self.lock();
+        if self.phase(&state) == Phase::Closed {
+            drop(state);
+            drop(task);
+            return;
+        }
+        let members = self.members();
+        let swept = state.family().keep_task(task, members);
+        drop(state);
+        drop(swept);
     }
 
     pub(super) fn leave_handle(&self, how: u8) -> Option<Error> {

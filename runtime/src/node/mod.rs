@@ -26,6 +26,7 @@
 use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
+use once_cell::race::OnceBox;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +112,7 @@ impl Shared {
 /// One task of the tree.
 ///
 /// Every spawn allocates one, beside its tokio task, so it is kept small:
-/// 96 bytes, 112 with the `Arc` counts, which glibc serves from its fast
+/// 88 bytes, 104 with the `Arc` counts, which glibc serves from its fast
 /// bins (`mod size` below holds it there; benches/PROFILE-NOTES.md has the
 /// measurements). What few tasks use is in `Extra`, made on first use.
 pub(crate) struct Node {
@@ -120,8 +121,10 @@ pub(crate) struct Node {
     /// one word, where a `&str` takes two.
     name: Option<&'static &'static str>,
     /// What few tasks have: made at the spawn for those, else on first use
-    /// (the path, a failure waiting for the handle).
-    extra: OnceLock<Box<Extra>>,
+    /// (the path, a failure waiting for the handle). A `OnceBox` is one
+    /// word, where a `OnceLock` of the box takes two: two threads making it
+    /// at once may each make an empty one, and one is dropped.
+    extra: OnceBox<Extra>,
     /// Made on first use, as a child of the parent's token (see `token`).
     token: OnceLock<CancellationToken>,
     /// When the task was spawned, in nanoseconds since its tree started: the
@@ -234,10 +237,12 @@ impl Node {
             Name::Fixed(name) => (Some(name), None),
             other => (None, Some(other)),
         };
-        let extra = OnceLock::new();
-        if shared.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || trace::spans_wanted() {
-            let _ = extra.set(Box::new(Extra::new(shared, timeout, ready, given)));
-        }
+        let extra =
+            if shared.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || trace::spans_wanted() {
+                OnceBox::with_value(Box::new(Extra::new(shared, timeout, ready, given)))
+            } else {
+                OnceBox::new()
+            };
         Node {
             parent,
             name,
@@ -411,14 +416,15 @@ mod size {
     use crate::group::Inbox;
 
     /// With its `Arc` counts, a node must stay within 120 bytes, the
-    /// largest request glibc serves from its fast bins.
+    /// largest request glibc serves from its fast bins; it takes 104, so
+    /// that a child whose handle was dropped, with its task kept by its
+    /// parent (`Node::keep_task`), holds no more memory than before that
+    /// was done.
     #[test]
     fn a_node_fits_in_a_fast_bin() {
-        assert!(
-            std::mem::size_of::<Node>() + 16 <= 120,
-            "{}",
-            std::mem::size_of::<Node>()
-        );
+        let size = std::mem::size_of::<Node>();
+        assert!(size + 16 <= 120, "{size}");
+        assert!(size <= 88, "a node takes {size} bytes, more than 88");
     }
 
     /// A child's future is its body and one pointer: a tokio task of a
