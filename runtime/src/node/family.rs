@@ -615,4 +615,30 @@ mod tests {
         .await
         .unwrap();
     }
+    /// A child's task given to a parent that has closed already (its join
+    /// ended between the child's last count and the end of its tokio task)
+    /// is dropped at once: kept, nothing would free it before the node.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_closed_parent_keeps_no_task() {
+        use super::super::state::Phase;
+        use super::super::{Name, Node, Shared};
+
+        let shared = Arc::new(Shared::new(tokio::runtime::Handle::current(), None));
+        let root = Node::root(
+            shared,
+            Name::Fixed(&"root"),
+            crate::Policy::FailFast,
+            tokio_util::sync::CancellationToken::new(),
+            None,
+        );
+        let task = tokio::spawn(std::future::pending::<()>());
+        {
+            let mut state = root.lock();
+            state.family();
+            root.set_phase(&mut state, Phase::Closed);
+        }
+        root.keep_task(task.abort_handle());
+        assert_eq!(root.lock().family_ref().map(|family| family.kept.len()), Some(0));
+        task.abort();
+    }
 }
