@@ -564,8 +564,9 @@ mod tests {
         drop(looked_at);
         assert_eq!(family.children.len(), 3, "the released ones are swept out");
     }
-    /// The `Scope` of `run`'s root, given out of its body, and the number
-    /// of child tasks its family keeps for their dropped handles.
+
+    /// How many tokio tasks of children whose handle was dropped the
+    /// family of `scope` keeps.
     fn kept(scope: &crate::Scope) -> usize {
         scope.node().lock().family_ref().map_or(0, |family| family.kept.len())
     }
@@ -615,6 +616,7 @@ mod tests {
         .await
         .unwrap();
     }
+
     /// A child's task given to a parent that has closed already (its join
     /// ended between the child's last count and the end of its tokio task)
     /// is dropped at once: kept, nothing would free it before the node.
