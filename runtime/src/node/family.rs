@@ -37,7 +37,8 @@ pub(crate) struct Family {
     pub(super) next_key: usize,
     /// The children, running or not: weak, and never removed one by one,
     /// so that a child that finishes takes no lock. Dead entries (a child
-    /// released, or gone) are swept when the list is full (`push_child`).
+    /// released, or gone) are swept when the list is full (`push_child`),
+    /// and the join lets go of the list (`poll_join`).
     pub(super) children: Vec<Weak<Node>>,
     /// How many children of each name were spawned, for `name#index`.
     pub(super) names: Names,
@@ -592,6 +593,28 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(kept(&scope), 0, "the join frees the kept tasks");
+    }
+
+    /// The join lets go of the children's nodes, so that a finished
+    /// subtree's memory is freed by the worker that joined it, not kept
+    /// until its parent's node goes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_join_lets_go_of_the_children() {
+        fn listed(scope: &crate::Scope) -> usize {
+            scope
+                .node()
+                .lock()
+                .family_ref()
+                .map_or(0, |family| family.children.len())
+        }
+        let scope = crate::run(crate::task(|scope: crate::Scope| async move {
+            scope.spawn(async { Ok::<_, std::io::Error>(()) }).await?;
+            assert_eq!(listed(&scope), 1, "the child is listed until the join");
+            Ok::<_, crate::Error>(scope.clone())
+        }))
+        .await
+        .unwrap();
+        assert_eq!(listed(&scope), 0, "the join let go of its children");
     }
 
     /// A parent that spawns for long, dropping the handles, keeps a short

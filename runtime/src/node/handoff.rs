@@ -192,7 +192,9 @@ impl Node {
             self.set_phase(&mut state, Phase::Closed);
             let timed_out = self.has(&state, TIMED_OUT);
             shielded = self.has(&state, SHIELDED);
-            kept = state.family_if_any().map(|family| std::mem::take(&mut family.kept));
+            kept = state
+                .family_if_any()
+                .map(|family| (std::mem::take(&mut family.kept), std::mem::take(&mut family.children)));
             match state.family_if_any() {
                 Some(family) => (
                     std::mem::take(&mut family.failures),
@@ -203,8 +205,9 @@ impl Node {
                 None => (Vec::new(), None, timed_out, None),
             }
         };
-        // The tokio tasks of children whose handle was dropped are freed
-        // here, by the worker that joins (see `keep_task`).
+        // The tokio tasks of children whose handle was dropped, and the
+        // nodes of the children whose handle is gone, are freed here, by
+        // the worker that joins (see `keep_task`): every child is released.
         drop(kept);
         self.close_token(shielded);
         Poll::Ready(Joined {
