@@ -566,10 +566,15 @@ mod tests {
         assert_eq!(family.children.len(), 3, "the released ones are swept out");
     }
 
+    /// What `count` reads in the family of `scope` (0 without one).
+    fn family_count(scope: &crate::Scope, count: impl FnOnce(&super::Family) -> usize) -> usize {
+        scope.node().lock().family_ref().map_or(0, count)
+    }
+
     /// How many tokio tasks of children whose handle was dropped the
     /// family of `scope` keeps.
     fn kept(scope: &crate::Scope) -> usize {
-        scope.node().lock().family_ref().map_or(0, |family| family.kept.len())
+        family_count(scope, |family| family.kept.len())
     }
 
     /// A child whose handle is dropped before it finished leaves its tokio
@@ -601,11 +606,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_join_lets_go_of_the_children() {
         fn listed(scope: &crate::Scope) -> usize {
-            scope
-                .node()
-                .lock()
-                .family_ref()
-                .map_or(0, |family| family.children.len())
+            family_count(scope, |family| family.children.len())
         }
         let scope = crate::run(crate::task(|scope: crate::Scope| async move {
             scope.spawn(async { Ok::<_, std::io::Error>(()) }).await?;
