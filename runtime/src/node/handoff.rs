@@ -182,8 +182,7 @@ impl Node {
     /// before (and is joined) or after (and is refused).
     pub(super) fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Joined> {
         let shielded;
-        let kept;
-        let (failures, cancelled_by, timed_out, value) = {
+        let (failures, cancelled_by, timed_out, value, released) = {
             let mut state = self.lock();
             if self.members() > 0 {
                 state.family().wait(cx.waker());
@@ -192,23 +191,22 @@ impl Node {
             self.set_phase(&mut state, Phase::Closed);
             let timed_out = self.has(&state, TIMED_OUT);
             shielded = self.has(&state, SHIELDED);
-            kept = state
-                .family_if_any()
-                .map(|family| (std::mem::take(&mut family.kept), std::mem::take(&mut family.children)));
             match state.family_if_any() {
                 Some(family) => (
                     std::mem::take(&mut family.failures),
                     family.cancelled_by,
                     timed_out,
                     family.value.take(),
+                    Some((std::mem::take(&mut family.kept), std::mem::take(&mut family.children))),
                 ),
-                None => (Vec::new(), None, timed_out, None),
+                None => (Vec::new(), None, timed_out, None, None),
             }
         };
-        // The tokio tasks of children whose handle was dropped, and the
-        // nodes of the children whose handle is gone, are freed here, by
-        // the worker that joins (see `keep_task`): every child is released.
-        drop(kept);
+        // Every child is released: the tokio tasks of those whose handle
+        // was dropped (see `keep_task`), and the nodes of those whose handle
+        // is gone too, are freed here, after the lock, by the worker that
+        // joins.
+        drop(released);
         self.close_token(shielded);
         Poll::Ready(Joined {
             failures,
