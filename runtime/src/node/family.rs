@@ -89,7 +89,7 @@ impl Family {
         if len == 0 && self.children.capacity() == 0 {
             // Room for the first children at once (see `FIRST_CHILDREN`).
             self.children.reserve_exact(Self::FIRST_CHILDREN);
-        } else if len == self.children.capacity() && len >= 8 && members <= len / 2 {
+        } else if sweep_due(&self.children, members, 8) {
             // The live ones first, the dead ones after: only a map of names
             // forgets, by the names of the live ones. Formatted names are
             // not counted (nor formatted under this lock).
@@ -126,9 +126,8 @@ impl Family {
     /// once the lock is released.
     #[must_use = "the tasks swept out are dropped once the lock is released"]
     pub(super) fn keep_task(&mut self, task: AbortHandle, members: usize) -> Vec<AbortHandle> {
-        let len = self.kept.len();
         let mut swept = Vec::new();
-        if len == self.kept.capacity() && len >= 16 && members <= len / 2 {
+        if sweep_due(&self.kept, members, 16) {
             swept = self.kept.extract_if(.., |task| task.is_finished()).collect();
         }
         make_room(&mut self.kept);
@@ -171,6 +170,15 @@ impl Family {
     pub(super) fn wait(&mut self, waker: &Waker) {
         self.waiters.add(waker);
     }
+}
+
+/// Whether `list`, one entry per child, is due a sweep before it grows:
+/// it is full, holds at least `least` entries, and at least half of them
+/// are children gone (`members` counts the live ones), so that a sweep
+/// costs a constant per entry added.
+fn sweep_due<T>(list: &Vec<T>, members: usize, least: usize) -> bool {
+    let len = list.len();
+    len == list.capacity() && len >= least && members <= len / 2
 }
 
 /// Room in `list` for one more entry: a full list grows by half, where a
