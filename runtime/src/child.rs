@@ -214,7 +214,7 @@ impl<T> Drop for Child<T> {
         if let (Some(task), Some(parent)) = (self.task.take(), self.node.parent())
             && !task.is_finished()
         {
-            parent.keep_task(task.abort_handle());
+            parent.keep_task(&self.node, task.abort_handle());
         }
     }
 }

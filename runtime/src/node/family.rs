@@ -35,11 +35,15 @@ pub(crate) struct Family {
     /// The next key of a reservation of the limit: odd, where a child's
     /// key is the address of its node, even (see `Node::key`).
     pub(super) next_key: usize,
-    /// The children, running or not: weak, and never removed one by one,
-    /// so that a child that finishes takes no lock. Dead entries (a child
-    /// released, or gone) are swept when the list is full (`push_child`),
-    /// and the join lets go of the list (`poll_join`).
-    pub(super) children: Vec<Weak<Node>>,
+    /// The children, running or not, with the tokio tasks of those whose
+    /// handle was dropped before they finished (see `Entry`). Most often
+    /// not removed one by one, so that a child that finishes takes no lock:
+    /// dead entries (a child released, or gone) are swept when the list is
+    /// full (`push_child`), and the join lets go of the list (`poll_join`).
+    /// A child whose handle was dropped and that ends once the body has
+    /// ended takes its own entry out (`forget_child`), leaving an empty one
+    /// in its place.
+    pub(super) children: Vec<Entry>,
     /// How many children of each name were spawned, for `name#index`.
     pub(super) names: Names,
     /// Failures waiting for `next_error`.
@@ -60,9 +64,17 @@ pub(crate) struct Family {
     pub(super) value: Option<Box<dyn Any + Send>>,
     /// Which children may run now, and which wait for a slot.
     pub(crate) limit: Limit,
-    /// The tokio tasks of children whose handle was dropped before they
-    /// finished (see `Node::keep_task`).
-    pub(super) kept: Vec<AbortHandle>,
+}
+
+/// A child in its parent's list.
+#[derive(Default)]
+pub(super) struct Entry {
+    /// Weak: a parent does not keep its children's nodes alive. Empty once
+    /// the child took its entry out (`Family::forget_child`).
+    node: Weak<Node>,
+    /// The child's tokio task, kept from the moment its handle was dropped
+    /// before it finished (see `Node::keep_task`).
+    task: Option<AbortHandle>,
 }
 
 impl Family {
@@ -78,14 +90,16 @@ impl Family {
     /// list stays within about twice the children alive, at a constant cost
     /// per spawn.
     ///
-    /// Gives back the nodes the sweep looked at, for the caller to drop once
-    /// the lock is released: the last reference to a node that has just
-    /// finished may be one of them, and dropping a node runs user code (the
-    /// arguments a formatted name keeps).
-    #[must_use = "the nodes the sweep looked at are dropped once the lock is released"]
-    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> Vec<Arc<Node>> {
+    /// Gives back the nodes the sweep looked at (the live ones first) and
+    /// the kept tasks of the children it took out, for the caller to drop
+    /// once the lock is released: the last reference to a node that has
+    /// just finished may be one of them, and dropping a node runs user code
+    /// (the arguments a formatted name keeps).
+    #[must_use = "what the sweep looked at is dropped once the lock is released"]
+    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> (Vec<Arc<Node>>, Vec<AbortHandle>) {
         let len = self.children.len();
         let mut looked_at = Vec::new();
+        let mut tasks = Vec::new();
         if len == 0 && self.children.capacity() == 0 {
             // Room for the first children at once (see `FIRST_CHILDREN`).
             self.children.reserve_exact(Self::FIRST_CHILDREN);
@@ -94,16 +108,20 @@ impl Family {
             // forgets, by the names of the live ones. Formatted names are
             // not counted (nor formatted under this lock).
             let mut dead = Vec::new();
-            self.children.retain(|child| match child.upgrade() {
-                Some(child) if !child.is_released() => {
-                    looked_at.push(child);
-                    true
+            self.children.retain_mut(|entry| {
+                match entry.node.upgrade() {
+                    Some(child) if !child.is_released() => {
+                        // Its entry moves to the place of the live ones
+                        // before it.
+                        child.slot.store(slot(looked_at.len()), Ordering::Relaxed);
+                        looked_at.push(child);
+                        return true;
+                    }
+                    Some(child) => dead.push(child),
+                    None => {}
                 }
-                Some(child) => {
-                    dead.push(child);
-                    false
-                }
-                None => false,
+                tasks.extend(entry.task.take());
+                false
             });
             if matches!(self.names, Names::Many(_)) {
                 self.names.forget_unused(
@@ -116,30 +134,51 @@ impl Family {
             looked_at.append(&mut dead);
         }
         make_room(&mut self.children);
-        self.children.push(Arc::downgrade(child));
-        looked_at
+        child.slot.store(slot(self.children.len()), Ordering::Relaxed);
+        self.children.push(Entry {
+            node: Arc::downgrade(child),
+            task: None,
+        });
+        (looked_at, tasks)
     }
 
-    /// Keeps `task`, sweeping the finished ones out of a full list if at
-    /// least half of the children are gone (`members` counts the live
-    /// ones), as `push_child` does; gives back those swept, to be dropped
-    /// once the lock is released.
-    #[must_use = "the tasks swept out are dropped once the lock is released"]
-    pub(super) fn keep_task(&mut self, task: AbortHandle, members: usize) -> Vec<AbortHandle> {
-        let mut swept = Vec::new();
-        if sweep_due(&self.kept, members, 16) {
-            swept = self.kept.extract_if(.., |task| task.is_finished()).collect();
+    /// `child`'s entry, if it is still where the child's `slot` says: not
+    /// swept out (the child was released first), nor taken out by the
+    /// child, nor let go of with the list by the join.
+    fn entry(&mut self, child: &Node) -> Option<&mut Entry> {
+        let at = child.slot.load(Ordering::Relaxed) as usize;
+        self.children
+            .get_mut(at)
+            .filter(|entry| std::ptr::eq(entry.node.as_ptr(), child))
+    }
+
+    /// Takes `child`'s entry out of the list, leaving an empty one in its
+    /// place, and gives it back, for the caller to drop once the lock is
+    /// released: the child's node and tokio task are then freed when the
+    /// task lets go of them, by the worker that ran it, rather than by the
+    /// join, one after the other (see `Node::frees_own_entry`). An empty
+    /// entry if it is not there (see `entry`).
+    #[must_use = "the entry is dropped once the lock is released"]
+    pub(super) fn forget_child(&mut self, child: &Node) -> Entry {
+        self.entry(child).map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Keeps `task`, the tokio task of `child`, in its entry; gives it back
+    /// if the entry is not there (see `entry`), to be dropped once the lock
+    /// is released.
+    #[must_use = "a task not kept is dropped once the lock is released"]
+    pub(super) fn keep_task(&mut self, child: &Node, task: AbortHandle) -> Option<AbortHandle> {
+        match self.entry(child) {
+            Some(entry) => entry.task.replace(task),
+            None => Some(task),
         }
-        make_room(&mut self.kept);
-        self.kept.push(task);
-        swept
     }
 
     /// The children whose node is still there, released or not, for the
     /// caller to drop once the lock is released (see `push_child`); those
     /// not released yet are the live ones (`Node::is_released`).
     pub(crate) fn upgraded_children(&self) -> impl Iterator<Item = Arc<Node>> {
-        self.children.iter().filter_map(Weak::upgrade)
+        self.children.iter().filter_map(|entry| entry.node.upgrade())
     }
 
     pub(super) fn new(waker: Waker) -> Self {
@@ -155,7 +194,6 @@ impl Family {
             release: None,
             value: None,
             limit: Limit::default(),
-            kept: Vec::new(),
         }
     }
 
@@ -170,6 +208,13 @@ impl Family {
     pub(super) fn wait(&mut self, waker: &Waker) {
         self.waiters.add(waker);
     }
+}
+
+/// An index of the children list as a node's `slot`: a list of more than
+/// `u32::MAX` entries would take 32 GiB, and a slot past it only finds no
+/// entry (see `Family::forget_child`).
+fn slot(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 /// Whether `list`, one entry per child, is due a sweep before it grows:
@@ -556,7 +601,7 @@ mod tests {
         let children: Vec<Arc<Node>> = (0..full).map(|_| child()).collect();
         for node in &children {
             assert!(
-                family.push_child(node, 1).is_empty(),
+                family.push_child(node, 1).0.is_empty(),
                 "no sweep before the list is full"
             );
         }
@@ -565,7 +610,7 @@ mod tests {
         for node in &children[2..] {
             node.alarm.fetch_or(RELEASED, Ordering::AcqRel);
         }
-        let looked_at = family.push_child(&child(), 3);
+        let (looked_at, _) = family.push_child(&child(), 3);
         assert_eq!(looked_at.len(), full, "every node upgraded is handed back");
         for node in &children {
             assert_eq!(Arc::strong_count(node), 2, "a node was dropped under the lock");
@@ -582,7 +627,21 @@ mod tests {
     /// How many tokio tasks of children whose handle was dropped the
     /// family of `scope` keeps.
     fn kept(scope: &crate::Scope) -> usize {
-        family_count(scope, |family| family.kept.len())
+        family_count(scope, |family| {
+            family.children.iter().filter(|entry| entry.task.is_some()).count()
+        })
+    }
+
+    /// How many entries of the family of `scope` hold a child's memory
+    /// (those a child took out are empty).
+    fn holding(scope: &crate::Scope) -> usize {
+        family_count(scope, |family| {
+            family
+                .children
+                .iter()
+                .filter(|entry| !super::Weak::ptr_eq(&entry.node, &super::Weak::new()))
+                .count()
+        })
     }
 
     /// A child whose handle is dropped before it finished leaves its tokio
@@ -665,14 +724,102 @@ mod tests {
             tokio_util::sync::CancellationToken::new(),
             None,
         );
+        // A child listed in the root's family, which closes (as an abort
+        // closes it) with the list still there.
+        let child = Arc::new(Node::new(
+            Some(Arc::clone(&root)),
+            None,
+            0,
+            Name::Fixed(&"child"),
+            crate::Policy::FailFast,
+            None,
+            None,
+        ));
         let task = tokio::spawn(std::future::pending::<()>());
         {
             let mut state = root.lock();
-            state.family();
+            drop(state.family().push_child(&child, 1));
             root.set_phase(&mut state, Phase::Closed);
         }
-        root.keep_task(task.abort_handle());
-        assert_eq!(root.lock().family_ref().map(|family| family.kept.len()), Some(0));
+        root.keep_task(&child, task.abort_handle());
+        let kept = |family: &super::Family| family.children.iter().filter(|entry| entry.task.is_some()).count();
+        assert_eq!(root.lock().family_ref().map(kept), Some(0));
         task.abort();
+    }
+
+    /// A child whose handle was dropped and that ends once its parent's
+    /// body has ended takes its entry out of the list: its node and its
+    /// task are freed when the task ends, not kept until the join (see
+    /// `Node::frees_own_entry`). A child still running keeps its entry.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_child_ending_after_the_body_takes_its_entry_out() {
+        let (scope_tx, scope_rx) = tokio::sync::oneshot::channel();
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        let (last_tx, last_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(crate::run(crate::task(|scope: crate::Scope| async move {
+            let first = scope.spawn(async move { first_rx.await.map_err(std::io::Error::other) });
+            let last = scope.spawn(async move { last_rx.await.map_err(std::io::Error::other) });
+            drop((first, last));
+            assert_eq!(kept(&scope), 2, "the running children's tasks are kept");
+            scope_tx.send(scope.clone()).unwrap();
+            Ok::<_, crate::Error>(())
+        })));
+        let scope = scope_rx.await.unwrap();
+        // The body has ended: its scope is joining.
+        tokio::task::yield_now().await;
+        first_tx.send(()).unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(scope.node().members(), 1, "the first child has ended");
+        assert_eq!(holding(&scope), 1, "the first child took its entry out");
+        assert_eq!(kept(&scope), 1, "and its task with it");
+        last_tx.send(()).unwrap();
+        run.await.unwrap().unwrap();
+        assert_eq!(holding(&scope), 0, "the join let go of the list");
+    }
+
+    /// A sweep moves the live entries to the front of the list: each moved
+    /// child is told where its entry went, so that it still finds it when
+    /// it ends.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_child_finds_its_entry_after_a_sweep_moved_it() {
+        let (scope_tx, scope_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+        let (last_tx, last_rx) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(crate::run(crate::task(move |scope: crate::Scope| async move {
+            scope.spawn(async move { last_rx.await.map_err(std::io::Error::other) });
+            for i in 0..100 {
+                if i % 3 != 0 {
+                    // Ends at once, leaving a dead entry for the sweeps.
+                    scope.spawn(async { Ok::<_, std::io::Error>(()) });
+                } else {
+                    let mut release = release_rx.clone();
+                    scope.spawn(async move {
+                        release.wait_for(|go| *go).await.map_err(std::io::Error::other)?;
+                        Ok::<_, std::io::Error>(())
+                    });
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(
+                family_count(&scope, |family| family.children.len()) < 100,
+                "the list was never swept"
+            );
+            scope_tx.send(scope.clone()).unwrap();
+            Ok::<_, crate::Error>(())
+        })));
+        let scope = scope_rx.await.unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(scope.node().members(), 35, "34 children wait, and the last");
+        // The dead entries the last sweep left, and the live ones.
+        let before = holding(&scope);
+        release_tx.send(true).unwrap();
+        while scope.node().members() > 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(holding(&scope), before - 34, "every released child found its entry");
+        last_tx.send(()).unwrap();
+        run.await.unwrap().unwrap();
     }
 }

@@ -197,7 +197,7 @@ impl Node {
                     family.cancelled_by,
                     timed_out,
                     family.value.take(),
-                    Some((std::mem::take(&mut family.kept), std::mem::take(&mut family.children))),
+                    Some(std::mem::take(&mut family.children)),
                 ),
                 None => (Vec::new(), None, timed_out, None, None),
             }
@@ -205,7 +205,8 @@ impl Node {
         // Every child is released: the tokio tasks of those whose handle
         // was dropped (see `keep_task`), and the nodes of those whose handle
         // is gone too, are freed here, after the lock, by the worker that
-        // joins.
+        // joins (but for those that took their entry out: see
+        // `frees_own_entry`).
         drop(released);
         self.close_token(shielded);
         Poll::Ready(Joined {
@@ -342,23 +343,23 @@ impl Node {
         self.leave_handle(DROPPED)
     }
 
-    /// Keeps the tokio task of a child whose handle was dropped before it
-    /// finished until the child is joined, so that its memory is freed by
-    /// the worker that joins (the one that made it, most often) rather than
-    /// by the one that ran it: glibc's free of a block made by another
-    /// thread takes that thread's arena lock, which the spawning thread
-    /// takes at each spawn. A scope already closed drops it at once.
-    pub(crate) fn keep_task(&self, task: AbortHandle) {
+    /// Keeps `task`, the tokio task of `child`, whose handle was dropped
+    /// before it finished, in the child's entry until the child is joined,
+    /// so that its memory is freed by the worker that joins (the one that
+    /// made it, most often) rather than by the one that ran it: glibc's
+    /// free of a block made by another thread takes that thread's arena
+    /// lock, which the spawning thread takes at each spawn. (A child that
+    /// ends once the body has ended takes it out with its entry: see
+    /// `frees_own_entry`.) A scope already closed, or a child no longer
+    /// listed, drops it at once.
+    pub(crate) fn keep_task(&self, child: &Node, task: AbortHandle) {
         let mut state = self.lock();
-        if self.phase(&state) == Phase::Closed {
-            drop(state);
-            drop(task);
-            return;
-        }
-        let members = self.members();
-        let swept = state.family().keep_task(task, members);
+        let not_kept = match self.phase(&state) {
+            Phase::Closed => Some(task),
+            _ => state.family().keep_task(child, task),
+        };
         drop(state);
-        drop(swept);
+        drop(not_kept);
     }
 
     pub(super) fn leave_handle(&self, how: u8) -> Option<Error> {

@@ -6,7 +6,8 @@
 //! owner's abort of a child (`Child::abort`) racing its completion, a
 //! failure in its subtree, or the polls of a child whose waker is kept
 //! once; the end of a child racing its parent's cancel
-//! (`TOKEN_CANCELLED`); and a
+//! (`TOKEN_CANCELLED`); children taking their entries out of the list as
+//! the body ends and the join looks (`frees_own_entry`); and a
 //! group's `Inbox`, its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
@@ -295,6 +296,41 @@ fn a_child_ending_while_its_parent_is_cancelled_has_its_token_cancelled() {
         .unwrap();
         canceller.join().unwrap();
         join(&threads);
+    });
+}
+
+/// Children whose handles were dropped end while their parent's body ends
+/// and its join looks: a child that sees the body ended takes its entry
+/// out of the list under the parent's lock (`Node::frees_own_entry`), the
+/// last one wakes the join, a failing one is routed in the same lock.
+/// Whatever the order, the join ends, the failure escalates once, and no
+/// child's node is left alive.
+#[test]
+fn children_taking_their_entries_out_race_the_end_of_the_body_and_the_join() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let nodes = Arc::new(StdMutex::new(Vec::new()));
+        let result = block_on(run(&root, {
+            let (root, threads, nodes) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&nodes));
+            async move {
+                for fails in [false, true] {
+                    let nodes = Arc::clone(&nodes);
+                    let child = spawn(&root, Policy::Supervise, &threads, move |node| {
+                        nodes.lock().unwrap().push(Arc::downgrade(&node));
+                        async move { if fails { failure() } else { Ok(()) } }
+                    });
+                    drop(child.expect("the scope is open"));
+                }
+                Ok::<_, Error>(())
+            }
+        }));
+        join(&threads);
+        let err = result.expect_err("the child's failure escalates");
+        assert_eq!(count(&err), 1, "{err:?}");
+        for node in nodes.lock().unwrap().iter() {
+            assert!(node.upgrade().is_none(), "a child's node is left alive");
+        }
     });
 }
 

@@ -35,11 +35,11 @@ use crate::cause::CancelCause;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
-use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard, Ordering};
 use crate::task::Name;
 use crate::trace;
 
-use state::{HELD, Stage};
+use state::{HELD, SUPERVISE, Stage};
 
 mod blocking;
 mod clock;
@@ -136,12 +136,17 @@ pub(crate) struct Node {
     /// parent's lock, the spawn of the task, the handle returned), so
     /// `Relaxed` is enough.
     index: AtomicU32,
+    /// Where the node's entry is in its parent's list of children (see
+    /// `Family::forget_child`): set when it is added, and when a sweep moves
+    /// it, under the parent's lock, which is also where it is read.
+    slot: AtomicU32,
     /// The members: children registered and not yet released, whether
     /// running, in line for a slot, or aborted with descendants still
     /// alive (see `membership.rs`); and the `LIMITED` bit. Incremented under the lock, when a
     /// child is registered; decremented by a child that finishes, under the
-    /// lock only if it brings a failure (so that a join, which looks under
-    /// the lock, never misses one).
+    /// lock if it brings a failure (so that a join, which looks under the
+    /// lock, never misses one) or takes its entry out of the children list
+    /// (see `Node::frees_own_entry`), else without it.
     members: AtomicU32,
     /// `KILL` and `ABORT`, looked at every time the task is polled, and
     /// `RELEASED`.
@@ -149,16 +154,23 @@ pub(crate) struct Node {
     /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
     /// then `DROPPED` or `TAKEN` (see `offer_failure`).
     handle: AtomicU8,
-    /// The `Phase` and the `ABORTED`, `CANCELLED`, `TIMED_OUT` and
-    /// `SHIELDED` flags,
-    /// under the lock (an atomic only so that they fit beside the bytes
-    /// above, out of the lock's data).
+    /// The `Phase`, the `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`
+    /// and `HANDED_UP` flags, and the policy (`SUPERVISE`), under the lock
+    /// (an atomic only so that they fit beside the bytes above, out of the
+    /// lock's data).
     flags: AtomicU8,
     /// Where the task's `Driver` stands (see `Stage`): touched only by the
     /// task itself.
     step: AtomicU8,
-    policy: Policy,
     state: Mutex<State>,
+}
+
+/// The bit of `Node::flags` that holds `policy`.
+const fn policy_flag(policy: Policy) -> u8 {
+    match policy {
+        Policy::FailFast => 0,
+        Policy::Supervise => SUPERVISE,
+    }
 }
 
 /// How many ancestors `Node::shared` looks at before a task keeps what the
@@ -250,12 +262,12 @@ impl Node {
             token: OnceLock::new(),
             started,
             index: AtomicU32::new(0),
+            slot: AtomicU32::new(0),
             members: AtomicU32::new(0),
             alarm: AtomicU8::new(0),
             handle: AtomicU8::new(HELD),
-            flags: AtomicU8::new(Phase::Body as u8),
+            flags: AtomicU8::new(Phase::Body as u8 | policy_flag(policy)),
             step: AtomicU8::new(Stage::Start as u8),
-            policy,
             state: Mutex::new(State::new()),
         }
     }
@@ -303,7 +315,11 @@ impl Node {
 
     #[inline]
     pub(crate) fn policy(&self) -> Policy {
-        self.policy
+        // Set at the making and never changed: no lock needed.
+        match self.flags.load(Ordering::Relaxed) & SUPERVISE {
+            0 => Policy::FailFast,
+            _ => Policy::Supervise,
+        }
     }
 
     /// What the whole tree shares, found at most `SHARED_HOPS` ancestors
@@ -398,7 +414,7 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("path", self.path())
-            .field("policy", &self.policy)
+            .field("policy", &self.policy())
             .field("cancelled", &self.is_cancelled())
             .finish_non_exhaustive()
     }
