@@ -113,7 +113,7 @@ impl Family {
                     Some(child) if !child.is_released() => {
                         // Its entry moves to the place of the live ones
                         // before it.
-                        child.slot.store(slot(looked_at.len()), Ordering::Relaxed);
+                        child.set_slot(looked_at.len());
                         looked_at.push(child);
                         return true;
                     }
@@ -134,7 +134,7 @@ impl Family {
             looked_at.append(&mut dead);
         }
         make_room(&mut self.children);
-        child.slot.store(slot(self.children.len()), Ordering::Relaxed);
+        child.set_slot(self.children.len());
         self.children.push(Entry {
             node: Arc::downgrade(child),
             task: None,
@@ -146,9 +146,8 @@ impl Family {
     /// swept out (the child was released first), nor taken out by the
     /// child, nor let go of with the list by the join.
     fn entry(&mut self, child: &Node) -> Option<&mut Entry> {
-        let at = child.slot.load(Ordering::Relaxed) as usize;
         self.children
-            .get_mut(at)
+            .get_mut(child.slot())
             .filter(|entry| std::ptr::eq(entry.node.as_ptr(), child))
     }
 
@@ -208,13 +207,6 @@ impl Family {
     pub(super) fn wait(&mut self, waker: &Waker) {
         self.waiters.add(waker);
     }
-}
-
-/// An index of the children list as a node's `slot`: a list of more than
-/// `u32::MAX` entries would take 32 GiB, and a slot past it only finds no
-/// entry (see `Family::forget_child`).
-fn slot(at: usize) -> u32 {
-    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 /// Whether `list`, one entry per child, is due a sweep before it grows:

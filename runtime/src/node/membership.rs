@@ -179,8 +179,8 @@ impl Node {
     /// moment later is not seen. Either way the entry goes, only later.
     #[inline]
     fn frees_own_entry(&self, child: &Node) -> bool {
-        child.handle.load(Ordering::Relaxed) & DROPPED != 0
-            && self.flags.load(Ordering::Relaxed) & PHASE != Phase::Body as u8
+        self.flags.load(Ordering::Relaxed) & PHASE != Phase::Body as u8
+            && child.handle.load(Ordering::Relaxed) & DROPPED != 0
     }
 
     /// The task has its result: a failure goes to the handle if it is

@@ -35,11 +35,11 @@ use crate::cause::CancelCause;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::ready::ReadyLink;
-use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
 use crate::task::Name;
 use crate::trace;
 
-use state::{HELD, SUPERVISE, Stage};
+use state::{HELD, Stage};
 
 mod blocking;
 mod clock;
@@ -137,9 +137,14 @@ pub(crate) struct Node {
     /// `Relaxed` is enough.
     index: AtomicU32,
     /// Where the node's entry is in its parent's list of children (see
-    /// `Family::forget_child`): set when it is added, and when a sweep moves
-    /// it, under the parent's lock, which is also where it is read.
-    slot: AtomicU32,
+    /// `Family::forget_child`), in the low 31 bits: set when it is added,
+    /// and when a sweep moves it, under the parent's lock, which is also
+    /// where it is read. The top bit is the node's policy (`SUPERVISE`):
+    /// set when the node is made, never changed, read by its children
+    /// without a lock. One word for both, as the node has no room for a
+    /// byte more (it is 88 bytes). A std atomic even in the loom model,
+    /// which needs no step for a value under a lock or a constant.
+    place: std::sync::atomic::AtomicU32,
     /// The members: children registered and not yet released, whether
     /// running, in line for a slot, or aborted with descendants still
     /// alive (see `membership.rs`); and the `LIMITED` bit. Incremented under the lock, when a
@@ -154,10 +159,10 @@ pub(crate) struct Node {
     /// Where the task's failure goes: `HELD`, or `STORED` for the handle,
     /// then `DROPPED` or `TAKEN` (see `offer_failure`).
     handle: AtomicU8,
-    /// The `Phase`, the `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`
-    /// and `HANDED_UP` flags, and the policy (`SUPERVISE`), under the lock
-    /// (an atomic only so that they fit beside the bytes above, out of the
-    /// lock's data).
+    /// The `Phase` and the `ABORTED`, `CANCELLED`, `TIMED_OUT` and
+    /// `SHIELDED` flags,
+    /// under the lock (an atomic only so that they fit beside the bytes
+    /// above, out of the lock's data).
     flags: AtomicU8,
     /// Where the task's `Driver` stands (see `Stage`): touched only by the
     /// task itself.
@@ -165,13 +170,13 @@ pub(crate) struct Node {
     state: Mutex<State>,
 }
 
-/// The bit of `Node::flags` that holds `policy`.
-const fn policy_flag(policy: Policy) -> u8 {
-    match policy {
-        Policy::FailFast => 0,
-        Policy::Supervise => SUPERVISE,
-    }
-}
+/// `Node::place`: the policy is `Policy::Supervise` (else `FailFast`).
+const SUPERVISE: u32 = 1 << 31;
+
+/// `Node::place`: the slot of a node whose entry is not where a slot can
+/// say (past 2^31 - 2 entries, 32 GiB of list): it finds none (see
+/// `Family::forget_child`).
+const NO_SLOT: u32 = SUPERVISE - 1;
 
 /// How many ancestors `Node::shared` looks at before a task keeps what the
 /// tree shares itself: one task in `SHARED_HOPS + 1` of a deep chain pays
@@ -262,11 +267,14 @@ impl Node {
             token: OnceLock::new(),
             started,
             index: AtomicU32::new(0),
-            slot: AtomicU32::new(0),
+            place: std::sync::atomic::AtomicU32::new(match policy {
+                Policy::FailFast => 0,
+                Policy::Supervise => SUPERVISE,
+            }),
             members: AtomicU32::new(0),
             alarm: AtomicU8::new(0),
             handle: AtomicU8::new(HELD),
-            flags: AtomicU8::new(Phase::Body as u8 | policy_flag(policy)),
+            flags: AtomicU8::new(Phase::Body as u8),
             step: AtomicU8::new(Stage::Start as u8),
             state: Mutex::new(State::new()),
         }
@@ -316,10 +324,27 @@ impl Node {
     #[inline]
     pub(crate) fn policy(&self) -> Policy {
         // Set at the making and never changed: no lock needed.
-        match self.flags.load(Ordering::Relaxed) & SUPERVISE {
+        match self.place.load(std::sync::atomic::Ordering::Relaxed) & SUPERVISE {
             0 => Policy::FailFast,
             _ => Policy::Supervise,
         }
+    }
+
+    /// Where the node's entry is in its parent's list of children. Under
+    /// the parent's lock.
+    #[inline]
+    fn slot(&self) -> usize {
+        (self.place.load(std::sync::atomic::Ordering::Relaxed) & !SUPERVISE) as usize
+    }
+
+    /// Notes that the node's entry is at `at` in its parent's list. Under
+    /// the parent's lock, the only writer but the node's making.
+    #[inline]
+    fn set_slot(&self, at: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let slot = u32::try_from(at).map_or(NO_SLOT, |at| at.min(NO_SLOT));
+        let policy = self.place.load(Relaxed) & SUPERVISE;
+        self.place.store(policy | slot, Relaxed);
     }
 
     /// What the whole tree shares, found at most `SHARED_HOPS` ancestors

@@ -5,7 +5,7 @@
 //! |----------|----------------------------------------|-----------------------------------------|
 //! | `alarm`  | `KILL`, `ABORT`, `RELEASED`, `ASKED`, `TOKEN_CANCELLED` | anyone (`kill`, `abort`, `child_done`, `Child::abort`, `cancel`); read at every poll |
 //! | `handle` | `HELD`, `STORED`, `DROPPED`, `TAKEN`   | the task (`STORED`) and its `Child` (`DROPPED`, `TAKEN`) |
-//! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`, `HANDED_UP`, `SUPERVISE` | anyone, under the node's lock only (`SHIELDED` and `SUPERVISE` at the node's making only) |
+//! | `flags`  | `Phase`, `ABORTED`, `CANCELLED`, `TIMED_OUT`, `SHIELDED`, `HANDED_UP` | anyone, under the node's lock only |
 //! | `step`   | `Stage`, `LAZY`, `KILLED`, `DELIVERED`, `WAKER_KEPT` | the task itself only (its polls and drops) |
 //!
 //! The two lifecycles differ in who may look: `Phase` is what the *scope*
@@ -57,8 +57,8 @@ pub(super) const TAKEN: u8 = 4;
 pub(super) const LIMITED: u32 = 1 << 31;
 
 /// `Node::flags`, changed and read under the node's lock only (but for
-/// `SUPERVISE`, and the hint `Node::frees_own_entry` takes of the phase):
-/// the `Phase` in the low bits, then the flags below.
+/// the hint `Node::frees_own_entry` takes of the phase): the `Phase` in the
+/// low bits, then the flags below.
 pub(super) const PHASE: u8 = 0b11;
 /// `Node::flags`: the node's future was dropped before it finished.
 pub(super) const ABORTED: u8 = 4;
@@ -73,11 +73,6 @@ pub(super) const SHIELDED: u8 = 32;
 /// `Node::flags`: an aborted node has handed its failures to its parent
 /// (`hand_up`): a failure routed to it now goes on up.
 pub(super) const HANDED_UP: u8 = 64;
-/// `Node::flags`: the scope's policy is `Policy::Supervise` (else
-/// `FailFast`). Set when the node is made, never changed, so that its
-/// children read it without the lock; kept here rather than in a byte of
-/// its own, which the node has no room for (see `Node::slot`).
-pub(super) const SUPERVISE: u8 = 128;
 
 /// `Node::flags`, low bits: the scope's lifecycle, what a spawn, a routed
 /// failure or `next_error` meets. Moved forward only, under the node's
