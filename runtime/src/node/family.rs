@@ -103,7 +103,7 @@ impl Family {
         if len == 0 && self.children.capacity() == 0 {
             // Room for the first children at once (see `FIRST_CHILDREN`).
             self.children.reserve_exact(Self::FIRST_CHILDREN);
-        } else if sweep_due(&self.children, members, 8) {
+        } else if sweep_due(&self.children, members) {
             // The live ones first, the dead ones after: only a map of names
             // forgets, by the names of the live ones. Formatted names are
             // not counted (nor formatted under this lock).
@@ -209,19 +209,19 @@ impl Family {
     }
 }
 
-/// Whether `list`, one entry per child, is due a sweep before it grows:
-/// it is full, holds at least `least` entries, and at least half of them
-/// are children gone (`members` counts the live ones), so that a sweep
-/// costs a constant per entry added.
-fn sweep_due<T>(list: &Vec<T>, members: usize, least: usize) -> bool {
-    let len = list.len();
-    len == list.capacity() && len >= least && members <= len / 2
+/// Whether the children list is due a sweep before it grows: it is full,
+/// holds at least 8 entries, and at least half of them are children gone
+/// (`members` counts the live ones), so that a sweep costs a constant per
+/// entry added.
+fn sweep_due(children: &Vec<Entry>, members: usize) -> bool {
+    let len = children.len();
+    len == children.capacity() && len >= 8 && members <= len / 2
 }
 
 /// Room in `list` for one more entry: a full list grows by half, where a
-/// `Vec` would double. The lists of a `Family` hold one entry per child (a
-/// wide scope's idle children each pay for theirs), so they grow by less,
-/// for at most half again the room they use rather than twice.
+/// `Vec` would double. A `Family`'s children list holds one entry per
+/// child (a wide scope's idle children each pay for theirs), so it grows
+/// by less, for at most half again the room it uses rather than twice.
 fn make_room<T>(list: &mut Vec<T>) {
     if list.len() == list.capacity() {
         list.reserve_exact((list.len() / 2).max(4));
@@ -619,9 +619,12 @@ mod tests {
     /// How many tokio tasks of children whose handle was dropped the
     /// family of `scope` keeps.
     fn kept(scope: &crate::Scope) -> usize {
-        family_count(scope, |family| {
-            family.children.iter().filter(|entry| entry.task.is_some()).count()
-        })
+        family_count(scope, kept_in)
+    }
+
+    /// How many tokio tasks `family` keeps.
+    fn kept_in(family: &super::Family) -> usize {
+        family.children.iter().filter(|entry| entry.task.is_some()).count()
     }
 
     /// How many entries of the family of `scope` hold a child's memory
@@ -734,8 +737,7 @@ mod tests {
             root.set_phase(&mut state, Phase::Closed);
         }
         root.keep_task(&child, task.abort_handle());
-        let kept = |family: &super::Family| family.children.iter().filter(|entry| entry.task.is_some()).count();
-        assert_eq!(root.lock().family_ref().map(kept), Some(0));
+        assert_eq!(root.lock().family_ref().map(kept_in), Some(0));
         task.abort();
     }
 
