@@ -6,12 +6,13 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 
 use tokio::task::AbortHandle;
 
 use super::Node;
+use super::children::{Children, Entry};
 use super::membership::Abandoned;
 use super::state::{LIMITED, RELEASED};
 use crate::error::Error;
@@ -43,7 +44,7 @@ pub(crate) struct Family {
     /// A child whose handle was dropped and that ends once the body has
     /// ended takes its own entry out (`forget_child`), leaving an empty one
     /// in its place.
-    pub(super) children: Vec<Entry>,
+    pub(super) children: Children,
     /// How many children of each name were spawned, for `name#index`.
     pub(super) names: Names,
     /// Failures waiting for `next_error`.
@@ -66,44 +67,32 @@ pub(crate) struct Family {
     pub(crate) limit: Limit,
 }
 
-/// A child in its parent's list.
-#[derive(Default)]
-pub(super) struct Entry {
-    /// Weak: a parent does not keep its children's nodes alive. Empty once
-    /// the child took its entry out (`Family::forget_child`).
-    node: Weak<Node>,
-    /// The child's tokio task, kept from the moment its handle was dropped
-    /// before it finished (see `Node::keep_task`).
-    task: Option<AbortHandle>,
-}
+/// What a sweep of the children list took out of it (see
+/// `Family::push_child`), to be dropped once the lock is released: the
+/// nodes it upgraded (the live ones first), and the kept tasks of the
+/// entries it removed.
+pub(super) type Swept = (Vec<Arc<Node>>, Vec<AbortHandle>);
 
 impl Family {
-    /// The room the children list is made with, at the first child: a
-    /// scope of up to 16 children allocates it once, where a list grown
-    /// from empty was reallocated at the 5th, 9th and 17th child too (in a
-    /// tree of fanout 10, about 120 instructions per child). A scope of one
-    /// child pays 96 bytes more than a list of four.
-    const FIRST_CHILDREN: usize = 16;
-
     /// Adds a child, first sweeping the dead entries out of a full list if
     /// at least half of them are dead (`members` counts the live ones): the
-    /// list stays within about twice the children alive, at a constant cost
-    /// per spawn.
+    /// list stays within about twice the children alive (and one block),
+    /// at a constant cost per spawn.
     ///
-    /// Gives back the nodes the sweep looked at (the live ones first) and
-    /// the kept tasks of the children it took out, for the caller to drop
-    /// once the lock is released: the last reference to a node that has
-    /// just finished may be one of them, and dropping a node runs user code
-    /// (the arguments a formatted name keeps).
+    /// If it swept, gives back the nodes the sweep looked at (the live
+    /// ones first) and the kept tasks of the children it took out, for the
+    /// caller to drop once the lock is released: the last reference to a
+    /// node that has just finished may be one of them, and dropping a node
+    /// runs user code (the arguments a formatted name keeps). `None` when
+    /// it did not sweep (most spawns), so that the caller drops nothing:
+    /// the two empty lists cost an out-of-line drop, about 30 instructions
+    /// a spawn.
     #[must_use = "what the sweep looked at is dropped once the lock is released"]
-    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> (Vec<Arc<Node>>, Vec<AbortHandle>) {
-        let len = self.children.len();
-        let mut looked_at = Vec::new();
-        let mut tasks = Vec::new();
-        if len == 0 && self.children.capacity() == 0 {
-            // Room for the first children at once (see `FIRST_CHILDREN`).
-            self.children.reserve_exact(Self::FIRST_CHILDREN);
-        } else if sweep_due(&self.children, members) {
+    pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> Option<Swept> {
+        let mut swept = None;
+        if sweep_due(&self.children, members) {
+            let mut looked_at = Vec::new();
+            let mut tasks = Vec::new();
             // The live ones first, the dead ones after: only a map of names
             // forgets, by the names of the live ones. Formatted names are
             // not counted (nor formatted under this lock).
@@ -113,7 +102,7 @@ impl Family {
                     Some(child) if !child.is_released() => {
                         // Its entry moves to the place of the live ones
                         // before it.
-                        child.set_slot(looked_at.len());
+                        child.move_slot(looked_at.len());
                         looked_at.push(child);
                         return true;
                     }
@@ -132,14 +121,10 @@ impl Family {
                 );
             }
             looked_at.append(&mut dead);
+            swept = Some((looked_at, tasks));
         }
-        make_room(&mut self.children);
-        child.set_slot(self.children.len());
-        self.children.push(Entry {
-            node: Arc::downgrade(child),
-            task: None,
-        });
-        (looked_at, tasks)
+        child.set_slot(self.children.push(Entry::new(child)));
+        swept
     }
 
     /// `child`'s entry, if it is still where the child's `slot` says: not
@@ -184,7 +169,7 @@ impl Family {
         Family {
             waker,
             next_key: 1,
-            children: Vec::new(),
+            children: Children::default(),
             names: Names::default(),
             pending: VecDeque::new(),
             cancelled_by: None,
@@ -209,23 +194,12 @@ impl Family {
     }
 }
 
-/// Whether the children list is due a sweep before it grows: it is full,
-/// holds at least 8 entries, and at least half of them are children gone
+/// Whether the children list is due a sweep before it grows: every block
+/// it has made is full, and at least half of its entries are children gone
 /// (`members` counts the live ones), so that a sweep costs a constant per
 /// entry added.
-fn sweep_due(children: &Vec<Entry>, members: usize) -> bool {
-    let len = children.len();
-    len == children.capacity() && len >= 8 && members <= len / 2
-}
-
-/// Room in `list` for one more entry: a full list grows by half, where a
-/// `Vec` would double. A `Family`'s children list holds one entry per
-/// child (a wide scope's idle children each pay for theirs), so it grows
-/// by less, for at most half again the room it uses rather than twice.
-fn make_room<T>(list: &mut Vec<T>) {
-    if list.len() == list.capacity() {
-        list.reserve_exact((list.len() / 2).max(4));
-    }
+fn sweep_due(children: &Children, members: usize) -> bool {
+    children.is_full() && members <= children.len() / 2
 }
 
 /// The wakers of a `Family`'s waiters. Most often one task waits (the
@@ -589,20 +563,17 @@ mod tests {
             Arc::new(node)
         };
         let mut family = super::Family::new(Waker::noop().clone());
-        let full = super::Family::FIRST_CHILDREN;
+        let full = super::Children::FIRST;
         let children: Vec<Arc<Node>> = (0..full).map(|_| child()).collect();
         for node in &children {
-            assert!(
-                family.push_child(node, 1).0.is_empty(),
-                "no sweep before the list is full"
-            );
+            assert!(family.push_child(node, 1).is_none(), "no sweep before the list is full");
         }
         // All but two are gone for their parent, still referenced
         // (their handles, say): the next spawn sweeps them out.
         for node in &children[2..] {
             node.alarm.fetch_or(RELEASED, Ordering::AcqRel);
         }
-        let (looked_at, _) = family.push_child(&child(), 3);
+        let (looked_at, _) = family.push_child(&child(), 3).expect("the full list is swept");
         assert_eq!(looked_at.len(), full, "every node upgraded is handed back");
         for node in &children {
             assert_eq!(Arc::strong_count(node), 2, "a node was dropped under the lock");
@@ -634,7 +605,7 @@ mod tests {
             family
                 .children
                 .iter()
-                .filter(|entry| !super::Weak::ptr_eq(&entry.node, &super::Weak::new()))
+                .filter(|entry| !std::sync::Weak::ptr_eq(&entry.node, &std::sync::Weak::new()))
                 .count()
         })
     }
@@ -771,6 +742,37 @@ mod tests {
         last_tx.send(()).unwrap();
         run.await.unwrap().unwrap();
         assert_eq!(holding(&scope), 0, "the join let go of the list");
+    }
+
+    /// A child whose handle was dropped and that ends while its parent is
+    /// cancelled, before its parent's body has seen it, takes its entry out
+    /// too (the lock being free): a cancelled wide scope's children are
+    /// freed as they end, not one after the other by its join (see
+    /// `Node::frees_own_entry`).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_child_of_a_cancelled_scope_takes_its_entry_out() {
+        crate::run(crate::task(|scope: crate::Scope| async move {
+            let parent = scope.spawn(crate::task(|scope: crate::Scope| async move {
+                for _ in 0..3 {
+                    drop(scope.spawn(crate::task(|child: crate::Scope| async move {
+                        child.cancelled().await;
+                    })));
+                }
+                assert_eq!(kept(&scope), 3, "the children's tasks are kept");
+                scope.cancelled().await;
+                while scope.node().members() > 0 {
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, crate::Error>((holding(&scope), kept(&scope)))
+            }));
+            // The children start, and wait for the cancel.
+            tokio::task::yield_now().await;
+            parent.cancel();
+            assert_eq!(parent.await?, (0, 0), "a child left its entry to the join");
+            Ok::<_, crate::Error>(())
+        }))
+        .await
+        .unwrap();
     }
 
     /// A sweep moves the live entries to the front of the list: each moved

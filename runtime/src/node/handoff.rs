@@ -10,8 +10,9 @@ use std::task::{Context, Poll};
 use tokio::task::AbortHandle;
 
 use super::Node;
+use super::children::Children;
 use super::driver::drop_quietly;
-use super::family::{State, Waiters, wake_all};
+use super::family::{Family, State, Waiters, wake_all};
 use super::state::{ABORTED, CANCELLED, DROPPED, HANDED_UP, HELD, Phase, SHIELDED, STORED, TAKEN, TIMED_OUT};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
@@ -157,21 +158,46 @@ impl Node {
     /// `end_body` for a body that returned a value: if the task never had
     /// a child, it is closed now, and its deadline's passing is given back;
     /// `None` (and nothing done) if it has children to join.
+    ///
+    /// A task whose children have all ended, with no failure of theirs
+    /// waiting (a body that awaited every handle), is closed now too: its
+    /// join would find nothing to wait for, under a second and a third
+    /// lock, and would box the value to keep it meanwhile.
     #[inline]
     fn close_leaf(&self) -> Option<bool> {
-        let (timed_out, shielded) = {
+        let (timed_out, shielded, joined) = {
             let mut state = self.lock();
-            if state.family_ref().is_some() {
-                return None;
-            }
+            let joined = match state.family_if_any() {
+                None => None,
+                Some(family) => Some(self.close_joined(family)?),
+            };
             self.set_phase(&mut state, Phase::Closed);
-            (self.has(&state, TIMED_OUT), self.has(&state, SHIELDED))
+            (self.has(&state, TIMED_OUT), self.has(&state, SHIELDED), joined)
         };
+        if let Some((children, waiters)) = joined {
+            // As `poll_join` lets go of the list, after the lock.
+            drop(children);
+            wake_all(waiters);
+        }
         self.close_token(shielded);
         if let Some(link) = self.ready_link() {
             link.body_ended();
         }
         Some(timed_out)
+    }
+
+    /// For `close_leaf`, under the lock: if no child of `family` is left
+    /// and no failure waits in it, its children list (to let go of once
+    /// the lock is released) and its waiters (`next_error` callers, to
+    /// wake: nothing more will reach them); `None` if the task has a join
+    /// to wait for, or failures to report.
+    #[cold]
+    fn close_joined(&self, family: &mut Family) -> Option<(Children, Waiters)> {
+        let settled = self.members() == 0
+            && family.pending.is_empty()
+            && family.failures.is_empty()
+            && family.cancelled_by.is_none();
+        settled.then(|| (std::mem::take(&mut family.children), family.waiters.take()))
     }
 
     /// The join: ready with the task's failures (and its deadline, if it

@@ -7,7 +7,8 @@
 //! failure in its subtree, or the polls of a child whose waker is kept
 //! once; the end of a child racing its parent's cancel
 //! (`TOKEN_CANCELLED`); children taking their entries out of the list as
-//! the body ends and the join looks (`frees_own_entry`); and a
+//! the body ends and the join looks, or as their parent is cancelled while
+//! its body spawns (`frees_own_entry`); and a
 //! group's `Inbox`, its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
@@ -328,6 +329,42 @@ fn children_taking_their_entries_out_race_the_end_of_the_body_and_the_join() {
         join(&threads);
         let err = result.expect_err("the child's failure escalates");
         assert_eq!(count(&err), 1, "{err:?}");
+        for node in nodes.lock().unwrap().iter() {
+            assert!(node.upgrade().is_none(), "a child's node is left alive");
+        }
+    });
+}
+
+/// A child whose handle was dropped ends while its parent, cancelled, spawns
+/// one more: a child that sees the cancel (`CANCELLING`) takes its entry
+/// out if the lock is free then (`Node::frees_own_entry`), racing the
+/// spawn's push under the same lock. Whatever the order, the join ends and
+/// no child's node is left alive. (The cancel racing the children is
+/// `a_child_ending_while_its_parent_is_cancelled_has_its_token_cancelled`.)
+#[test]
+fn a_child_of_a_cancelled_scope_takes_its_entry_out_while_the_body_spawns() {
+    ::loom::model(|| {
+        let root = root(Policy::Supervise);
+        let threads = Threads::default();
+        let nodes = Arc::new(StdMutex::new(Vec::new()));
+        let keep = |nodes: &Arc<StdMutex<Vec<std::sync::Weak<Node>>>>| {
+            let nodes = Arc::clone(nodes);
+            move |node: Arc<Node>| {
+                nodes.lock().unwrap().push(Arc::downgrade(&node));
+                async { Ok::<_, Error>(()) }
+            }
+        };
+        drop(spawn(&root, Policy::Supervise, &threads, keep(&nodes)).expect("the scope is open"));
+        root.cancel();
+        let result = block_on(run(&root, {
+            let (root, threads, make) = (Arc::clone(&root), Arc::clone(&threads), keep(&nodes));
+            async move {
+                drop(spawn(&root, Policy::Supervise, &threads, make).expect("the scope is open"));
+                Ok::<_, Error>(())
+            }
+        }));
+        join(&threads);
+        result.unwrap();
         for node in nodes.lock().unwrap().iter() {
             assert!(node.upgrade().is_none(), "a child's node is left alive");
         }

@@ -80,7 +80,9 @@ impl Node {
             Admission::Queue | Admission::Reserved => None,
         };
         drop(state);
-        drop(swept);
+        if let Some(swept) = swept {
+            drop(swept);
+        }
         Some(Membership { node, wait })
     }
 
@@ -112,7 +114,11 @@ impl Node {
                 // child (to wake the join), to give a slot back, or to take
                 // the child's entry out of the list.
                 None => {
-                    let mut state = node.frees_own_entry(child).then(|| node.lock());
+                    let mut state = match node.frees_own_entry(child) {
+                        OwnEntry::Left => None,
+                        OwnEntry::Taken => Some(node.lock()),
+                        OwnEntry::TakenIfFree => node.try_lock(),
+                    };
                     // Dropping it runs no user code (the caller holds the
                     // node, and tokio drops a task's future and output as
                     // the task ends): with or without the lock.
@@ -135,7 +141,8 @@ impl Node {
                 // child out: a join looking under it sees both or neither.
                 Some(err) => {
                     let mut state = node.lock();
-                    let _entry = node.frees_own_entry(child).then(|| state.family().forget_child(child));
+                    let _entry =
+                        (node.frees_own_entry(child) != OwnEntry::Left).then(|| state.family().forget_child(child));
                     let unreported = node.route_locked(&mut state, err);
                     let before = node.members.fetch_sub(1, Ordering::AcqRel);
                     if before & LIMITED != 0 {
@@ -167,20 +174,35 @@ impl Node {
     /// Whether `child`, a member of this scope being released, takes its
     /// entry out of the children list itself (under this scope's lock),
     /// so that its node is freed as soon as its task lets go of it, by the
-    /// worker that ran it: its handle was dropped (nothing else is likely
-    /// to hold its node), and this scope's body has ended, so that no spawn
-    /// of it contends for the lock. The others leave their entry to the
-    /// sweep or to the join, which frees a wide scope's nodes one after the
-    /// other once the last child is gone: where 50 000 idle children are
-    /// cancelled, that was a third of the time from the cancel to the end
-    /// of the join (benches/PROFILE-NOTES.md, session 11).
+    /// worker that ran it. Only if its handle was dropped (nothing else is
+    /// likely to hold its node), and if this scope is ending: its body has
+    /// ended, so that no spawn of it contends for the lock, or it was
+    /// cancelled (`Node::cancel`, `CANCELLING`), its children then ending
+    /// together while its body has yet to see it; then only if the lock is
+    /// free, so that they do not wait for each other. The others leave
+    /// their entry to the sweep or to the join, which frees a wide scope's
+    /// nodes and tasks one after the other once the last child is gone:
+    /// where 50 000 idle children are cancelled, that was a third of the
+    /// time from the cancel to the end of the join (benches/PROFILE-NOTES.md,
+    /// sessions 11 and 12).
     ///
-    /// A hint: the phase is read without the lock, and a handle dropped a
-    /// moment later is not seen. Either way the entry goes, only later.
+    /// A hint: the flags are read without the lock, and a handle dropped a
+    /// moment later is not seen. Either way the entry goes, only later. A
+    /// scope cancelled through its token alone (`scope.token().cancel()`,
+    /// an ancestor's cancel) does not say `CANCELLING`: its children leave
+    /// their entries.
     #[inline]
-    fn frees_own_entry(&self, child: &Node) -> bool {
-        self.flags.load(Ordering::Relaxed) & PHASE != Phase::Body as u8
-            && child.handle.load(Ordering::Relaxed) & DROPPED != 0
+    fn frees_own_entry(&self, child: &Node) -> OwnEntry {
+        let flags = self.flags.load(Ordering::Relaxed);
+        let ending = match flags & PHASE != Phase::Body as u8 {
+            true => OwnEntry::Taken,
+            false if self.is_cancelling() => OwnEntry::TakenIfFree,
+            false => return OwnEntry::Left,
+        };
+        match child.handle.load(Ordering::Relaxed) & DROPPED != 0 {
+            true => ending,
+            false => OwnEntry::Left,
+        }
     }
 
     /// The task has its result: a failure goes to the handle if it is
@@ -420,4 +442,15 @@ impl Drop for Unregister<'_> {
 pub(super) struct Abandoned {
     /// Its failure, if no handle took it.
     pub(super) unclaimed: Option<Error>,
+}
+
+/// Who lets go of the entry of a child released (see `frees_own_entry`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OwnEntry {
+    /// The sweep or the join.
+    Left,
+    /// The child, as it is released.
+    Taken,
+    /// The child, if the lock is free then; else the sweep or the join.
+    TakenIfFree,
 }

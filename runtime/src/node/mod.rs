@@ -23,7 +23,7 @@
 //! - `token`: lazy tokens, cancel, kill, abort;
 //! - `name`: names and paths.
 
-use std::sync::{Arc, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError, TryLockError};
 use std::time::Duration;
 
 use once_cell::race::OnceBox;
@@ -42,6 +42,7 @@ use crate::trace;
 use state::{HELD, Stage};
 
 mod blocking;
+mod children;
 mod clock;
 mod driver;
 mod family;
@@ -137,13 +138,16 @@ pub(crate) struct Node {
     /// `Relaxed` is enough.
     index: AtomicU32,
     /// Where the node's entry is in its parent's list of children (see
-    /// `Family::forget_child`), in the low 31 bits: set when it is added,
+    /// `Family::forget_child`), in the low 30 bits: set when it is added,
     /// and when a sweep moves it, under the parent's lock, which is also
     /// where it is read. The top bit is the node's policy (`SUPERVISE`):
     /// set when the node is made, never changed, read by its children
-    /// without a lock. One word for both, as the node has no room for a
-    /// byte more (it is 88 bytes). A std atomic even in the loom model,
-    /// which needs no step for a value under a lock or a constant.
+    /// without a lock. The next is `CANCELLING`, set by `cancel` before
+    /// the token's cancel walks the subtree, never cleared, read by its
+    /// children without a lock, as a hint (see `frees_own_entry`). One word
+    /// for the three, as the node has no room for a byte more (it is 88
+    /// bytes). A std atomic even in the loom model, which needs no step for
+    /// a value under a lock, a constant, or a hint.
     place: std::sync::atomic::AtomicU32,
     /// The members: children registered and not yet released, whether
     /// running, in line for a slot, or aborted with descendants still
@@ -173,10 +177,18 @@ pub(crate) struct Node {
 /// `Node::place`: the policy is `Policy::Supervise` (else `FailFast`).
 const SUPERVISE: u32 = 1 << 31;
 
+/// `Node::place`: the node was cancelled (`Node::cancel`), or is being.
+const CANCELLING: u32 = 1 << 30;
+
 /// `Node::place`: the slot of a node whose entry is not where a slot can
-/// say (past 2^31 - 2 entries, 32 GiB of list): it finds none (see
-/// `Family::forget_child`).
-const NO_SLOT: u32 = SUPERVISE - 1;
+/// say (past 2^30 - 2 entries, 16 GiB of list): it finds none (see
+/// `Family::forget_child`). Also the mask of the slot's bits.
+const NO_SLOT: u32 = CANCELLING - 1;
+
+/// The bits of `Node::place` that say slot `at`.
+fn slot_bits(at: usize) -> u32 {
+    u32::try_from(at).map_or(NO_SLOT, |at| at.min(NO_SLOT))
+}
 
 /// How many ancestors `Node::shared` looks at before a task keeps what the
 /// tree shares itself: one task in `SHARED_HOPS + 1` of a deep chain pays
@@ -311,6 +323,16 @@ impl Node {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// `lock`, if nobody holds the lock now.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, State>> {
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     #[inline]
     pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
         self.parent.as_ref()
@@ -334,17 +356,34 @@ impl Node {
     /// the parent's lock.
     #[inline]
     fn slot(&self) -> usize {
-        (self.place.load(std::sync::atomic::Ordering::Relaxed) & !SUPERVISE) as usize
+        (self.place.load(std::sync::atomic::Ordering::Relaxed) & NO_SLOT) as usize
     }
 
-    /// Notes that the node's entry is at `at` in its parent's list. Under
-    /// the parent's lock, the only writer but the node's making.
+    /// Notes that the node's entry is at `at` in its parent's list, where
+    /// it was just added: under the parent's lock, the only writer of the
+    /// slot, and before the node is anyone else's to cancel.
     #[inline]
     fn set_slot(&self, at: usize) {
         use std::sync::atomic::Ordering::Relaxed;
-        let slot = u32::try_from(at).map_or(NO_SLOT, |at| at.min(NO_SLOT));
-        let policy = self.place.load(Relaxed) & SUPERVISE;
-        self.place.store(policy | slot, Relaxed);
+        let place = self.place.load(Relaxed);
+        self.place.store((place & !NO_SLOT) | slot_bits(at), Relaxed);
+    }
+
+    /// `set_slot` for an entry a sweep moved: the node may be cancelled
+    /// meanwhile, so the slot's bits are changed in one step that keeps
+    /// the others (`CANCELLING`).
+    #[inline]
+    fn move_slot(&self, at: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let old = self.place.load(Relaxed) & NO_SLOT;
+        self.place.fetch_xor(old ^ slot_bits(at), Relaxed);
+    }
+
+    /// Whether the node was cancelled (or is being), a hint for its
+    /// children (see `CANCELLING`).
+    #[inline]
+    fn is_cancelling(&self) -> bool {
+        self.place.load(std::sync::atomic::Ordering::Relaxed) & CANCELLING != 0
     }
 
     /// What the whole tree shares, found at most `SHARED_HOPS` ancestors
