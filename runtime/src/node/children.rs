@@ -217,9 +217,9 @@ mod tests {
         assert_eq!(listed(&children, &nodes), (0..count).map(Some).collect::<Vec<_>>());
     }
 
-    /// `retain_mut` keeps the order of the entries it keeps, moves them to
-    /// the front and lets go of the blocks left empty; the list grows again
-    /// from there.
+    /// `retain_mut` keeps the order of the entries it keeps and moves them
+    /// to the front; the blocks stay, and the list grows again from there,
+    /// into them.
     #[test]
     fn retain_moves_the_kept_entries_to_the_front() {
         let count = Children::FIRST + 3 * Children::BLOCK;

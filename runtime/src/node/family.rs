@@ -744,6 +744,35 @@ mod tests {
         assert_eq!(holding(&scope), 0, "the join let go of the list");
     }
 
+    /// The slot, the policy and `CANCELLING` share a word: moving the slot
+    /// keeps the other two, a cancel keeps the slot.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slot_moved_keeps_the_policy_and_the_cancel() {
+        use super::super::{Name, Node};
+        let node = Node::new(
+            None,
+            None,
+            0,
+            Name::Fixed(&"child"),
+            crate::Policy::Supervise,
+            None,
+            None,
+        );
+        node.set_slot(40);
+        node.cancel();
+        assert_eq!((node.slot(), node.is_cancelling()), (40, true));
+        node.move_slot(7);
+        assert_eq!((node.slot(), node.is_cancelling()), (7, true));
+        assert_eq!(node.policy(), crate::Policy::Supervise);
+        node.move_slot(usize::MAX);
+        assert_eq!(
+            node.slot(),
+            super::super::NO_SLOT as usize,
+            "a slot past the bits finds none"
+        );
+        assert!(node.is_cancelling());
+    }
+
     /// A child whose handle was dropped and that ends while its parent is
     /// cancelled, before its parent's body has seen it, takes its entry out
     /// too (the lock being free): a cancelled wide scope's children are
