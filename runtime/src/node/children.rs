@@ -169,19 +169,11 @@ impl Children {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::{Name, Node};
+    use super::super::Node;
     use super::{Children, Entry};
 
     fn node() -> Arc<Node> {
-        Arc::new(Node::new(
-            None,
-            None,
-            0,
-            Name::Fixed(&"child"),
-            crate::Policy::FailFast,
-            None,
-            None,
-        ))
+        Arc::new(Node::for_test(None, crate::Policy::FailFast))
     }
 
     /// Which of `nodes` each entry points to, in slot order (`None` for an

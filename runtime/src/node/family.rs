@@ -550,18 +550,7 @@ mod tests {
             tokio_util::sync::CancellationToken::new(),
             None,
         );
-        let child = || {
-            let node = Node::new(
-                Some(Arc::clone(&root)),
-                None,
-                0,
-                Name::Fixed(&"child"),
-                Policy::FailFast,
-                None,
-                None,
-            );
-            Arc::new(node)
-        };
+        let child = || Arc::new(Node::for_test(Some(Arc::clone(&root)), Policy::FailFast));
         let mut family = super::Family::new(Waker::noop().clone());
         let full = super::Children::FIRST;
         let children: Vec<Arc<Node>> = (0..full).map(|_| child()).collect();
@@ -692,15 +681,7 @@ mod tests {
         );
         // A child listed in the root's family, which closes (as an abort
         // closes it) with the list still there.
-        let child = Arc::new(Node::new(
-            Some(Arc::clone(&root)),
-            None,
-            0,
-            Name::Fixed(&"child"),
-            crate::Policy::FailFast,
-            None,
-            None,
-        ));
+        let child = Arc::new(Node::for_test(Some(Arc::clone(&root)), crate::Policy::FailFast));
         let task = tokio::spawn(std::future::pending::<()>());
         {
             let mut state = root.lock();
@@ -748,16 +729,7 @@ mod tests {
     /// keeps the other two, a cancel keeps the slot.
     #[tokio::test(flavor = "current_thread")]
     async fn a_slot_moved_keeps_the_policy_and_the_cancel() {
-        use super::super::{Name, Node};
-        let node = Node::new(
-            None,
-            None,
-            0,
-            Name::Fixed(&"child"),
-            crate::Policy::Supervise,
-            None,
-            None,
-        );
+        let node = super::super::Node::for_test(None, crate::Policy::Supervise);
         node.set_slot(40);
         node.cancel();
         assert_eq!((node.slot(), node.is_cancelling()), (40, true));

@@ -75,6 +75,21 @@ where
 
 type Threads = Arc<StdMutex<Vec<JoinHandle<()>>>>;
 
+/// The nodes a model made, to check at its end that none is left alive.
+type Nodes = Arc<StdMutex<Vec<std::sync::Weak<Node>>>>;
+
+/// Notes `node` in `nodes`.
+fn note(nodes: &Nodes, node: &Arc<Node>) {
+    nodes.lock().unwrap().push(Arc::downgrade(node));
+}
+
+/// Asserts that no node noted in `nodes` is alive.
+fn assert_none_alive(nodes: &Nodes) {
+    for node in nodes.lock().unwrap().iter() {
+        assert!(node.upgrade().is_none(), "a child's node is left alive");
+    }
+}
+
 /// `Scope::spawn` as `Node::spawn_with` does it, with a loom thread for the
 /// tokio task: `make` gets the child's node (its scope) and makes its
 /// body. `None` if the scope is closed. The thread is added to `threads`,
@@ -311,14 +326,14 @@ fn children_taking_their_entries_out_race_the_end_of_the_body_and_the_join() {
     ::loom::model(|| {
         let root = root(Policy::Supervise);
         let threads = Threads::default();
-        let nodes = Arc::new(StdMutex::new(Vec::new()));
+        let nodes = Nodes::default();
         let result = block_on(run(&root, {
             let (root, threads, nodes) = (Arc::clone(&root), Arc::clone(&threads), Arc::clone(&nodes));
             async move {
                 for fails in [false, true] {
                     let nodes = Arc::clone(&nodes);
                     let child = spawn(&root, Policy::Supervise, &threads, move |node| {
-                        nodes.lock().unwrap().push(Arc::downgrade(&node));
+                        note(&nodes, &node);
                         async move { if fails { failure() } else { Ok(()) } }
                     });
                     drop(child.expect("the scope is open"));
@@ -329,9 +344,7 @@ fn children_taking_their_entries_out_race_the_end_of_the_body_and_the_join() {
         join(&threads);
         let err = result.expect_err("the child's failure escalates");
         assert_eq!(count(&err), 1, "{err:?}");
-        for node in nodes.lock().unwrap().iter() {
-            assert!(node.upgrade().is_none(), "a child's node is left alive");
-        }
+        assert_none_alive(&nodes);
     });
 }
 
@@ -346,11 +359,11 @@ fn a_child_of_a_cancelled_scope_takes_its_entry_out_while_the_body_spawns() {
     ::loom::model(|| {
         let root = root(Policy::Supervise);
         let threads = Threads::default();
-        let nodes = Arc::new(StdMutex::new(Vec::new()));
-        let keep = |nodes: &Arc<StdMutex<Vec<std::sync::Weak<Node>>>>| {
+        let nodes = Nodes::default();
+        let keep = |nodes: &Nodes| {
             let nodes = Arc::clone(nodes);
             move |node: Arc<Node>| {
-                nodes.lock().unwrap().push(Arc::downgrade(&node));
+                note(&nodes, &node);
                 async { Ok::<_, Error>(()) }
             }
         };
@@ -365,9 +378,7 @@ fn a_child_of_a_cancelled_scope_takes_its_entry_out_while_the_body_spawns() {
         }));
         join(&threads);
         result.unwrap();
-        for node in nodes.lock().unwrap().iter() {
-            assert!(node.upgrade().is_none(), "a child's node is left alive");
-        }
+        assert_none_alive(&nodes);
     });
 }
 
@@ -381,7 +392,7 @@ fn a_child_of_a_cancelled_scope_takes_its_entry_out_while_the_body_spawns() {
 fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
     ::loom::model(|| {
         let root = root(Policy::Supervise);
-        let nodes: Arc<StdMutex<Vec<std::sync::Weak<Node>>>> = Arc::default();
+        let nodes = Nodes::default();
         let threads = Threads::default();
         {
             let parts: Parts<()> = Parts {
@@ -393,14 +404,14 @@ fn an_aborted_subtree_is_released_bottom_up_and_leaks_nothing() {
             };
             let membership = root.register(root.shared(), &parts, Admission::Queue, None).unwrap();
             let child = Arc::clone(membership.node());
-            nodes.lock().unwrap().push(Arc::downgrade(&child));
+            note(&nodes, &child);
             drop(Child::<()>::new(Arc::clone(&child), None));
             let (nodes, threads2) = (Arc::clone(&nodes), Arc::clone(&threads));
             let body = {
                 let child = Arc::clone(&child);
                 async move {
                     let grandchild = spawn(&child, Policy::FailFast, &threads2, |node| {
-                        nodes.lock().unwrap().push(Arc::downgrade(&node));
+                        note(&nodes, &node);
                         async {
                             thread::yield_now();
                             Ok::<_, Error>(())

@@ -80,6 +80,8 @@ impl Node {
             Admission::Queue | Admission::Reserved => None,
         };
         drop(state);
+        // Dropped only when the list was swept: most spawns make no call
+        // to drop nothing (see `Family::push_child`).
         if let Some(swept) = swept {
             drop(swept);
         }
@@ -189,8 +191,8 @@ impl Node {
     /// A hint: the flags are read without the lock, and a handle dropped a
     /// moment later is not seen. Either way the entry goes, only later. A
     /// scope cancelled through its token alone (`scope.token().cancel()`,
-    /// an ancestor's cancel) does not say `CANCELLING`: its children leave
-    /// their entries.
+    /// `Root::token`, an ancestor's cancel) does not say `CANCELLING`: its
+    /// children leave their entries.
     #[inline]
     fn frees_own_entry(&self, child: &Node) -> OwnEntry {
         let flags = self.flags.load(Ordering::Relaxed);

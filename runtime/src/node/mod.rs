@@ -292,6 +292,13 @@ impl Node {
         }
     }
 
+    /// For the unit tests: a node named `child`, under `parent` if given,
+    /// made as `register` makes one but registered nowhere.
+    #[cfg(test)]
+    pub(super) fn for_test(parent: Option<Arc<Node>>, policy: Policy) -> Node {
+        Node::new(parent, None, 0, Name::Fixed(&"child"), policy, None, None)
+    }
+
     pub(crate) fn root(
         shared: Arc<Shared>,
         name: Name,
