@@ -49,7 +49,7 @@ impl Node {
         let node = Arc::new(Node::new(
             Some(Arc::clone(self)),
             None,
-            shared.spawn_time(),
+            shared.spawn_stamp(),
             parts.name.clone(),
             parts.policy,
             parts.timeout,

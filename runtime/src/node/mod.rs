@@ -37,8 +37,8 @@ use crate::policy::Policy;
 use crate::ready::ReadyLink;
 use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
 use crate::task::Name;
-use crate::trace;
 
+use clock::Stamp;
 use state::{HELD, Stage};
 
 mod blocking;
@@ -256,7 +256,7 @@ impl Node {
     pub(super) fn new(
         parent: Option<Arc<Node>>,
         shared: Option<Arc<Shared>>,
-        started: u64,
+        stamp: Stamp,
         name: Name,
         policy: Policy,
         timeout: Option<Duration>,
@@ -266,18 +266,17 @@ impl Node {
             Name::Fixed(name) => (Some(name), None),
             other => (None, Some(other)),
         };
-        let extra =
-            if shared.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || trace::spans_wanted() {
-                OnceBox::with_value(Box::new(Extra::new(shared, timeout, ready, given)))
-            } else {
-                OnceBox::new()
-            };
+        let extra = if shared.is_some() || timeout.is_some() || ready.is_some() || given.is_some() || stamp.spans {
+            OnceBox::with_value(Box::new(Extra::new(shared, timeout, ready, given)))
+        } else {
+            OnceBox::new()
+        };
         Node {
             parent,
             name,
             extra,
             token: OnceLock::new(),
-            started,
+            started: stamp.at,
             index: AtomicU32::new(0),
             place: std::sync::atomic::AtomicU32::new(match policy {
                 Policy::FailFast => 0,
@@ -296,7 +295,8 @@ impl Node {
     /// made as `register` makes one but registered nowhere.
     #[cfg(test)]
     pub(super) fn for_test(parent: Option<Arc<Node>>, policy: Policy) -> Node {
-        Node::new(parent, None, 0, Name::Fixed(&"child"), policy, None, None)
+        let stamp = Stamp { at: 0, spans: false };
+        Node::new(parent, None, stamp, Name::Fixed(&"child"), policy, None, None)
     }
 
     pub(crate) fn root(
@@ -306,8 +306,8 @@ impl Node {
         token: CancellationToken,
         timeout: Option<Duration>,
     ) -> Arc<Node> {
-        let started = shared.now();
-        let node = Node::new(None, Some(shared), started, name, policy, timeout, None);
+        let stamp = shared.stamp_now();
+        let node = Node::new(None, Some(shared), stamp, name, policy, timeout, None);
         let _ = node.token.set(token);
         Arc::new(node)
     }

@@ -9,16 +9,40 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 /// A task's name: a constant, which a node keeps in one word, or one given
 /// at run time (`Task::named`) or formatted from the task's arguments
 /// (`#[supervised(name = "chunk-{part}")]`), which it keeps in its `Extra`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Name {
     Fixed(&'static &'static str),
     Given(Cow<'static, str>),
     Formatted(Formatted),
 }
 
+/// Cloned at every spawn (the node keeps it, the spawn's `Parts` too):
+/// the common name, a function's, is copied inline, the others cloned out
+/// of line.
+impl Clone for Name {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Name::Fixed(name) => Name::Fixed(name),
+            _ => self.clone_other(),
+        }
+    }
+}
+
 impl Name {
+    /// `clone` of a name given or formatted.
+    #[inline(never)]
+    fn clone_other(&self) -> Self {
+        match self {
+            Name::Fixed(name) => Name::Fixed(name),
+            Name::Given(name) => Name::Given(name.clone()),
+            Name::Formatted(name) => Name::Formatted(name.clone()),
+        }
+    }
+
     /// The name of a `#[supervised]` call: formatted from its arguments if
     /// the attribute gave a format, else the function's name.
+    #[inline]
     pub(crate) fn of_call(name: &'static &'static str, formatted: Option<Formatted>) -> Self {
         formatted.map_or(Name::Fixed(name), Name::Formatted)
     }
