@@ -29,12 +29,7 @@ async fn tasks_run_in_spans_with_their_paths_and_failures_are_events() {
     .unwrap_err();
     assert_eq!(err.task(), "app/broken#0");
 
-    let task_paths: Vec<Option<String>> = recorder
-        .spans()
-        .iter()
-        .filter(|span| span.name == "task")
-        .map(|span| span.field("path"))
-        .collect();
+    let task_paths = recorder.task_paths();
     assert_eq!(
         task_paths,
         [

@@ -42,11 +42,6 @@ async fn a_subscriber_installed_while_a_tree_runs_sees_the_tasks_spawned_after_i
     installed_tx.send(()).unwrap();
     tree.await.unwrap().unwrap();
 
-    let task_paths: Vec<Option<String>> = recorder
-        .spans()
-        .iter()
-        .filter(|span| span.name == "task")
-        .map(|span| span.field("path"))
-        .collect();
+    let task_paths = recorder.task_paths();
     assert_eq!(task_paths, [Some("app/task#1".to_owned())]);
 }

@@ -73,6 +73,15 @@ impl Recorder {
         lock(&self.spans).clone()
     }
 
+    /// The `path` of every task's span created so far, in order.
+    pub fn task_paths(&self) -> Vec<Option<String>> {
+        lock(&self.spans)
+            .iter()
+            .filter(|span| span.name == "task")
+            .map(|span| span.field("path"))
+            .collect()
+    }
+
     /// Every event emitted so far.
     pub fn events(&self) -> Vec<Recorded> {
         lock(&self.events).clone()

@@ -106,39 +106,37 @@ impl Family {
     /// is added.
     #[inline(never)]
     fn sweep(&mut self, child: &Arc<Node>) -> Swept {
-        {
-            let mut looked_at = Vec::new();
-            let mut tasks = Vec::new();
-            // The live ones first, the dead ones after: only a map of names
-            // forgets, by the names of the live ones. Formatted names are
-            // not counted (nor formatted under this lock).
-            let mut dead = Vec::new();
-            self.children.retain_mut(|entry| {
-                match entry.node.upgrade() {
-                    Some(child) if !child.is_released() => {
-                        // Its entry moves to the place of the live ones
-                        // before it.
-                        child.move_slot(looked_at.len());
-                        looked_at.push(child);
-                        return true;
-                    }
-                    Some(child) => dead.push(child),
-                    None => {}
+        let mut looked_at = Vec::new();
+        let mut tasks = Vec::new();
+        // The live ones first, the dead ones after: only a map of names
+        // forgets, by the names of the live ones. Formatted names are
+        // not counted (nor formatted under this lock).
+        let mut dead = Vec::new();
+        self.children.retain_mut(|entry| {
+            match entry.node.upgrade() {
+                Some(child) if !child.is_released() => {
+                    // Its entry moves to the place of the live ones
+                    // before it.
+                    child.move_slot(looked_at.len());
+                    looked_at.push(child);
+                    return true;
                 }
-                tasks.extend(entry.task.take());
-                false
-            });
-            if matches!(self.names, Names::Many(_)) {
-                self.names.forget_unused(
-                    looked_at
-                        .iter()
-                        .chain(std::iter::once(child))
-                        .filter_map(|child| child.counted_name()),
-                );
+                Some(child) => dead.push(child),
+                None => {}
             }
-            looked_at.append(&mut dead);
-            (looked_at, tasks)
+            tasks.extend(entry.task.take());
+            false
+        });
+        if matches!(self.names, Names::Many(_)) {
+            self.names.forget_unused(
+                looked_at
+                    .iter()
+                    .chain(std::iter::once(child))
+                    .filter_map(|child| child.counted_name()),
+            );
         }
+        looked_at.append(&mut dead);
+        (looked_at, tasks)
     }
 
     /// `child`'s entry, if it is still where the child's `slot` says: not
