@@ -195,15 +195,17 @@ impl Node {
     /// children leave their entries.
     #[inline]
     fn frees_own_entry(&self, child: &Node) -> OwnEntry {
-        let flags = self.flags.load(Ordering::Relaxed);
-        let ending = match flags & PHASE != Phase::Body as u8 {
-            true => OwnEntry::Taken,
-            false if self.is_cancelling() => OwnEntry::TakenIfFree,
-            false => return OwnEntry::Left,
+        let ending = if self.flags.load(Ordering::Relaxed) & PHASE != Phase::Body as u8 {
+            OwnEntry::Taken
+        } else if self.is_cancelling() {
+            OwnEntry::TakenIfFree
+        } else {
+            return OwnEntry::Left;
         };
-        match child.handle.load(Ordering::Relaxed) & DROPPED != 0 {
-            true => ending,
-            false => OwnEntry::Left,
+        if child.handle.load(Ordering::Relaxed) & DROPPED != 0 {
+            ending
+        } else {
+            OwnEntry::Left
         }
     }
 
