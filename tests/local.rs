@@ -244,6 +244,34 @@ async fn a_supervised_local_task_holds_an_rc_across_awaits_and_has_its_own_scope
     assert_eq!(path, "task/tally-3");
 }
 
+/// Names neither its scope nor its token: its body does not take the
+/// scope, which a local task is handed all the same, and drops unused.
+#[taskward::supervised(local)]
+async fn counts_locally(rounds: u32) -> Result<u32, std::io::Error> {
+    let count = Rc::new(RefCell::new(0));
+    for _ in 0..rounds {
+        *count.borrow_mut() += 1;
+        tokio::task::yield_now().await; // the Rc is held across it
+    }
+    let counted = *count.borrow();
+    Ok(counted)
+}
+
+#[tokio::test]
+async fn a_supervised_local_task_that_names_no_scope_runs() {
+    let value = bounded_for(
+        BOUND,
+        Root::new().run_local(taskward::task(|scope: Scope| async move {
+            let first = scope.spawn_local(counts_locally(2)).await?;
+            let second = scope.spawn_local(counts_locally(3)).await?;
+            Ok::<_, taskward::Error>(first + second)
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(value, 5);
+}
+
 #[taskward::supervised(local, policy = supervise)]
 async fn fails_locally(scope: &Scope) -> Result<(), std::io::Error> {
     let rc = Rc::new(());

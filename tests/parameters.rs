@@ -10,8 +10,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Gauge, bounded};
-use taskward::{Scope, supervised};
+use common::{Gauge, bounded, quiet_panics};
+use taskward::{CancellationToken, Scope, supervised};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[supervised]
@@ -114,4 +114,49 @@ async fn an_unused_self_lives_until_the_body_ends() {
     assert!(log.lock().unwrap().is_empty(), "`self` is kept by the task");
     taskward::run(task).await.unwrap();
     assert_eq!(*log.lock().unwrap(), ["body ends", "self"]);
+}
+
+/// Whether the runtime handed this body its scope, which only the code
+/// `#[supervised]` generates may take (`__private::scope`, which panics
+/// when there is none to take).
+fn handed_a_scope() -> bool {
+    std::panic::catch_unwind(taskward::__private::scope).is_ok()
+}
+
+/// Names neither its scope nor its token.
+#[supervised]
+async fn unscoped(log: Arc<Mutex<Vec<bool>>>) -> Result<(), taskward::Error> {
+    log.lock().unwrap().push(handed_a_scope());
+    Ok(())
+}
+
+/// A body that names neither its scope nor its token is not handed the
+/// scope, whether it is spawned, a member of a group, or run as a root: its
+/// task keeps no second reference to its node for as long as it runs. One
+/// that names its token still gets its scope, which the generated code
+/// takes (so none is left to take after it).
+#[tokio::test]
+async fn a_body_that_names_neither_scope_nor_token_is_not_handed_one() {
+    #[supervised]
+    async fn with_token(token: CancellationToken, log: Arc<Mutex<Vec<bool>>>) -> Result<(), taskward::Error> {
+        assert!(!token.is_cancelled());
+        log.lock().unwrap().push(handed_a_scope());
+        Ok(())
+    }
+
+    quiet_panics("`__private::scope`");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    taskward::run(unscoped(Arc::clone(&log))).await.unwrap();
+    let seen = Arc::clone(&log);
+    taskward::run(taskward::task(move |scope: Scope| async move {
+        scope.spawn(unscoped(Arc::clone(&seen))).await?;
+        scope.spawn(with_token(Arc::clone(&seen))).await?;
+        let mut group = scope.group();
+        group.spawn(unscoped(Arc::clone(&seen)));
+        group.next().await.expect("one member")?;
+        Ok::<_, taskward::Error>(())
+    }))
+    .await
+    .unwrap();
+    assert_eq!(*log.lock().unwrap(), [false; 4]);
 }

@@ -26,6 +26,11 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     } = model;
 
     let private = private(&krate);
+    // A function that names neither its scope nor its token (nor a `Ready`)
+    // does not take the scope: its body holds no `Scope`, and the runtime
+    // does not hand it one. A parameter under a `#[cfg]` counts, compiled
+    // in or not.
+    let scoped = !injected.is_empty();
     // The task's own `Scope`, hidden from the body. A `&Scope` parameter
     // borrows it: the hidden binding takes that parameter's name and place,
     // so that a borrow that must outlive the body (the reference moved into
@@ -102,10 +107,16 @@ pub(crate) fn expand(model: Model) -> TokenStream {
         let formatted = name_format
             .as_ref()
             .map(|format| quote_spanned!(format.lit.span()=> .formatted(#name_var)));
+        // A local body that does not take its scope is handed one all the
+        // same (`LocalSupervised` has no other constructor); it drops it.
+        let new = match scoped || local {
+            true => quote_spanned!(span=> new),
+            false => quote_spanned!(span=> new_unscoped),
+        };
         if local {
-            quote_spanned!(span=> #at_output::LocalSupervised::<#output>::new(&#name, #policy, #body_var) #formatted)
+            quote_spanned!(span=> #at_output::LocalSupervised::<#output>::#new(&#name, #policy, #body_var) #formatted)
         } else {
-            quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::new(&#name, #policy, #body_var) #formatted)
+            quote_spanned!(span=> #at_output::Supervised::<#output #(, #ready)*>::#new(&#name, #policy, #body_var) #formatted)
         }
     };
     // A parameter the name uses counts as used by the body too.
@@ -132,20 +143,23 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     let keep = keep_parameters(&mut item);
     let block = macro_braces(&item.block);
     // The body is made now, with the arguments, and takes its scope from
-    // the runtime at its first poll; `Supervised::new` boxes it (one
+    // the runtime at its first poll if it names its scope or its token
+    // (`Supervised::new_unscoped` if not); `Supervised::new` boxes it (one
     // allocation per call), and a spawn takes it back out of the box.
     // All of it is located at the user's `async`, so that a body or a
     // parameter that is not `Send` is reported there, with notes pointing
     // into the body.
     // A local body is not checked for `Send`: it runs on a `LocalSet`.
     let check_send = (!local).then(|| quote_spanned!(async_span=> #at_async::check_send));
+    let take_scope =
+        scoped.then(|| quote_spanned!(async_span=> let #scope_var: #at_async::Scope = #at_async::scope();));
     let body = quote_spanned! {async_span=>
         {
             #format_name
             let #body_var = #check_send(async move {
                 #(#keep)*
                 #(let _ = &#named;)*
-                let #scope_var: #at_async::Scope = #at_async::scope();
+                #take_scope
                 #(#bindings)*
                 #fix_type
                 #block

@@ -633,3 +633,29 @@ fn the_rewrite_shown_in_the_docs_is_what_the_macro_generates() {
         compact(parse(&shown))
     );
 }
+
+/// A function that names neither its scope nor its token (nor a `Ready`)
+/// does not take its scope: its body has no `__private::scope()`, and its
+/// task is made with `Supervised::new_unscoped`, so that the runtime does
+/// not hand it one. Any such parameter takes it, even one under a `#[cfg]`
+/// (compiled in or not, which the macro cannot know).
+#[test]
+fn only_a_function_that_names_its_scope_or_token_takes_it() {
+    let takes_scope = |item: &str| {
+        let output = supervised2(TokenStream::new(), parse(item)).to_string();
+        assert!(!output.contains("compile_error"), "{item}: {output}");
+        let scoped = output.contains(":: scope ()");
+        let unscoped = output.contains("new_unscoped");
+        assert_ne!(scoped, unscoped, "{item}: {output}");
+        scoped
+    };
+    assert!(!takes_scope("async fn leaf(i: usize) -> Result<usize, E> { Ok(i) }"));
+    assert!(!takes_scope("async fn leaf(_permit: Permit, (a, b): (u8, u8)) {}"));
+    assert!(!takes_scope("async fn run(self: Arc<Self>) {}"));
+    assert!(takes_scope("async fn f(scope: &Scope) {}"));
+    assert!(takes_scope("async fn f(i: u8, scope: Scope) {}"));
+    assert!(takes_scope("async fn f(token: CancellationToken) {}"));
+    assert!(takes_scope("async fn f(up: Ready<u16>) {}"));
+    assert!(takes_scope("async fn f(#[scope] s: &S) {}"));
+    assert!(takes_scope("async fn f(#[cfg(any())] scope: &Scope) {}"));
+}

@@ -136,12 +136,12 @@ pub(crate) struct Spawn<'a> {
 }
 
 impl Spawn<'_> {
-    /// Spawns `body`, which takes its scope at its first poll.
-    pub(crate) fn lazy<B>(self, body: B) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+    /// Spawns `body`, which takes its scope at its first poll if `scoped`.
+    pub(crate) fn lazy<B>(self, body: B, scoped: bool) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
-        let task = self.membership.drive(body, true);
+        let task = self.membership.drive(body, scoped);
         match self.inbox {
             None => spawn_task(self.runtime, task),
             Some(inbox) => spawn_lazy_member(self.runtime, task, inbox),
