@@ -4,7 +4,9 @@
 //! from round to round) on the same 2-worker runtime, so the baseline and
 //! taskward see the same machine at the same moment. A variant's ratio is
 //! the median over the rounds of its time divided by the baseline's time of
-//! the same round.
+//! the same round. Each target's verdict comes with a 90% interval of that
+//! median: where it reaches across the target, the verdict is within the
+//! noise of the machine.
 //!
 //! ```sh
 //! # print the table
@@ -28,8 +30,13 @@ use std::time::Duration;
 use cases::{Case, cases, runtime, worker_threads};
 use section::{Args, write_section};
 
-/// Rounds when none are asked for: odd, so the median is one of them.
-const ROUNDS: usize = 25;
+/// Rounds when none are asked for: odd, so the median is one of them. With
+/// 25, two runs of one build put the nested tree at 1.08x and 1.25x of
+/// `JoinSet`: a round's ratio ranges over 0.5x to 3x on a shared machine.
+/// With 101 the median's 90% interval (`median_interval`) is 0.03 to 0.1
+/// wide, and the whole report takes about four minutes here
+/// (benches/PROFILE-NOTES.md, session 14).
+const ROUNDS: usize = 101;
 
 /// Tasks per sample: small cases repeat until they start this many.
 const TASKS_PER_SAMPLE: usize = 100_000;
@@ -143,6 +150,42 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted[sorted.len() / 2]
+}
+
+/// A 90% confidence interval for the median of the distribution `values`
+/// were drawn from, whatever its shape: the `r`-th smallest and the `r`-th
+/// largest value, for the largest `r` that leaves out the median with a
+/// chance of at most 5% on each side (`P(Binomial(n, 1/2) < r) <= 0.05`).
+/// `None` under 5 values, too few for such an `r`.
+///
+/// A round's ratio moves far more than a median of 25 or 101 of them does:
+/// the interval says how far this run's median may be from the one its
+/// rounds would give if there were many more. It leaves out what moves a
+/// whole run: two runs of one build at different times have differed by
+/// more than it (benches/PROFILE-NOTES.md, session 14).
+fn median_interval(values: &[f64]) -> Option<(f64, f64)> {
+    let n = values.len();
+    let ln_half_n = n as f64 * 0.5_f64.ln();
+    // `ln C(n, i)`, and `P(Binomial(n, 1/2) <= i)`, summed in logs so that
+    // thousands of rounds do not underflow `0.5^n`.
+    let (mut ln_choose, mut below) = (0.0, 0.0);
+    let mut r = 0;
+    for i in 0..n {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64 / i as f64).ln();
+        }
+        below += (ln_choose + ln_half_n).exp();
+        if below > 0.05 {
+            break;
+        }
+        r = i + 1;
+    }
+    if r == 0 {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some((sorted[r - 1], sorted[n - r]))
 }
 
 fn human(seconds: f64) -> String {
@@ -308,16 +351,30 @@ fn main() {
                     .position(|v| v.id == t.against)
                     .and_then(|i| measured[i].as_ref());
                 let Some(against) = against else { continue };
-                let r = median(&ratios(m, against));
+                let per_round = ratios(m, against);
+                let r = median(&per_round);
                 let met = if r <= t.limit { "met" } else { "**not met**" };
+                // Where the interval reaches across the limit, another run
+                // may well give the other verdict.
+                let (interval, noise) = match median_interval(&per_round) {
+                    Some((lo, hi)) => (
+                        format!(" (90% interval {lo:.2}–{hi:.2})"),
+                        if lo <= t.limit && t.limit < hi {
+                            ", within the noise"
+                        } else {
+                            ""
+                        },
+                    ),
+                    None => (String::new(), ""),
+                };
                 let _ = writeln!(
                     verdicts,
-                    "- `{}` {}: {r:.2}x, target {}: {met}",
+                    "- `{}` {}: {r:.2}x{interval}, target {}: {met}{noise}",
                     case.name(),
                     variant.name,
                     t.text
                 );
-                target_text.push(format!("{r:.2}x, {} — {met}", t.text));
+                target_text.push(format!("{r:.2}x{interval}, {} — {met}{noise}", t.text));
             }
             let target_text = target_text.join("; ");
             let _ = writeln!(
