@@ -327,6 +327,15 @@ impl Scoping for Unscoped {
     const TAKES_SCOPE: bool = false;
 }
 
+impl<F, S> Body<F, S> {
+    fn new(future: F) -> Self {
+        Body {
+            future,
+            scoping: PhantomData,
+        }
+    }
+}
+
 impl<F: Future, S> Future for Body<F, S> {
     type Output = F::Output;
 
@@ -415,20 +424,12 @@ impl<R, S> Supervised<R, S> {
         R: TaskResult,
         F: Future<Output = R> + Send + 'static,
     {
-        Self::with_body(
-            Box::new(Body::<F, Scoped> {
-                future: body,
-                scoping: PhantomData,
-            }),
-            name,
-            policy,
-        )
+        Self::with_body(Box::new(Body::<F, Scoped>::new(body)), name, policy)
     }
 
     /// The task of a `#[supervised]` call whose function names neither its
     /// scope nor its token: its body does not take the scope, so that the
-    /// runtime does not hand it one, and the task holds no reference to its
-    /// node the whole time it runs.
+    /// runtime does not hand it one, and it holds no `Scope` while it runs.
     #[doc(hidden)]
     #[inline(always)]
     pub fn new_unscoped<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
@@ -436,14 +437,7 @@ impl<R, S> Supervised<R, S> {
         R: TaskResult,
         F: Future<Output = R> + Send + 'static,
     {
-        Self::with_body(
-            Box::new(Body::<F, Unscoped> {
-                future: body,
-                scoping: PhantomData,
-            }),
-            name,
-            policy,
-        )
+        Self::with_body(Box::new(Body::<F, Unscoped>::new(body)), name, policy)
     }
 
     /// The task of a call whose body is boxed already. Always inlined, as
