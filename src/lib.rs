@@ -177,9 +177,10 @@
 ///   it. A function that has neither (nor a [`Ready`] parameter) skips that
 ///   line and is made with `Supervised::new_unscoped`: the runtime then
 ///   hands its body no scope, and its task holds no second reference to its
-///   node while it runs. The `if let` that never runs fixes the block's type for `?` and
-///   `return`; then the body runs, unchanged. Its future must be `Send` (it
-///   may run on any worker thread: `check_send` says so at `async`).
+///   node while it runs. The `if let` that never runs fixes the block's
+///   type for `?` and `return`; then the body runs, unchanged. Its future
+///   must be `Send` (it may run on any worker thread: `check_send` says so
+///   at `async`).
 /// - The function is not `#[must_use]`, its `Supervised` value is: a call
 ///   left unused is one warning.
 /// - Attributes, doc comments, visibility, generics and where-clauses are
