@@ -38,7 +38,8 @@ pub struct LocalSupervised<R> {
     name: &'static &'static str,
     formatted: Option<Formatted>,
     policy: Policy,
-    /// The body, made at the call; it takes its scope at its first poll.
+    /// The body, made at the call; it is handed its scope at its first
+    /// poll, and takes it if its function names its scope or token.
     body: Pin<Box<dyn Future<Output = R> + 'static>>,
 }
 

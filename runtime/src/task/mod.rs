@@ -271,7 +271,8 @@ pub(crate) enum Start<B> {
     /// The body exists already (a plain future) and ignores its scope.
     Made(B),
     /// The body exists already, boxed, and takes its scope at its first
-    /// poll, with `__private::scope` (a `#[supervised]` body).
+    /// poll, with `__private::scope` (a `#[supervised]` body), unless its
+    /// function names neither scope nor token (`LazyBody::takes_scope`).
     Lazy(Box<dyn LazyBody<B>>),
     /// The body needs its scope first.
     WithScope(Box<dyn FnOnce(Scope) -> B + Send + 'static>),
@@ -407,9 +408,9 @@ pub struct Supervised<R, S = ()> {
     formatted: Option<Formatted>,
     policy: Policy,
     /// The body, made with the arguments at the call, which takes its scope
-    /// at its first poll: one allocation per call, where a closure making
-    /// the body once the scope exists would need two. A spawn takes the
-    /// body back out of it (see `LazyBody`).
+    /// at its first poll if it needs it: one allocation per call, where a
+    /// closure making the body once the scope exists would need two. A
+    /// spawn takes the body back out of it (see `LazyBody`).
     body: Box<dyn LazyBody<BoxFuture<R>>>,
     ready: PhantomData<fn() -> S>,
 }
