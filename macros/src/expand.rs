@@ -109,9 +109,10 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             .map(|format| quote_spanned!(format.lit.span()=> .formatted(#name_var)));
         // A local body that does not take its scope is handed one all the
         // same (`LocalSupervised` has no other constructor); it drops it.
-        let new = match scoped || local {
-            true => quote_spanned!(span=> new),
-            false => quote_spanned!(span=> new_unscoped),
+        let new = if scoped || local {
+            quote_spanned!(span=> new)
+        } else {
+            quote_spanned!(span=> new_unscoped)
         };
         if local {
             quote_spanned!(span=> #at_output::LocalSupervised::<#output>::#new(&#name, #policy, #body_var) #formatted)
