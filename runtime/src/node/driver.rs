@@ -141,15 +141,24 @@ impl<B> BodySlot<B> {
         }
     }
 
-    /// Whether the body is still there.
-    fn is_running(&self) -> bool {
-        matches!(self, BodySlot::Running { .. })
+    /// The node, and whether the body is still there, in one look.
+    fn parts(&self) -> (&Arc<Node>, bool) {
+        match self {
+            BodySlot::Running { node, .. } => (node, true),
+            BodySlot::Spent { node } => (node, false),
+        }
     }
 
     /// Drops the body where it stands, if it is still there; gives the
     /// node back, to use while `self` is borrowed no more.
     pub(super) fn spend(self: Pin<&mut Self>) -> Arc<Node> {
         let node = Arc::clone(self.as_ref().get_ref().node());
+        self.spend_for(node)
+    }
+
+    /// `spend`, `node` being a reference to the node taken beforehand (to
+    /// be left in the slot).
+    pub(super) fn spend_for(self: Pin<&mut Self>, node: Arc<Node>) -> Arc<Node> {
         match self.project_replace(BodySlot::Spent { node }) {
             BodySlotOwned::Running { node, .. } | BodySlotOwned::Spent { node } => node,
         }
@@ -179,7 +188,7 @@ pin_project_lite::pin_project! {
     impl<B, T> PinnedDrop for Driver<B, T> {
         fn drop(this: Pin<&mut Self>) {
             let mut held = this.project().held;
-            let node = held.node();
+            let (node, running) = held.as_ref().get_ref().parts();
             if node.stage() != Stage::Done {
                 node.drop_slow();
                 node.abort();
@@ -188,7 +197,7 @@ pin_project_lite::pin_project! {
             // is spent by its `ChildTask` already): dropped here, so that a
             // panic of its drop does not escape into whoever dropped `run`.
             // Nobody is left to take it; it is reported as an event.
-            if held.is_running()
+            if running
                 && let Err(payload) = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()))
             {
                 let err = Error::panicked(Arc::clone(held.node().path()), payload);
@@ -222,10 +231,6 @@ where
             value: PhantomData,
         }
     }
-
-    pub(super) fn node(&self) -> &Arc<Node> {
-        self.held.node()
-    }
 }
 
 impl<B, T> Future for Driver<B, T>
@@ -236,10 +241,7 @@ where
     type Output = Option<Result<T, Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let span = trace::enter(self.node());
-        let polled = self.poll_in_span(cx);
-        leave(span);
-        polled
+        self.poll_then(cx, |_, result| result)
     }
 }
 
@@ -248,67 +250,108 @@ where
     B: Future<Output: TaskResult<Ok = T>>,
     T: 'static,
 {
-    /// `poll`, within the task's span, entered by the caller.
-    fn poll_in_span(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
-        let mut held = self.project().held;
-        let seen = held.node().alarm.load(Ordering::Acquire);
-        if seen & ABORT != 0 {
-            return Poll::Ready(None);
-        }
-        loop {
-            match held.node().stage() {
-                Stage::Queued => {
-                    let node = held.node();
-                    // The grant is looked at first: a child granted a slot
-                    // runs, and its body sees the kill at once.
-                    let granted = {
-                        let mut slow = node.slow();
-                        let Some(wait) = slow.wait.as_mut() else {
-                            unreachable!("a queued task has its receiver")
-                        };
-                        let granted = Pin::new(wait).poll(cx).is_ready();
-                        if granted {
-                            slow.wait = None;
-                        }
-                        granted
+    /// Polls the task within its span, and once it has its result, gives
+    /// it to `finish` with the node, still in the span (a `ChildTask`
+    /// delivers it there). `None` when the task is aborted.
+    ///
+    /// The node is read through `held` as few times as the borrows allow:
+    /// where it sits in a `BodySlot` depends on the variant, so each look
+    /// is a load and a branch (`BodySlot::node`). It was twelve looks in
+    /// the first poll of a leaf, about 50 instructions per task
+    /// (benches/PROFILE-NOTES.md, session 15).
+    #[inline]
+    fn poll_then<O>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        finish: impl FnOnce(&Node, Result<T, Error>) -> O,
+    ) -> Poll<Option<O>> {
+        let held = self.project().held;
+        let (span, seen, stage) = {
+            let node = held.node();
+            (trace::enter(node), node.alarm.load(Ordering::Acquire), node.stage())
+        };
+        let polled = if seen & ABORT != 0 {
+            Poll::Ready(None)
+        } else {
+            poll_stages(held, cx, seen, stage, finish)
+        };
+        leave(span);
+        polled
+    }
+}
+
+/// The stages of a task's future from `stage` on, for one poll (see
+/// `Driver`); `seen` is the alarm as the poll began, without `ABORT`.
+fn poll_stages<B, T, O>(
+    mut held: Pin<&mut BodySlot<B>>,
+    cx: &mut Context<'_>,
+    seen: u8,
+    mut stage: Stage,
+    finish: impl FnOnce(&Node, Result<T, Error>) -> O,
+) -> Poll<Option<O>>
+where
+    B: Future<Output: TaskResult<Ok = T>>,
+    T: 'static,
+{
+    // Where the task stands is its own to change (`step`): `stage` follows
+    // each change, so that the node is not read again for it.
+    loop {
+        match stage {
+            Stage::Queued => {
+                let node = held.node();
+                // The grant is looked at first: a child granted a slot
+                // runs, and its body sees the kill at once.
+                let granted = {
+                    let mut slow = node.slow();
+                    let Some(wait) = slow.wait.as_mut() else {
+                        unreachable!("a queued task has its receiver")
                     };
+                    let granted = Pin::new(wait).poll(cx).is_ready();
                     if granted {
-                        node.set_stage(Stage::Start);
-                        continue;
+                        slow.wait = None;
                     }
-                    if seen & KILL == 0 {
-                        break;
-                    }
-                    // The body never ran, but what it holds may panic as
-                    // it is dropped: that panic is the task's failure then.
-                    let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()));
-                    let node = Arc::clone(held.node());
-                    let message = node.with_cause("aborted while it waited for a free slot of its scope's limit");
-                    node.cancel();
-                    node.done();
-                    let err = match dropped {
-                        Ok(_) => Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), message),
-                        Err(payload) => Error::panicked(Arc::clone(node.path()), payload),
+                    granted
+                };
+                if granted {
+                    node.set_stage(Stage::Start);
+                    stage = Stage::Start;
+                    continue;
+                }
+                if seen & KILL == 0 {
+                    return node.pending(cx, seen);
+                }
+                // The body never ran, but what it holds may panic as
+                // it is dropped: that panic is the task's failure then.
+                let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()));
+                let node = Arc::clone(held.node());
+                let message = node.with_cause("aborted while it waited for a free slot of its scope's limit");
+                node.cancel();
+                node.done();
+                let err = match dropped {
+                    Ok(_) => Error::with_kind(ErrorKind::Cancelled, Arc::clone(node.path()), message),
+                    Err(payload) => Error::panicked(Arc::clone(node.path()), payload),
+                };
+                return Poll::Ready(Some(finish(&node, Err(err))));
+            }
+            Stage::Start | Stage::Body => {
+                // What the end of the body needs once the body is dropped:
+                // the node (for the slot's `Spent`) and the readiness link.
+                let (outcome, spent, link) = {
+                    let BodySlotProj::Running { node, body } = held.as_mut().project() else {
+                        unreachable!("the body is polled until it completes, then never again")
                     };
-                    return Poll::Ready(Some(Err(err)));
-                }
-                Stage::Start => {
-                    let node = held.node();
-                    trace::started(node);
-                    if let Some(limit) = node.timeout() {
-                        let watchdog = Box::pin(crate::deadline::watchdog(Arc::clone(node), limit));
-                        node.slow().watchdog = Some(watchdog);
+                    let node: &Arc<Node> = node;
+                    if stage == Stage::Start {
+                        trace::started(node);
+                        if let Some(limit) = node.timeout() {
+                            let watchdog = Box::pin(crate::deadline::watchdog(Arc::clone(node), limit));
+                            node.slow().watchdog = Some(watchdog);
+                        }
+                        node.set_stage(Stage::Body);
                     }
-                    node.set_stage(Stage::Body);
-                }
-                Stage::Body => {
                     let outcome = if seen & KILL != 0 {
                         Outcome::Killed
                     } else {
-                        let BodySlotProj::Running { node, body } = held.as_mut().project() else {
-                            unreachable!("the body is polled until it completes, then never again")
-                        };
-                        let node: &Arc<Node> = node;
                         let ready = node.ready_link().map(|link| &**link);
                         if let Some(link) = ready {
                             link.enter();
@@ -328,83 +371,93 @@ where
                             link.leave(polled.as_ref().is_ok_and(Poll::is_pending));
                         }
                         match polled {
-                            Ok(Poll::Pending) => break,
+                            Ok(Poll::Pending) => return node.pending(cx, seen),
                             Ok(Poll::Ready(out)) => Outcome::Returned(out),
                             Err(payload) => Outcome::Panicked(payload),
                         }
                     };
-                    // The body is dropped as soon as it completes, before
-                    // the children are joined: whatever it captured
-                    // (channel senders) is released now, so consumers see
-                    // their channels close. A kill drops it where it stands.
-                    let link = held.node().ready_link().cloned();
-                    if let Some(link) = &link {
-                        link.enter();
+                    (outcome, Arc::clone(node), node.ready_link().cloned())
+                };
+                // The body is dropped as soon as it completes, before
+                // the children are joined: whatever it captured
+                // (channel senders) is released now, so consumers see
+                // their channels close. A kill drops it where it stands.
+                if let Some(link) = &link {
+                    link.enter();
+                }
+                let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend_for(spent)));
+                if let Some(link) = &link {
+                    link.leave(false);
+                }
+                // A panic as the body was dropped (in a local's `Drop`)
+                // is a failure of the task too (see `end_body`).
+                let (node, drop_panic) = match dropped {
+                    Ok(node) => (node, None),
+                    Err(payload) => (Arc::clone(held.node()), Some(payload)),
+                };
+                let killed = matches!(outcome, Outcome::Killed) && drop_panic.is_none();
+                if killed {
+                    node.step_set(KILLED, true);
+                }
+                match node.end_body(outcome, drop_panic) {
+                    BodyEnd::Closed {
+                        value,
+                        error,
+                        timed_out,
+                    } => {
+                        node.done();
+                        let result = node.own_result(value, error, timed_out, killed);
+                        return Poll::Ready(Some(finish(&node, result)));
                     }
-                    let dropped = catch_unwind(AssertUnwindSafe(|| held.as_mut().spend()));
-                    if let Some(link) = &link {
-                        link.leave(false);
-                    }
-                    // A panic as the body was dropped (in a local's `Drop`)
-                    // is a failure of the task too (see `end_body`).
-                    let (node, drop_panic) = match dropped {
-                        Ok(node) => (node, None),
-                        Err(payload) => (Arc::clone(held.node()), Some(payload)),
-                    };
-                    let killed = matches!(outcome, Outcome::Killed) && drop_panic.is_none();
-                    if killed {
-                        node.step_set(KILLED, true);
-                    }
-                    match node.end_body(outcome, drop_panic) {
-                        BodyEnd::Closed {
-                            value,
-                            error,
-                            timed_out,
-                        } => {
-                            node.done();
-                            let result = node.own_result(value, error, timed_out, killed);
-                            return Poll::Ready(Some(result));
-                        }
-                        // A task with children keeps its body's value and
-                        // failure in their `Family` (see `end_body`).
-                        BodyEnd::Joining => node.set_stage(Stage::Joining),
+                    // A task with children keeps its body's value and
+                    // failure in their `Family` (see `end_body`).
+                    BodyEnd::Joining => {
+                        node.set_stage(Stage::Joining);
+                        stage = Stage::Joining;
                     }
                 }
-                Stage::Joining => {
-                    let node = held.node();
-                    match node.poll_join(cx) {
-                        Poll::Pending => break,
-                        Poll::Ready(Joined {
-                            failures,
-                            cancelled_by,
-                            timed_out,
-                            value,
-                        }) => {
-                            node.done();
-                            let value = value.map(|value| match value.downcast::<T>() {
-                                Ok(value) => *value,
-                                Err(_) => unreachable!("the value kept is the body's"),
-                            });
-                            let killed = node.step_has(KILLED);
-                            let result = node.result(value, None, failures, cancelled_by, timed_out, killed);
-                            return Poll::Ready(Some(result));
-                        }
-                    }
-                }
-                Stage::Done => panic!("a task's future was polled after it completed"),
             }
+            Stage::Joining => {
+                let node = held.node();
+                match node.poll_join(cx) {
+                    Poll::Pending => return node.pending(cx, seen),
+                    Poll::Ready(Joined {
+                        failures,
+                        cancelled_by,
+                        timed_out,
+                        value,
+                    }) => {
+                        node.done();
+                        let value = value.map(|value| match value.downcast::<T>() {
+                            Ok(value) => *value,
+                            Err(_) => unreachable!("the value kept is the body's"),
+                        });
+                        let killed = node.step_has(KILLED);
+                        let result = node.result(value, None, failures, cancelled_by, timed_out, killed);
+                        return Poll::Ready(Some(finish(node, result)));
+                    }
+                }
+            }
+            Stage::Done => panic!("a task's future was polled after it completed"),
         }
-        let node = held.node();
-        // As `tokio::time::timeout`: the task first, then its deadline.
-        if node.timeout().is_some() {
-            let mut slow = node.slow();
+    }
+}
+
+impl Node {
+    /// The end of a poll that leaves the task pending: its deadline is
+    /// polled (as `tokio::time::timeout` does, after the task), and its
+    /// waker kept for `raise`; `seen` is the alarm as the poll began.
+    #[inline(always)]
+    fn pending<O>(&self, cx: &mut Context<'_>, seen: u8) -> Poll<O> {
+        if self.timeout().is_some() {
+            let mut slow = self.slow();
             if let Some(watchdog) = slow.watchdog.as_mut()
                 && watchdog.as_mut().poll(cx).is_ready()
             {
                 slow.watchdog = None;
             }
         }
-        node.keep_driver_waker(cx.waker(), seen);
+        self.keep_driver_waker(cx.waker(), seen);
         Poll::Pending
     }
 }
@@ -468,30 +521,14 @@ where
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Entered once, for the poll and the delivery.
-        let span = trace::enter(self.node());
-        let polled = self.poll_in_span(cx);
-        leave(span);
-        polled
-    }
-}
-
-impl<B, T> ChildTask<B, T>
-where
-    B: Future<Output: TaskResult<Ok = T>>,
-    T: 'static,
-{
-    /// `poll`, within the task's span, entered by the caller.
-    fn poll_in_span(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut this = self.project();
-        let Some(result) = std::task::ready!(this.driver.as_mut().poll_in_span(cx)) else {
-            // Aborted: reported as the task is dropped, which tokio does
-            // before it tells the handle.
-            return Poll::Ready(None);
-        };
-        let node = &**this.driver.as_ref().get_ref().node();
-        node.step_set(DELIVERED, true);
-        Poll::Ready(node.deliver(result))
+        // Delivered within the task's span, which the poll entered. An
+        // aborted task (`None`) is reported as it is dropped, which tokio
+        // does before it tells the handle.
+        let delivered = self.project().driver.poll_then(cx, |node, result| {
+            node.step_set(DELIVERED, true);
+            node.deliver(result)
+        });
+        delivered.map(Option::flatten)
     }
 }
 
