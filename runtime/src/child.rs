@@ -55,8 +55,21 @@ pub struct Child<T> {
     /// failure waits in the node), and for the children of the loom model,
     /// which run on threads.
     task: Option<JoinHandle<Option<T>>>,
+    /// Where the result stands.
+    result: Handed,
+}
+
+/// Where a `Child`'s result stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handed {
+    /// The task may still run.
+    Waiting,
+    /// The task ended without a value: its failure is in its node, or it
+    /// was aborted. An aborted child's result waits until its subtree is
+    /// gone.
+    Ended,
     /// The result was taken by an earlier `.await`.
-    taken: bool,
+    Taken,
 }
 
 impl<T> Child<T> {
@@ -64,7 +77,7 @@ impl<T> Child<T> {
         Child {
             node,
             task,
-            taken: false,
+            result: Handed::Waiting,
         }
     }
 
@@ -154,7 +167,11 @@ impl<T> Child<T> {
     /// waiting in this handle.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        !self.taken && (self.task.as_ref().is_some_and(JoinHandle::is_finished) || self.node.has_failure())
+        match self.result {
+            Handed::Waiting => self.task.as_ref().is_some_and(JoinHandle::is_finished) || self.node.has_failure(),
+            Handed::Ended => true,
+            Handed::Taken => false,
+        }
     }
 }
 
@@ -163,12 +180,31 @@ impl<T> Future for Child<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if this.taken {
-            return Poll::Ready(Err(Error::with_kind(
-                ErrorKind::AlreadyTaken,
-                this.node.path().clone(),
-                "its result was already taken by an earlier `.await` of this handle",
-            )));
+        match this.result {
+            Handed::Taken => {
+                return Poll::Ready(Err(Error::with_kind(
+                    ErrorKind::AlreadyTaken,
+                    this.node.path().clone(),
+                    "its result was already taken by an earlier `.await` of this handle",
+                )));
+            }
+            Handed::Waiting => match &mut this.task {
+                Some(task) => {
+                    // A value needs no look at the node: once the task has
+                    // ended with one, no failure can come, and its subtree
+                    // was joined before it.
+                    if let Ok(Some(value)) = std::task::ready!(Pin::new(task).poll(cx)) {
+                        this.result = Handed::Taken;
+                        return Poll::Ready(Ok(value));
+                    }
+                    this.task = None;
+                    this.result = Handed::Ended;
+                }
+                // A refused spawn: its failure is there from the start.
+                None if this.node.has_failure() => this.result = Handed::Ended,
+                None => return Poll::Pending,
+            },
+            Handed::Ended => {}
         }
         // An aborted child's task ends at once, and its subtree is dropped
         // one level at a time after it: the result waits until the last
@@ -176,18 +212,7 @@ impl<T> Future for Child<T> {
         if this.node.is_abort_asked() {
             std::task::ready!(this.node.poll_idle(cx));
         }
-        let output = match &mut this.task {
-            Some(task) => std::task::ready!(Pin::new(task).poll(cx)),
-            // A refused spawn: its failure is there from the start.
-            None if this.node.has_failure() => Ok(None),
-            None => return Poll::Pending,
-        };
-        this.taken = true;
-        // A value needs no lock: once the task has ended with one, no
-        // failure can come.
-        if let Ok(Some(value)) = output {
-            return Poll::Ready(Ok(value));
-        }
+        this.result = Handed::Taken;
         // The task has ended: a failure, if any, was offered to this handle
         // before it did.
         Poll::Ready(Err(this.node.take_failure().unwrap_or_else(|| {
@@ -205,7 +230,7 @@ impl<T> Future for Child<T> {
 
 impl<T> Drop for Child<T> {
     fn drop(&mut self) {
-        if self.taken {
+        if self.result == Handed::Taken {
             return;
         }
         if let (Some(err), Some(parent)) = (self.node.release_failure(), self.node.parent()) {
