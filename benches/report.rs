@@ -15,6 +15,8 @@
 //! cargo bench -p taskward-benches --bench report --bench memory -- --write
 //! # profile one case
 //! cargo bench -p taskward-benches --bench report -- --filter spawn_join/10000/taskward-fn --rounds 1
+//! # every sample, for a distribution or a resampling of the rounds
+//! cargo bench -p taskward-benches --bench report -- --filter nested_tree --samples nested.csv
 //! ```
 
 #[path = "support/cases.rs"]
@@ -318,6 +320,16 @@ fn main() {
          |---|---|---:|---:|---:|---:|---|\n",
     );
     let mut verdicts = String::new();
+    let mut samples = String::from("case,variant,round,seconds_per_run\n");
+    // Made before the timing, so that a path that cannot be written fails
+    // at once, not after minutes of it.
+    let samples_file = args.samples.as_ref().map(|path| match std::fs::File::create(path) {
+        Ok(file) => (path, file),
+        Err(err) => {
+            eprintln!("cannot write the samples into {path}: {err}");
+            std::process::exit(2);
+        }
+    });
     for case in cases() {
         if !case.variants.iter().any(|v| selected(&case, v, filter)) {
             continue;
@@ -328,6 +340,11 @@ fn main() {
             case.tasks
         );
         let measured = measure(&case, rounds, filter);
+        for (variant, m) in case.variants.iter().zip(&measured) {
+            for (round, per_run) in m.iter().flat_map(|m| m.per_run.iter().enumerate()) {
+                let _ = writeln!(samples, "{},{},{round},{per_run:e}", case.name(), variant.id);
+            }
+        }
         let baseline = measured[0].as_ref();
         for (variant, m) in case.variants.iter().zip(&measured) {
             let Some(m) = m else { continue };
@@ -401,6 +418,15 @@ fn main() {
         load(),
     );
     print!("{body}");
+    if let Some((path, mut file)) = samples_file {
+        match std::io::Write::write_all(&mut file, samples.as_bytes()) {
+            Ok(()) => eprintln!("wrote every sample into {path}"),
+            Err(err) => {
+                eprintln!("cannot write the samples into {path}: {err}");
+                std::process::exit(1);
+            }
+        }
+    }
     if args.write && filter.is_none() {
         match write_section("report", &body) {
             Ok(path) => eprintln!("wrote the timing table into {}", path.display()),

@@ -28,11 +28,14 @@ pub(crate) fn write_section(name: &str, body: &str) -> io::Result<PathBuf> {
 }
 
 /// The flags every generator understands: `--write` (update BENCHMARKS.md,
-/// otherwise only print), `--rounds N`, `--filter TEXT`. cargo adds `--bench`.
+/// otherwise only print), `--rounds N`, `--filter TEXT`; and `--samples
+/// PATH`, which `report` alone uses. cargo adds `--bench`.
 pub(crate) struct Args {
     pub(crate) write: bool,
     pub(crate) rounds: Option<usize>,
     pub(crate) filter: Option<String>,
+    /// Where `report` writes every sample it timed, as CSV.
+    pub(crate) samples: Option<String>,
 }
 
 impl Args {
@@ -41,6 +44,7 @@ impl Args {
             write: false,
             rounds: None,
             filter: None,
+            samples: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -48,9 +52,12 @@ impl Args {
                 "--write" => args.write = true,
                 "--rounds" => args.rounds = it.next().and_then(|n| n.parse().ok()),
                 "--filter" => args.filter = it.next(),
+                "--samples" => args.samples = it.next(),
                 "--bench" => {}
                 other => {
-                    eprintln!("unknown argument `{other}`; expected --write, --rounds N or --filter TEXT");
+                    eprintln!(
+                        "unknown argument `{other}`; expected --write, --rounds N, --filter TEXT or --samples PATH"
+                    );
                     std::process::exit(2);
                 }
             }
