@@ -17,15 +17,18 @@ use taskward::{Error, ErrorKind, Root, Scope, Task, supervised};
 const HOSTILE: &str = "hostile:";
 
 /// An error whose `Display` panics.
+#[cfg(feature = "tracing")]
 #[derive(Debug)]
 struct LoudDisplay;
 
+#[cfg(feature = "tracing")]
 impl fmt::Display for LoudDisplay {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
         panic!("hostile: display")
     }
 }
 
+#[cfg(feature = "tracing")]
 impl std::error::Error for LoudDisplay {}
 
 /// A value whose `Drop` panics.
@@ -392,15 +395,18 @@ async fn a_child_killed_in_line_whose_body_panics_when_dropped_is_a_panicked_err
 
 /// An error whose `Display` takes a snapshot of the scope it failed in,
 /// which locks that scope's node.
+#[cfg(feature = "tracing")]
 #[derive(Debug)]
 struct LooksAtItsScope(Scope);
 
+#[cfg(feature = "tracing")]
 impl fmt::Display for LooksAtItsScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "failed among {} tasks", self.0.tree().len())
     }
 }
 
+#[cfg(feature = "tracing")]
 impl std::error::Error for LooksAtItsScope {}
 
 // Regression: the escalation event formatted the error while the scope's
