@@ -1,12 +1,13 @@
 //! The interleaved comparison behind BENCHMARKS.md.
 //!
-//! For every case, each round runs every variant once (in an order rotated
-//! from round to round) on the same 2-worker runtime, so the baseline and
-//! taskward see the same machine at the same moment. A variant's ratio is
-//! the median over the rounds of its time divided by the baseline's time of
-//! the same round. Each target's verdict comes with a 90% interval of that
-//! median: where it reaches across the target, the verdict is within the
-//! noise of the machine.
+//! For every case, each round runs every variant once (in the order of a
+//! Williams design, `support/order.rs`, so that every variant follows
+//! every other equally often) on the same 2-worker runtime, so the
+//! baseline and taskward see the same machine at the same moment. A
+//! variant's ratio is the median over the rounds of its time divided by
+//! the baseline's time of the same round. Each target's verdict comes with
+//! a 90% interval of that median: where it reaches across the target, the
+//! verdict is within the noise of the machine.
 //!
 //! ```sh
 //! # print the table
@@ -21,6 +22,8 @@
 
 #[path = "support/cases.rs"]
 mod cases;
+#[path = "support/order.rs"]
+mod order;
 #[path = "support/section.rs"]
 mod section;
 #[path = "support/tasks.rs"]
@@ -235,8 +238,8 @@ fn measure(case: &Case, rounds: usize, filter: Option<&str>) -> Vec<Option<Measu
         })
         .collect();
     for round in 0..rounds {
-        for k in 0..chosen.len() {
-            let i = chosen[(round + k) % chosen.len()];
+        for k in order::order(chosen.len(), round) {
+            let i = chosen[k];
             let elapsed: Duration = case.time(&rt, &case.variants[i], iters);
             let per_run = elapsed.as_secs_f64() / iters as f64;
             let m = measured[i].as_mut().expect("a chosen variant");
