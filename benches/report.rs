@@ -323,11 +323,11 @@ fn main() {
          |---|---|---:|---:|---:|---:|---|\n",
     );
     let mut verdicts = String::new();
-    let mut samples = String::from("case,variant,round,seconds_per_run\n");
-    // Made before the timing, so that a path that cannot be written fails
-    // at once, not after minutes of it.
-    let samples_file = args.samples.as_ref().map(|path| match std::fs::File::create(path) {
-        Ok(file) => (path, file),
+    // `--samples`: the file, made before the timing so that a path that
+    // cannot be written fails at once, not after minutes of it, and the
+    // lines for it.
+    let mut samples = args.samples.as_ref().map(|path| match std::fs::File::create(path) {
+        Ok(file) => (path, file, String::from("case,variant,round,seconds_per_run\n")),
         Err(err) => {
             eprintln!("cannot write the samples into {path}: {err}");
             std::process::exit(2);
@@ -343,9 +343,11 @@ fn main() {
             case.tasks
         );
         let measured = measure(&case, rounds, filter);
-        for (variant, m) in case.variants.iter().zip(&measured) {
-            for (round, per_run) in m.iter().flat_map(|m| m.per_run.iter().enumerate()) {
-                let _ = writeln!(samples, "{},{},{round},{per_run:e}", case.name(), variant.id);
+        if let Some((_, _, lines)) = &mut samples {
+            for (variant, m) in case.variants.iter().zip(&measured) {
+                for (round, per_run) in m.iter().flat_map(|m| m.per_run.iter().enumerate()) {
+                    let _ = writeln!(lines, "{},{},{round},{per_run:e}", case.name(), variant.id);
+                }
             }
         }
         let baseline = measured[0].as_ref();
@@ -421,8 +423,8 @@ fn main() {
         load(),
     );
     print!("{body}");
-    if let Some((path, mut file)) = samples_file {
-        match std::io::Write::write_all(&mut file, samples.as_bytes()) {
+    if let Some((path, mut file, lines)) = samples {
+        match std::io::Write::write_all(&mut file, lines.as_bytes()) {
             Ok(()) => eprintln!("wrote every sample into {path}"),
             Err(err) => {
                 eprintln!("cannot write the samples into {path}: {err}");
