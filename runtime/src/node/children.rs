@@ -102,9 +102,9 @@ impl Children {
         }
     }
 
-    /// Adds `entry` at the end; gives back its slot. Inlined into the
-    /// spawn, where a call cost about 20 instructions.
-    #[inline]
+    /// Adds `entry` at the end; gives back its slot. Always inlined into
+    /// the spawn, where a call cost 13 to 20 instructions.
+    #[inline(always)]
     pub(super) fn push(&mut self, entry: Entry) -> usize {
         if self.first.len() < Self::FIRST {
             if self.first.capacity() == 0 {

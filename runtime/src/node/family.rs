@@ -88,9 +88,11 @@ impl Family {
     /// the two empty lists cost an out-of-line drop, about 30 instructions
     /// a spawn.
     ///
-    /// Inlined into the spawn, the sweep kept out of line: a call here
-    /// and one to `Children::push` cost about 40 instructions a spawn.
-    #[inline]
+    /// Always inlined into the spawn, the sweep kept out of line: a call
+    /// here and one to `Children::push` cost about 40 instructions a
+    /// spawn. A plain `#[inline]` left both calls in the spawn once
+    /// `register` was inlined there (session 16).
+    #[inline(always)]
     #[must_use = "what the sweep looked at is dropped once the lock is released"]
     pub(super) fn push_child(&mut self, child: &Arc<Node>, members: usize) -> Option<Swept> {
         let swept = if sweep_due(&self.children, members) {
