@@ -1,9 +1,10 @@
 //! The interleaved comparison behind BENCHMARKS.md.
 //!
-//! For every case, each round runs every variant once (in the order of a
-//! Williams design, `support/order.rs`, so that every variant follows
-//! every other equally often) on the same 2-worker runtime, so the
-//! baseline and taskward see the same machine at the same moment. A
+//! Each round runs every case in turn, each on its own 2-worker runtime,
+//! and within a case every variant once (in the order of a Williams
+//! design, `support/order.rs`, so that every variant follows every other
+//! equally often), so the baseline and taskward see the same machine at
+//! the same moment, and every case's rounds are spread over the whole run. A
 //! variant's ratio is the median over the rounds of its time divided by
 //! the baseline's time of the same round. Each target's verdict comes with
 //! a 90% interval of that median: where it reaches across the target, the
@@ -39,7 +40,7 @@ use section::{Args, write_section};
 /// 25, two runs of one build put the nested tree at 1.08x and 1.25x of
 /// `JoinSet`: a round's ratio ranges over 0.5x to 3x on a shared machine.
 /// With 101 the median's 90% interval (`median_interval`) is 0.03 to 0.1
-/// wide, and the whole report takes about four minutes here
+/// wide, and the whole report takes about five minutes here
 /// (benches/PROFILE-NOTES.md, session 14).
 const ROUNDS: usize = 101;
 
@@ -218,36 +219,92 @@ fn selected(case: &Case, variant: &cases::Variant, filter: Option<&str>) -> bool
     })
 }
 
-/// Runs every selected variant of `case` for `rounds` interleaved rounds.
-fn measure(case: &Case, rounds: usize, filter: Option<&str>) -> Vec<Option<Measured>> {
-    let rt = runtime();
-    let iters = (TASKS_PER_SAMPLE / case.tasks).max(1) as u64;
-    let chosen: Vec<usize> = (0..case.variants.len())
-        .filter(|&i| selected(case, &case.variants[i], filter))
-        .collect();
-    // One untimed run of each first: thread start, allocator and caches.
-    for &i in &chosen {
-        case.time(&rt, &case.variants[i], 1);
-    }
-    let mut measured: Vec<Option<Measured>> = (0..case.variants.len())
-        .map(|i| {
-            chosen.contains(&i).then(|| Measured {
-                per_task: Vec::new(),
-                per_run: Vec::new(),
-            })
+/// What `measure` keeps of one case while the rounds run.
+struct Plan<'a> {
+    case: &'a Case,
+    /// The case's own runtime, made once.
+    rt: tokio::runtime::Runtime,
+    /// Runs per sample.
+    iters: u64,
+    /// The indices of the selected variants.
+    chosen: Vec<usize>,
+    /// One entry per variant, `None` for a variant not selected.
+    measured: Vec<Option<Measured>>,
+}
+
+/// Runs every selected variant of every case in `cases` (each has at
+/// least one) for `rounds` interleaved rounds, and gives each case's
+/// measurements (one entry per variant, `None` where not selected).
+///
+/// Round `r` runs every case once, one after the other, each on its own
+/// runtime, before round `r + 1` begins: every case's rounds are spread
+/// over the whole run, so that a change of the machine's state during it
+/// (a neighbour's load, which moved whole one-case stretches of a minute
+/// by more than their 90% intervals) weighs on every case alike, rather
+/// than on the one case that was running then. Within a case's turn, the
+/// variants run in the order of a Williams design (`order.rs`).
+fn measure(cases: &[Case], rounds: usize, filter: Option<&str>) -> Vec<Vec<Option<Measured>>> {
+    let mut plans: Vec<Plan<'_>> = cases
+        .iter()
+        .map(|case| {
+            let chosen: Vec<usize> = (0..case.variants.len())
+                .filter(|&i| selected(case, &case.variants[i], filter))
+                .collect();
+            let measured = (0..case.variants.len())
+                .map(|i| {
+                    chosen.contains(&i).then(|| Measured {
+                        per_task: Vec::new(),
+                        per_run: Vec::new(),
+                    })
+                })
+                .collect();
+            Plan {
+                case,
+                rt: runtime(),
+                iters: (TASKS_PER_SAMPLE / case.tasks).max(1) as u64,
+                chosen,
+                measured,
+            }
         })
         .collect();
-    for round in 0..rounds {
-        for k in order::order(chosen.len(), round) {
-            let i = chosen[k];
-            let elapsed: Duration = case.time(&rt, &case.variants[i], iters);
-            let per_run = elapsed.as_secs_f64() / iters as f64;
-            let m = measured[i].as_mut().expect("a chosen variant");
-            m.per_run.push(per_run);
-            m.per_task.push(per_run / case.tasks as f64);
+    // One untimed run of each first: thread start, allocator and caches.
+    for plan in &plans {
+        eprintln!("warming up {} ({} tasks per run)", plan.case.name(), plan.case.tasks);
+        for &i in &plan.chosen {
+            plan.case.time(&plan.rt, &plan.case.variants[i], 1);
         }
     }
-    measured
+    for round in 0..rounds {
+        if round % 10 == 0 {
+            eprintln!("round {} of {rounds}", round + 1);
+        }
+        for plan in &mut plans {
+            // The variant that ran last in this case's previous turn (in
+            // its warm-up, for the first) runs once more, untimed: each
+            // timed run then follows a run of its own case, on the heap
+            // and caches that case leaves, as when the cases ran one after
+            // the other, not a run of the case before on another runtime
+            // (which the order would spread over the variants, but which
+            // does not slow them all alike). About 15% more time.
+            let before = match round {
+                0 => plan.chosen.len().checked_sub(1),
+                _ => order::order(plan.chosen.len(), round - 1).last().copied(),
+            };
+            if let Some(last) = before {
+                plan.case
+                    .time(&plan.rt, &plan.case.variants[plan.chosen[last]], plan.iters);
+            }
+            for k in order::order(plan.chosen.len(), round) {
+                let i = plan.chosen[k];
+                let elapsed: Duration = plan.case.time(&plan.rt, &plan.case.variants[i], plan.iters);
+                let per_run = elapsed.as_secs_f64() / plan.iters as f64;
+                let m = plan.measured[i].as_mut().expect("a chosen variant");
+                m.per_run.push(per_run);
+                m.per_task.push(per_run / plan.case.tasks as f64);
+            }
+        }
+    }
+    plans.into_iter().map(|plan| plan.measured).collect()
 }
 
 fn read(path: &str) -> String {
@@ -333,16 +390,12 @@ fn main() {
             std::process::exit(2);
         }
     });
-    for case in cases() {
-        if !case.variants.iter().any(|v| selected(&case, v, filter)) {
-            continue;
-        }
-        eprintln!(
-            "measuring {} ({} tasks per run, {rounds} rounds)",
-            case.name(),
-            case.tasks
-        );
-        let measured = measure(&case, rounds, filter);
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|case| case.variants.iter().any(|v| selected(case, v, filter)))
+        .collect();
+    let all = measure(&cases, rounds, filter);
+    for (case, measured) in cases.iter().zip(all) {
         if let Some((_, _, lines)) = &mut samples {
             for (variant, m) in case.variants.iter().zip(&measured) {
                 for (round, per_run) in m.iter().flat_map(|m| m.per_run.iter().enumerate()) {
