@@ -279,18 +279,19 @@ fn measure(cases: &[Case], rounds: usize, filter: Option<&str>) -> Vec<Vec<Optio
             eprintln!("round {} of {rounds}", round + 1);
         }
         for plan in &mut plans {
-            // The variant that ran last in this case's previous turn (in
-            // its warm-up, for the first) runs once more, untimed: each
-            // timed run then follows a run of its own case, on the heap
-            // and caches that case leaves, as when the cases ran one after
-            // the other, not a run of the case before on another runtime
-            // (which the order would spread over the variants, but which
-            // does not slow them all alike). About 15% more time.
-            let before = match round {
-                0 => plan.chosen.len().checked_sub(1),
-                _ => order::order(plan.chosen.len(), round - 1).last().copied(),
-            };
-            if let Some(last) = before {
+            // The variant that ran last in this case's previous turn runs
+            // once more, untimed: each timed run then follows a run of its
+            // own case, on the heap and caches that case leaves, as when
+            // the cases ran one after the other, not a run of the case
+            // before on another runtime (which the order would spread over
+            // the variants, but which does not slow them all alike). About
+            // 15% more time. Not before the first round, which follows the
+            // warm-ups: so that `--rounds 1`, for a profile, still runs one
+            // warm-up run and one sample of each variant selected.
+            if let Some(last) = round
+                .checked_sub(1)
+                .and_then(|before| order::order(plan.chosen.len(), before).last().copied())
+            {
                 plan.case
                     .time(&plan.rt, &plan.case.variants[plan.chosen[last]], plan.iters);
             }
