@@ -284,7 +284,7 @@ fn measure(cases: &[Case], rounds: usize, filter: Option<&str>) -> Vec<Vec<Optio
             // own case, on the heap and caches that case leaves, as when
             // the cases ran one after the other, not a run of the case
             // before on another runtime (which the order would spread over
-            // the variants, but which does not slow them all alike). About
+            // the variants, but which need not slow them all alike). About
             // 15% more time. Not before the first round, which follows the
             // warm-ups: so that `--rounds 1`, for a profile, still runs one
             // warm-up run and one sample of each variant selected.
