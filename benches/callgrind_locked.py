@@ -39,6 +39,8 @@ def executed(path):
     with open(path) as profile:
         for line in profile:
             line = line.rstrip("\n")
+            if line.startswith("positions:") and line.split()[1:2] != ["instr"]:
+                sys.exit(f"{path} has no instruction addresses: make it with valgrind --tool=callgrind --dump-instr=yes")
             if line.startswith("ob="):
                 ob = name("ob", line[3:])
             elif line.startswith("fn="):
