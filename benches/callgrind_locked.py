@@ -3,6 +3,10 @@
 instructions with a `lock` prefix, and `xchg` with memory, which locks
 implicitly), per task, by function. Used for benches/PROFILE-NOTES.md.
 
+    python3 benches/callgrind_locked.py TASKS PROFILE
+
+For example:
+
     TASKWARD_BENCH_WORKERS=1 valgrind --tool=callgrind --dump-instr=yes \\
         --callgrind-out-file=nested.cg $R --filter 'nested_tree/depth4_fanout10/taskward-fn$' --rounds 1
     python3 benches/callgrind_locked.py 111100 nested.cg
