@@ -156,7 +156,7 @@
 ///                 // body
 ///             }
 ///         });
-///         __private::Supervised::<io::Result<u64>>::new(&"sizes", __private::Policy::FailFast, __taskward_body)
+///         __private::Supervised::<io::Result<u64>>::new_with_token(&"sizes", __private::Policy::FailFast, __taskward_body)
 ///     }
 /// }
 /// ```
@@ -167,8 +167,9 @@
 ///   body's return type. It is a named type, not an `impl Trait`, so that a
 ///   supervised function can spawn itself.
 /// - The call makes the body at once, an `async move` block holding the
-///   arguments, and `Supervised::new` boxes it: that is the one allocation
-///   of a call, and a spawn moves the body back out of the box. Nothing
+///   arguments, and the constructor (here `new_with_token`) boxes it: the
+///   one allocation of a call, and a spawn moves the body back out of the
+///   box. Nothing
 ///   runs until the task is spawned. At its first poll the body moves every
 ///   argument in (so that, as with an `async fn`, each lives until the body
 ///   ends, even one the body never names: `_permit: OwnedSemaphorePermit`
@@ -177,7 +178,10 @@
 ///   it. A function that has neither (nor a [`Ready`] parameter) skips that
 ///   line and is made with `Supervised::new_unscoped`: the runtime then
 ///   hands its body no scope, and its task holds no second reference to its
-///   node while it runs. The `if let` that never runs fixes the block's
+///   node while it runs. One that has a token parameter is made with
+///   `Supervised::new_with_token`: its token is made when it is spawned,
+///   by the spawning task, rather than at its first poll (its value is the
+///   same either way). The `if let` that never runs fixes the block's
 ///   type for `?` and `return`; then the body runs, unchanged. Its future
 ///   must be `Send` (it may run on any worker thread: `check_send` says so
 ///   at `async`).

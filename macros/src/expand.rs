@@ -31,6 +31,7 @@ pub(crate) fn expand(model: Model) -> TokenStream {
     // does not hand it one. A parameter under a `#[cfg]` counts, compiled
     // in or not.
     let scoped = !injected.is_empty();
+    let tokened = injected.iter().any(|param| param.kind == Injection::Token);
     // The task's own `Scope`, hidden from the body. A `&Scope` parameter
     // borrows it: the hidden binding takes that parameter's name and place,
     // so that a borrow that must outlive the body (the reference moved into
@@ -109,7 +110,13 @@ pub(crate) fn expand(model: Model) -> TokenStream {
             .map(|format| quote_spanned!(format.lit.span()=> .formatted(#name_var)));
         // A local body that does not take its scope is handed one all the
         // same (`LocalSupervised` has no other constructor); it drops it.
-        let new = if scoped || local {
+        // A body that names its token has it made by the spawn
+        // (`Supervised::new_with_token`).
+        let new = if local {
+            quote_spanned!(span=> new)
+        } else if tokened {
+            quote_spanned!(span=> new_with_token)
+        } else if scoped {
             quote_spanned!(span=> new)
         } else {
             quote_spanned!(span=> new_unscoped)

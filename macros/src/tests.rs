@@ -659,3 +659,42 @@ fn only_a_function_that_names_its_scope_or_token_takes_it() {
     assert!(takes_scope("async fn f(#[scope] s: &S) {}"));
     assert!(takes_scope("async fn f(#[cfg(any())] scope: &Scope) {}"));
 }
+
+/// A function that names its token is made with
+/// `Supervised::new_with_token`, so that its token is made by the spawn;
+/// one that names only its scope or a `Ready`, with `Supervised::new`. A
+/// local one is always made with `LocalSupervised::new`.
+#[test]
+fn only_a_function_that_names_its_token_has_it_made_by_the_spawn() {
+    let constructor = |attr: &str, item: &str| {
+        let output = supervised2(parse(attr), parse(item)).to_string();
+        assert!(!output.contains("compile_error"), "{item}: {output}");
+        ["new_with_token", "new_unscoped", "new"]
+            .into_iter()
+            .find(|new| output.contains(&format!(":: {new} (")))
+            .unwrap_or_else(|| panic!("{item}: no constructor in {output}"))
+    };
+    assert_eq!(
+        constructor("", "async fn f(token: CancellationToken) {}"),
+        "new_with_token"
+    );
+    assert_eq!(
+        constructor(
+            "",
+            "async fn f(scope: &Scope, t: tokio_util::sync::CancellationToken) {}"
+        ),
+        "new_with_token"
+    );
+    assert_eq!(
+        constructor("", "async fn f(#[token] t: Tok, i: u8) {}"),
+        "new_with_token"
+    );
+    assert_eq!(
+        constructor("", "async fn f(#[cfg(any())] token: CancellationToken) {}"),
+        "new_with_token"
+    );
+    assert_eq!(constructor("", "async fn f(scope: &Scope) {}"), "new");
+    assert_eq!(constructor("", "async fn f(up: Ready<u16>) {}"), "new");
+    assert_eq!(constructor("", "async fn f(i: u8) {}"), "new_unscoped");
+    assert_eq!(constructor("local", "async fn f(token: CancellationToken) {}"), "new");
+}

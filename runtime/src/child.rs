@@ -81,6 +81,12 @@ impl<T> Child<T> {
         }
     }
 
+    /// The child's node, for the unit tests.
+    #[cfg(test)]
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// Cancels the child's token, and so its whole subtree. Cancellation is
     /// cooperative: the child sees it through its token or scope.
     pub fn cancel(&self) {

@@ -136,14 +136,18 @@ pub(crate) struct Spawn<'a> {
 }
 
 impl Spawn<'_> {
-    /// Spawns `body`, which takes its scope at its first poll if `scoped`.
+    /// Spawns `body`, which takes its scope at its first poll if `scoped`;
+    /// its token is made first if `token` (see `Supervised::new_with_token`).
     /// Always inlined into `LazyBody::spawn`, its one caller per body
     /// type: the call cost 12 to 17 instructions per task.
     #[inline(always)]
-    pub(crate) fn lazy<B>(self, body: B, scoped: bool) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
+    pub(crate) fn lazy<B>(self, body: B, scoped: bool, token: bool) -> JoinHandle<Option<<B::Output as TaskResult>::Ok>>
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
+        if token {
+            let _ = self.membership.node().token();
+        }
         let task = self.membership.drive(body, scoped);
         match self.inbox {
             None => spawn_task(self.runtime, task),
@@ -239,5 +243,53 @@ impl Node {
         let task = Post::new(membership.drive(body, false), Arc::clone(inbox));
         let task = spawn_task(runtime, task);
         Member { node, task: Some(task) }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::{Node, Shared};
+    use crate::policy::Policy;
+    use crate::task::{Name, Supervised};
+
+    /// A `#[supervised]` function that names its token has it made by its
+    /// spawn, before its body first runs, as a child of its parent's; one
+    /// that names only its scope has none until it asks for it.
+    #[test]
+    fn a_function_that_names_its_token_has_it_made_by_its_spawn() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let shared = Arc::new(Shared::new(runtime.handle().clone(), None));
+        let root = Node::root(
+            shared,
+            Name::Fixed(&"root"),
+            Policy::FailFast,
+            CancellationToken::new(),
+            None,
+        );
+        let body = || async { Ok::<u8, Infallible>(7) };
+        let tokened = root.spawn(Supervised::<Result<u8, Infallible>>::new_with_token(
+            &"tokened",
+            Policy::FailFast,
+            body(),
+        ));
+        let scoped = root.spawn(Supervised::<Result<u8, Infallible>>::new(
+            &"scoped",
+            Policy::FailFast,
+            body(),
+        ));
+        // Neither body has run: the runtime has not been driven yet.
+        assert!(tokened.node().token.get().is_some());
+        assert!(scoped.node().token.get().is_none());
+        root.cancel();
+        assert!(tokened.node().token.get().is_some_and(CancellationToken::is_cancelled));
+        runtime.block_on(async {
+            assert_eq!(tokened.await.unwrap(), 7);
+            assert_eq!(scoped.await.unwrap(), 7);
+        });
     }
 }
