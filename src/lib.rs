@@ -169,22 +169,22 @@
 /// - The call makes the body at once, an `async move` block holding the
 ///   arguments, and the constructor (here `new_with_token`) boxes it: the
 ///   one allocation of a call, and a spawn moves the body back out of the
-///   box. Nothing
-///   runs until the task is spawned. At its first poll the body moves every
-///   argument in (so that, as with an `async fn`, each lives until the body
-///   ends, even one the body never names: `_permit: OwnedSemaphorePermit`
-///   holds its permit for the whole task), takes its scope from the runtime
-///   (`__private::scope()`) and binds the scope and token parameters from
-///   it. A function that has neither (nor a [`Ready`] parameter) skips that
-///   line and is made with `Supervised::new_unscoped`: the runtime then
-///   hands its body no scope, and its task holds no second reference to its
-///   node while it runs. One that has a token parameter is made with
-///   `Supervised::new_with_token`: its token is made when it is spawned,
-///   by the spawning task, rather than at its first poll (its value is the
-///   same either way). The `if let` that never runs fixes the block's
-///   type for `?` and `return`; then the body runs, unchanged. Its future
-///   must be `Send` (it may run on any worker thread: `check_send` says so
-///   at `async`).
+///   box. Nothing runs until the task is spawned. At its first poll the
+///   body moves every argument in (so that, as with an `async fn`, each
+///   lives until the body ends, even one the body never names:
+///   `_permit: OwnedSemaphorePermit` holds its permit for the whole task),
+///   takes its scope from the runtime (`__private::scope()`) and binds the
+///   scope and token parameters from it. A function that has neither (nor a
+///   [`Ready`] parameter) skips that line and is made with
+///   `Supervised::new_unscoped`: the runtime then hands its body no scope,
+///   and its task holds no second reference to its node while it runs. One
+///   that has a token parameter is made with `Supervised::new_with_token`:
+///   its token is made when it is spawned, by the spawning task, rather
+///   than at its first poll (unless it waits in line for a slot of its
+///   scope's limit; its value is the same either way). The `if let` that
+///   never runs fixes the block's type for `?` and `return`; then the body
+///   runs, unchanged. Its future must be `Send` (it may run on any worker
+///   thread: `check_send` says so at `async`).
 /// - The function is not `#[must_use]`, its `Supervised` value is: a call
 ///   left unused is one warning.
 /// - Attributes, doc comments, visibility, generics and where-clauses are

@@ -403,6 +403,11 @@ pub(crate) struct Membership {
 
 impl Membership {
     /// The member's node: its scope, and what its `Child` handle holds.
+    /// Whether the child waits in line for a slot of its scope's limit.
+    pub(super) fn is_queued(&self) -> bool {
+        self.wait.is_some()
+    }
+
     pub(super) fn node(&self) -> &Arc<Node> {
         &self.node
     }

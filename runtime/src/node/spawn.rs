@@ -137,7 +137,9 @@ pub(crate) struct Spawn<'a> {
 
 impl Spawn<'_> {
     /// Spawns `body`, which takes its scope at its first poll if `scoped`;
-    /// its token is made first if `token` (see `Supervised::new_with_token`).
+    /// its token is made first if `token` (see `Supervised::new_with_token`),
+    /// unless the child waits in line for a slot: it makes it when it
+    /// starts, so that a backlog of queued children holds no tokens.
     /// Always inlined into `LazyBody::spawn`, its one caller per body
     /// type: the call cost 12 to 17 instructions per task.
     #[inline(always)]
@@ -145,7 +147,7 @@ impl Spawn<'_> {
     where
         B: Future<Output: TaskResult> + Send + 'static,
     {
-        if token {
+        if token && !self.membership.is_queued() {
             let _ = self.membership.node().token();
         }
         let task = self.membership.drive(body, scoped);
@@ -285,11 +287,22 @@ mod tests {
         // Neither body has run: the runtime has not been driven yet.
         assert!(tokened.node().token.get().is_some());
         assert!(scoped.node().token.get().is_none());
+        // One in line for a slot of its scope's limit makes it when it
+        // starts.
+        crate::Scope::from_node(Arc::clone(&root)).set_limit(2);
+        let queued = root.spawn(Supervised::<Result<u8, Infallible>>::new_with_token(
+            &"queued",
+            Policy::FailFast,
+            body(),
+        ));
+        assert_eq!(queued.node().stage(), super::super::state::Stage::Queued);
+        assert!(queued.node().token.get().is_none());
         root.cancel();
         assert!(tokened.node().token.get().is_some_and(CancellationToken::is_cancelled));
         runtime.block_on(async {
             assert_eq!(tokened.await.unwrap(), 7);
             assert_eq!(scoped.await.unwrap(), 7);
+            assert_eq!(queued.await.unwrap(), 7);
         });
     }
 }

@@ -444,15 +444,17 @@ impl<R, S> Supervised<R, S> {
     }
 
     /// The task of a `#[supervised]` call whose function names its token:
-    /// as `new`, but the token is made by the spawn, not at the body's
-    /// first poll. Made there, the tokens of a scope's children are made
-    /// by the spawning task, in the order of the spawns, where at their
-    /// first polls they were made by whichever worker ran each child, in
-    /// the order the children happened to run. A parent cancelled then
-    /// walks its children's tokens in that order: in the spawn's order it
-    /// cancelled 50 000 idle children about 11% faster
-    /// (benches/PROFILE-NOTES.md, session 18). The body would make the
-    /// token at its first poll anyway.
+    /// as `new`, but its spawn makes the token, unless the child waits in
+    /// line for a slot of its scope's limit (its body then makes it at its
+    /// first poll, as any other body does). Made by the spawns, the tokens
+    /// of a scope's children come in the order of the spawns, from the
+    /// spawning task; made at the first polls, they came from whichever
+    /// worker ran each child first, in the order the children happened to
+    /// run. A cancel walks a token's children in the order they were made:
+    /// cancelling 50 000 idle children went from 1.17x to 1.08x
+    /// `TaskTracker` + child tokens, for the same instructions
+    /// (benches/PROFILE-NOTES.md, session 18, item 7). The body would make
+    /// the token at its first poll anyway.
     #[doc(hidden)]
     #[inline(always)]
     pub fn new_with_token<F>(name: &'static &'static str, policy: Policy, body: F) -> Self
