@@ -552,19 +552,12 @@ mod tests {
     /// upgraded back to the caller, which drops them after the lock.
     #[test]
     fn the_sweep_hands_back_every_node_it_upgraded() {
+        use super::super::Node;
         use super::super::state::RELEASED;
-        use super::super::{Name, Node, Shared};
         use crate::Policy;
 
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let shared = Arc::new(Shared::new(runtime.handle().clone(), None));
-        let root = Node::root(
-            shared,
-            Name::Fixed(&"root"),
-            Policy::FailFast,
-            tokio_util::sync::CancellationToken::new(),
-            None,
-        );
+        let root = Node::root_for_test(&runtime);
         let child = || Arc::new(Node::for_test(Some(Arc::clone(&root)), Policy::FailFast));
         let mut family = super::Family::new(Waker::noop().clone());
         let full = super::Children::FIRST;

@@ -299,6 +299,20 @@ impl Node {
         Node::new(parent, None, stamp, Name::Fixed(&"child"), policy, None, None)
     }
 
+    /// For the unit tests: a root named `root`, whose tree runs on
+    /// `runtime`.
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn root_for_test(runtime: &tokio::runtime::Runtime) -> Arc<Node> {
+        let shared = Arc::new(Shared::new(runtime.handle().clone(), None));
+        Node::root(
+            shared,
+            Name::Fixed(&"root"),
+            Policy::FailFast,
+            CancellationToken::new(),
+            None,
+        )
+    }
+
     pub(crate) fn root(
         shared: Arc<Shared>,
         name: Name,

@@ -255,9 +255,9 @@ mod tests {
 
     use tokio_util::sync::CancellationToken;
 
-    use super::super::{Node, Shared};
+    use super::super::Node;
     use crate::policy::Policy;
-    use crate::task::{Name, Supervised};
+    use crate::task::Supervised;
 
     /// A `#[supervised]` function that names its token has it made by its
     /// spawn, before its body first runs, as a child of its parent's; one
@@ -265,14 +265,7 @@ mod tests {
     #[test]
     fn a_function_that_names_its_token_has_it_made_by_its_spawn() {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let shared = Arc::new(Shared::new(runtime.handle().clone(), None));
-        let root = Node::root(
-            shared,
-            Name::Fixed(&"root"),
-            Policy::FailFast,
-            CancellationToken::new(),
-            None,
-        );
+        let root = Node::root_for_test(&runtime);
         let body = || async { Ok::<u8, Infallible>(7) };
         let tokened = root.spawn(Supervised::<Result<u8, Infallible>>::new_with_token(
             &"tokened",
