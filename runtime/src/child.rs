@@ -82,7 +82,7 @@ impl<T> Child<T> {
     }
 
     /// The child's node, for the unit tests.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn node(&self) -> &Arc<Node> {
         &self.node
     }
