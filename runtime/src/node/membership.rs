@@ -403,13 +403,13 @@ pub(crate) struct Membership {
 
 impl Membership {
     /// The member's node: its scope, and what its `Child` handle holds.
+    pub(super) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// Whether the child waits in line for a slot of its scope's limit.
     pub(super) fn is_queued(&self) -> bool {
         self.wait.is_some()
-    }
-
-    pub(super) fn node(&self) -> &Arc<Node> {
-        &self.node
     }
 
     /// The future of the member's task: it waits for its slot if in line,
