@@ -39,29 +39,26 @@ GLUE = re.compile(
 )
 
 
-def check(path):
-    """Exits, saying what to do, unless the profile has DWARF call graphs."""
+def perf(command, path, *options):
+    """The output of `perf COMMAND -i PATH OPTIONS...`; exits, saying why, if
+    perf cannot read the profile."""
     try:
-        events = subprocess.run(
-            ["perf", "evlist", "-i", path, "-v"], capture_output=True, text=True, check=True
+        return subprocess.run(
+            ["perf", command, "-i", path, *options], capture_output=True, text=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError) as err:
-        sys.exit(f"perf evlist could not read {path}: {err}")
-    if "STACK_USER" not in events:
+        sys.exit(f"perf {command} could not read {path}: {err}")
+
+
+def check(path):
+    """Exits, saying what to do, unless the profile has DWARF call graphs."""
+    if "STACK_USER" not in perf("evlist", path, "-v"):
         sys.exit(f"{path} has no DWARF call graphs: record it with perf record --call-graph dwarf")
 
 
 def stacks(path):
     """Each sample's stack, leaf first, as function names."""
-    try:
-        script = subprocess.run(
-            ["perf", "script", "-i", path, "-F", "ip,sym"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as err:
-        sys.exit(f"perf script could not read {path}: {err}")
+    script = perf("script", path, "-F", "ip,sym")
     for block in script.split("\n\n"):
         frames = [line.split(None, 1) for line in block.strip().splitlines()]
         names = [frame[1] if len(frame) > 1 else frame[0] for frame in frames if frame]
@@ -73,7 +70,10 @@ def main():
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     path = sys.argv[1]
-    rows = int(sys.argv[2]) if len(sys.argv) == 3 else 20
+    rows = sys.argv[2] if len(sys.argv) == 3 else "20"
+    if not rows.isdigit():
+        sys.exit(f"ROWS is a number of rows to print, not {rows!r}\n{__doc__}")
+    rows = int(rows)
     check(path)
     callers = collections.Counter()
     samples = locked = 0
