@@ -19,8 +19,8 @@ use super::Node;
 /// A child in its parent's list.
 #[derive(Default)]
 pub(super) struct Entry {
-    /// Weak: a parent does not keep its children's nodes alive. Empty once
-    /// the child took its entry out (`Family::forget_child`).
+    /// Weak: a parent does not keep its children's nodes alive. Empty
+    /// only where a sweep moved it from (`Children::retain_mut`).
     pub(super) node: Weak<Node>,
     /// The child's tokio task, kept from the moment its handle was dropped
     /// before it finished (see `Node::keep_task`).

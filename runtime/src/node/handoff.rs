@@ -231,8 +231,7 @@ impl Node {
         // Every child is released: the tokio tasks of those whose handle
         // was dropped (see `keep_task`), and the nodes of those whose handle
         // is gone too, are freed here, after the lock, by the worker that
-        // joins (but for those that took their entry out: see
-        // `frees_own_entry`).
+        // joins (see `Family::children`).
         drop(released);
         self.close_token(shielded);
         Poll::Ready(Joined {
@@ -374,10 +373,8 @@ impl Node {
     /// so that its memory is freed by the worker that joins (the one that
     /// made it, most often) rather than by the one that ran it: glibc's
     /// free of a block made by another thread takes that thread's arena
-    /// lock, which the spawning thread takes at each spawn. (A child that
-    /// ends once the body has ended takes it out with its entry: see
-    /// `frees_own_entry`.) A scope already closed, or a child no longer
-    /// listed, drops it at once.
+    /// lock, which the spawning thread takes at each spawn. A scope
+    /// already closed, or a child no longer listed, drops it at once.
     pub(crate) fn keep_task(&self, child: &Node, task: AbortHandle) {
         let mut state = self.lock();
         let not_kept = match self.phase(&state) {

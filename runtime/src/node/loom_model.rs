@@ -6,10 +6,10 @@
 //! owner's abort of a child (`Child::abort`) racing its completion, a
 //! failure in its subtree, or the polls of a child whose waker is kept
 //! once; the end of a child racing its parent's cancel
-//! (`TOKEN_CANCELLED`); children taking their entries out of the list as
-//! the body ends and the join looks, or as their parent is cancelled while
-//! its body spawns (`frees_own_entry`); and a
-//! group's `Inbox`, its members' posts racing `next` and the group's drop.
+//! (`TOKEN_CANCELLED`); children whose handles were dropped ending as the
+//! body ends and the join looks, or as their parent is cancelled while its
+//! body spawns (their entries left to the join); and a group's `Inbox`,
+//! its members' posts racing `next` and the group's drop.
 //!
 //! It runs the production code itself: `Node::register`, `Membership::drive`,
 //! the `Driver`, `Node::next_error` and `Child`, whose mutexes and atomics
@@ -316,13 +316,12 @@ fn a_child_ending_while_its_parent_is_cancelled_has_its_token_cancelled() {
 }
 
 /// Children whose handles were dropped end while their parent's body ends
-/// and its join looks: a child that sees the body ended takes its entry
-/// out of the list under the parent's lock (`Node::frees_own_entry`), the
-/// last one wakes the join, a failing one is routed in the same lock.
-/// Whatever the order, the join ends, the failure escalates once, and no
-/// child's node is left alive.
+/// and its join looks: each leaves its entry (and its node) to the join
+/// (see `Family::children`), the last one wakes the join, a failing one is
+/// routed under the parent's lock. Whatever the order, the join ends, the
+/// failure escalates once, and no child's node is left alive.
 #[test]
-fn children_taking_their_entries_out_race_the_end_of_the_body_and_the_join() {
+fn children_with_dropped_handles_race_the_end_of_the_body_and_the_join() {
     ::loom::model(|| {
         let root = root(Policy::Supervise);
         let threads = Threads::default();
@@ -349,13 +348,12 @@ fn children_taking_their_entries_out_race_the_end_of_the_body_and_the_join() {
 }
 
 /// A child whose handle was dropped ends while its parent, cancelled, spawns
-/// one more: a child that sees the cancel (`CANCELLING`) takes its entry
-/// out if the lock is free then (`Node::frees_own_entry`), racing the
-/// spawn's push under the same lock. Whatever the order, the join ends and
-/// no child's node is left alive. (The cancel racing the children is
+/// one more: the child's count racing the spawn's, which registers under
+/// the lock. Whatever the order, the join ends and no child's node is left
+/// alive. (The cancel racing the children is
 /// `a_child_ending_while_its_parent_is_cancelled_has_its_token_cancelled`.)
 #[test]
-fn a_child_of_a_cancelled_scope_takes_its_entry_out_while_the_body_spawns() {
+fn a_child_of_a_cancelled_scope_ends_while_the_body_spawns() {
     ::loom::model(|| {
         let root = root(Policy::Supervise);
         let threads = Threads::default();

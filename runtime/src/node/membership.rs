@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::blocking::Blocking;
 use super::driver::ChildTask;
 use super::family::{Waiters, wake_all};
-use super::state::{ABORTED, CANCELLED, DROPPED, HANDED_UP, KILL, LIMITED, PHASE, Phase, RELEASED, SHIELDED};
+use super::state::{ABORTED, CANCELLED, HANDED_UP, KILL, LIMITED, Phase, RELEASED, SHIELDED};
 use super::{Node, Shared, State};
 use crate::cause::CancelCause;
 use crate::error::{Error, ErrorKind};
@@ -118,24 +118,16 @@ impl Node {
             child.alarm.fetch_or(RELEASED, Ordering::AcqRel);
             let (waiters, release) = match unclaimed.take() {
                 // The common case: a count, and the lock only for the last
-                // child (to wake the join), to give a slot back, or to take
-                // the child's entry out of the list.
+                // child (to wake the join) or to give a slot back. The
+                // child's entry stays in the list for the sweep or the join
+                // (see `Family::children`).
                 None => {
-                    let mut state = match node.frees_own_entry(child) {
-                        OwnEntry::Left => None,
-                        OwnEntry::Taken => Some(node.lock()),
-                        OwnEntry::TakenIfFree => node.try_lock(),
-                    };
-                    // Dropping it runs no user code (the caller holds the
-                    // node, and tokio drops a task's future and output as
-                    // the task ends): with or without the lock.
-                    let _entry = state.as_mut().map(|state| state.family().forget_child(child));
                     let before = node.members.fetch_sub(1, Ordering::AcqRel);
                     let last = before & !LIMITED == 1;
                     if before & LIMITED == 0 && !last {
                         return;
                     }
-                    let mut state = state.unwrap_or_else(|| node.lock());
+                    let mut state = node.lock();
                     if before & LIMITED != 0 {
                         state.family().limit.leave(child.key());
                     }
@@ -148,8 +140,6 @@ impl Node {
                 // child out: a join looking under it sees both or neither.
                 Some(err) => {
                     let mut state = node.lock();
-                    let _entry =
-                        (node.frees_own_entry(child) != OwnEntry::Left).then(|| state.family().forget_child(child));
                     let unreported = node.route_locked(&mut state, err);
                     let before = node.members.fetch_sub(1, Ordering::AcqRel);
                     if before & LIMITED != 0 {
@@ -175,42 +165,6 @@ impl Node {
                 }
                 _ => return,
             }
-        }
-    }
-
-    /// Whether `child`, a member of this scope being released, takes its
-    /// entry out of the children list itself (under this scope's lock),
-    /// so that its node is freed as soon as its task lets go of it, by the
-    /// worker that ran it. Only if its handle was dropped (nothing else is
-    /// likely to hold its node), and if this scope is ending: its body has
-    /// ended, so that no spawn of it contends for the lock, or it was
-    /// cancelled (`Node::cancel`, `CANCELLING`), its children then ending
-    /// together while its body has yet to see it; then only if the lock is
-    /// free, so that they do not wait for each other. The others leave
-    /// their entry to the sweep or to the join, which frees a wide scope's
-    /// nodes and tasks one after the other once the last child is gone:
-    /// where 50 000 idle children are cancelled, that was a third of the
-    /// time from the cancel to the end of the join (benches/PROFILE-NOTES.md,
-    /// sessions 11 and 12).
-    ///
-    /// A hint: the flags are read without the lock, and a handle dropped a
-    /// moment later is not seen. Either way the entry goes, only later. A
-    /// scope cancelled through its token alone (`scope.token().cancel()`,
-    /// `Root::token`, an ancestor's cancel) does not say `CANCELLING`: its
-    /// children leave their entries.
-    #[inline]
-    fn frees_own_entry(&self, child: &Node) -> OwnEntry {
-        let ending = if self.flags.load(Ordering::Relaxed) & PHASE != Phase::Body as u8 {
-            OwnEntry::Taken
-        } else if self.is_cancelling() {
-            OwnEntry::TakenIfFree
-        } else {
-            return OwnEntry::Left;
-        };
-        if child.handle.load(Ordering::Relaxed) & DROPPED != 0 {
-            ending
-        } else {
-            OwnEntry::Left
         }
     }
 
@@ -456,15 +410,4 @@ impl Drop for Unregister<'_> {
 pub(super) struct Abandoned {
     /// Its failure, if no handle took it.
     pub(super) unclaimed: Option<Error>,
-}
-
-/// Who lets go of the entry of a child released (see `frees_own_entry`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum OwnEntry {
-    /// The sweep or the join.
-    Left,
-    /// The child, as it is released.
-    Taken,
-    /// The child, if the lock is free then; else the sweep or the join.
-    TakenIfFree,
 }

@@ -23,7 +23,7 @@
 //! - `token`: lazy tokens, cancel, kill, abort;
 //! - `name`: names and paths.
 
-use std::sync::{Arc, OnceLock, PoisonError, TryLockError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use once_cell::race::OnceBox;
@@ -138,24 +138,20 @@ pub(crate) struct Node {
     /// `Relaxed` is enough.
     index: AtomicU32,
     /// Where the node's entry is in its parent's list of children (see
-    /// `Family::forget_child`), in the low 30 bits: set when it is added,
-    /// and when a sweep moves it, under the parent's lock, which is also
-    /// where it is read. The top bit is the node's policy (`SUPERVISE`):
-    /// set when the node is made, never changed, read by its children
-    /// without a lock. The next is `CANCELLING`, set by `cancel` before
-    /// the token's cancel walks the subtree, never cleared, read by its
-    /// children without a lock, as a hint (see `frees_own_entry`). One word
-    /// for the three, as the node has no room for a byte more (it is 88
-    /// bytes). A std atomic even in the loom model, which needs no step for
-    /// a value under a lock, a constant, or a hint.
+    /// `Family::keep_task`), in the low 31 bits: set when it is added, and
+    /// when a sweep moves it, under the parent's lock, which is also where
+    /// it is read. The top bit is the node's policy (`SUPERVISE`): set when
+    /// the node is made, never changed, read by its children without a
+    /// lock. One word for the two, as the node has no room for a byte more
+    /// (it is 88 bytes). A std atomic even in the loom model, which needs
+    /// no step for a value under a lock or a constant.
     place: std::sync::atomic::AtomicU32,
     /// The members: children registered and not yet released, whether
     /// running, in line for a slot, or aborted with descendants still
     /// alive (see `membership.rs`); and the `LIMITED` bit. Incremented under the lock, when a
     /// child is registered; decremented by a child that finishes, under the
     /// lock if it brings a failure (so that a join, which looks under the
-    /// lock, never misses one) or takes its entry out of the children list
-    /// (see `Node::frees_own_entry`), else without it.
+    /// lock, never misses one), else without it.
     members: AtomicU32,
     /// `KILL` and `ABORT`, looked at every time the task is polled, and
     /// `RELEASED`.
@@ -177,13 +173,10 @@ pub(crate) struct Node {
 /// `Node::place`: the policy is `Policy::Supervise` (else `FailFast`).
 const SUPERVISE: u32 = 1 << 31;
 
-/// `Node::place`: the node was cancelled (`Node::cancel`), or is being.
-const CANCELLING: u32 = 1 << 30;
-
 /// `Node::place`: the slot of a node whose entry is not where a slot can
-/// say (past 2^30 - 2 entries, 16 GiB of list): it finds none (see
-/// `Family::forget_child`). Also the mask of the slot's bits.
-const NO_SLOT: u32 = CANCELLING - 1;
+/// say (past 2^31 - 2 entries, 32 GiB of list): it finds none (see
+/// `Family::keep_task`). Also the mask of the slot's bits.
+const NO_SLOT: u32 = SUPERVISE - 1;
 
 /// The bits of `Node::place` that say slot `at`.
 fn slot_bits(at: usize) -> u32 {
@@ -344,16 +337,6 @@ impl Node {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `lock`, if nobody holds the lock now.
-    #[inline]
-    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, State>> {
-        match self.state.try_lock() {
-            Ok(state) => Some(state),
-            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-
     #[inline]
     pub(crate) fn parent(&self) -> Option<&Arc<Node>> {
         self.parent.as_ref()
@@ -381,30 +364,14 @@ impl Node {
     }
 
     /// Notes that the node's entry is at `at` in its parent's list, where
-    /// it was just added: under the parent's lock, the only writer of the
-    /// slot, and before the node is anyone else's to cancel.
+    /// it was just added or where a sweep moved it: under the parent's
+    /// lock, the only writer of the slot (the policy's bit is never
+    /// written again).
     #[inline]
     fn set_slot(&self, at: usize) {
         use std::sync::atomic::Ordering::Relaxed;
         let place = self.place.load(Relaxed);
         self.place.store((place & !NO_SLOT) | slot_bits(at), Relaxed);
-    }
-
-    /// `set_slot` for an entry a sweep moved: the node may be cancelled
-    /// meanwhile, so the slot's bits are changed in one step that keeps
-    /// the others (`CANCELLING`).
-    #[inline]
-    fn move_slot(&self, at: usize) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let old = self.place.load(Relaxed) & NO_SLOT;
-        self.place.fetch_xor(old ^ slot_bits(at), Relaxed);
-    }
-
-    /// Whether the node was cancelled (or is being), a hint for its
-    /// children (see `CANCELLING`).
-    #[inline]
-    fn is_cancelling(&self) -> bool {
-        self.place.load(std::sync::atomic::Ordering::Relaxed) & CANCELLING != 0
     }
 
     /// What the whole tree shares, found at most `SHARED_HOPS` ancestors

@@ -56,9 +56,8 @@ pub(super) const TAKEN: u8 = 4;
 /// hundreds of gigabytes: the count never reaches it.)
 pub(super) const LIMITED: u32 = 1 << 31;
 
-/// `Node::flags`, changed and read under the node's lock only (but for
-/// the hint `Node::frees_own_entry` takes of the phase): the `Phase` in the
-/// low bits, then the flags below.
+/// `Node::flags`, changed and read under the node's lock only: the
+/// `Phase` in the low bits, then the flags below.
 pub(super) const PHASE: u8 = 0b11;
 /// `Node::flags`: the node's future was dropped before it finished.
 pub(super) const ABORTED: u8 = 4;

@@ -75,12 +75,8 @@ impl Node {
 
     /// Cancels the task's token, and so its subtree's. Without a token yet,
     /// it is marked for its token to be made cancelled: its descendants'
-    /// tokens are made from it, so they will be too. Either way it says
-    /// `CANCELLING` first, for its children that end while the token's
-    /// cancel walks the subtree (see `frees_own_entry`).
+    /// tokens are made from it, so they will be too.
     pub(crate) fn cancel(&self) {
-        self.place
-            .fetch_or(super::CANCELLING, std::sync::atomic::Ordering::Relaxed);
         if let Some(token) = self.token.get() {
             self.cancel_token(token);
             return;
